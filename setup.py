@@ -1,0 +1,56 @@
+"""
+Build entry for txtlsreload.
+
+The C{twisted.plugins} package is listed explicitly: it has no
+C{__init__.py} in our tree (Twisted's own one must stay in charge), so
+setuptools would otherwise leave our plugin modules out of the wheel.
+"""
+
+from setuptools import setup
+
+with open("README.md", encoding="utf-8") as readme:
+    longDescription = readme.read()
+
+setup(
+    name="txtlsreload",
+    version="0.1.0.dev0",
+    description=(
+        "Hitless TLS certificate rotation for Twisted: reload certificate, "
+        "key, chain and client CAs from disk without a restart."
+    ),
+    long_description=longDescription,
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=["txtlsreload", "twisted.plugins"],
+    package_data={"txtlsreload": ["py.typed"]},
+    include_package_data=False,
+    install_requires=[
+        # 26.4: connections get set_app_data(tlsProtocol) and contexts are no
+        # longer mutated after a connection was made from them.
+        "twisted>=26.4",
+        "pyopenssl>=26.2",
+        "service-identity>=24.1",
+        "cryptography>=43",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "trustme>=1.2",
+        ],
+        "dev": [
+            "pytest>=8",
+            "trustme>=1.2",
+            "mypy>=1.10",
+            "mypy-zope>=1.0",
+            "ruff>=0.6",
+            "sphinx>=7",
+        ],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Topic :: Security :: Cryptography",
+        "Typing :: Typed",
+    ],
+)
