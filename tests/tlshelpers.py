@@ -1,0 +1,338 @@
+"""
+Real certificates and real in-memory TLS handshakes for the tests.
+
+Certificates are made fresh by trustme for each test and written to a
+temporary directory; handshakes run through L{TLSMemoryBIOFactory} over
+L{twisted.test.iosim}, so they are complete TLS handshakes with no sockets and
+no sleeps.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL
+from OpenSSL.crypto import X509
+from twisted.internet import ssl as tssl
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
+from twisted.test.iosim import IOPump, connectedServerAndClient
+from zope.interface import implementer
+
+
+def writeLeaf(
+    ca: trustme.CA,
+    directory: Path,
+    name: str = "server",
+    identities: tuple[str, ...] = ("localhost", "127.0.0.1", "::1"),
+    keyType: trustme.KeyType = trustme.KeyType.ECDSA,
+    notAfter: datetime.datetime | None = None,
+    commonName: str | None = None,
+) -> tuple[Path, Path, int]:
+    """
+    Issue a leaf from C{ca} and write C{name}.crt (leaf + chain) and
+    C{name}.key.
+
+    @return: The certificate path, key path and the leaf's serial number.
+    """
+    leaf = ca.issue_cert(
+        *identities,
+        common_name=commonName,
+        not_after=notAfter,
+        key_type=keyType,
+    )
+    certPath = directory / f"{name}.crt"
+    keyPath = directory / f"{name}.key"
+    certPath.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    keyPath.write_bytes(leaf.private_key_pem.bytes())
+    return certPath, keyPath, serialOf(certPath)
+
+
+def serialOf(certPath: Path) -> int:
+    """
+    The serial number of the first certificate in C{certPath}.
+    """
+    return x509.load_pem_x509_certificate(certPath.read_bytes()).serial_number
+
+
+def replaceAtomically(path: Path, data: bytes) -> None:
+    """
+    Write C{data} to C{path} the way careful tools do: a temporary file
+    renamed over the old one.
+    """
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+class _Recorder(Protocol):
+    """
+    Remembers what arrived and whether the handshake finished.
+    """
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.lostReason: Failure | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.lostReason = reason
+
+
+class _Echo(_Recorder):
+    def dataReceived(self, data: bytes) -> None:
+        super().dataReceived(data)
+        assert self.transport is not None
+        self.transport.write(data)
+
+
+class _ALPNFactory(Factory):
+    """
+    A server factory that offers protocols over ALPN, as Twisted Web does.
+    """
+
+    protocol = _Echo
+
+    def __init__(self, protocols: list[bytes]) -> None:
+        self._protocols = protocols
+
+    def acceptableProtocols(self) -> list[bytes]:
+        return self._protocols
+
+
+@dataclass
+class HandshakeResult:
+    """
+    What one in-memory handshake produced, as seen from both ends.
+    """
+
+    serverCertificate: x509.Certificate | None
+    clientProtocol: TLSMemoryBIOProtocol
+    serverProtocol: TLSMemoryBIOProtocol
+    pump: IOPump
+    negotiatedProtocol: bytes | None = None
+    clientCertificateSeenByServer: x509.Certificate | None = None
+    clientApp: _Recorder = field(default_factory=_Recorder)
+
+    @property
+    def succeeded(self) -> bool:
+        """
+        Both sides finished the handshake and the connection is still open.
+        """
+        return (
+            self.serverCertificate is not None
+            and self.clientApp.lostReason is None
+            and not self.clientProtocol.disconnected
+        )
+
+    def roundTrip(self, data: bytes) -> bytes:
+        """
+        Send C{data} from the client and return what the echo server sent back.
+        """
+        before = len(self.clientApp.received)
+        self.clientProtocol.write(data)
+        self.pump.flush()
+        return self.clientApp.received[before:]
+
+    def failureText(self) -> str:
+        """
+        The reason the client's connection was lost, as text.
+        """
+        reason = self.clientApp.lostReason
+        return "" if reason is None else str(reason.value)
+
+
+def clientOptions(
+    ca: trustme.CA | Path,
+    hostname: str | None = "localhost",
+    clientCert: trustme.LeafCert | None = None,
+    protocols: list[bytes] | None = None,
+    maximumVersion: int | None = None,
+) -> object:
+    """
+    Client TLS options trusting C{ca}.
+
+    With a C{hostname} these are Twisted's own C{optionsForClientTLS} (SNI and
+    hostname verification); with C{hostname=None} a plain pyOpenSSL client
+    that sends no SNI and checks only the chain.  C{maximumVersion} (an
+    C{SSL.TLS1_*_VERSION}) makes an old client, which needs the no-SNI one.
+    """
+    caPem = ca.cert_pem.bytes() if isinstance(ca, trustme.CA) else ca.read_bytes()
+    if hostname is not None and maximumVersion is None:
+        trustRoot = tssl.trustRootFromCertificates(
+            [tssl.Certificate.loadPEM(pem) for pem in _splitPems(caPem)]
+        )
+        kwargs: dict[str, object] = {}
+        if clientCert is not None:
+            kwargs["clientCertificate"] = tssl.PrivateCertificate.loadPEM(
+                clientCert.private_key_pem.bytes()
+                + clientCert.cert_chain_pems[0].bytes()
+            )
+        if protocols is not None:
+            kwargs["acceptableProtocols"] = protocols
+        return tssl.optionsForClientTLS(hostname, trustRoot, **kwargs)  # type: ignore[arg-type]
+    return _PlainClient(caPem, clientCert, protocols, maximumVersion)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _PlainClient:
+    """
+    A bare pyOpenSSL client: no SNI, chain verification only.
+    """
+
+    def __init__(
+        self,
+        caPem: bytes,
+        clientCert: trustme.LeafCert | None,
+        protocols: list[bytes] | None,
+        maximumVersion: int | None,
+    ) -> None:
+        context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        store = context.get_cert_store()
+        assert store is not None
+        for pem in _splitPems(caPem):
+            store.add_cert(X509.from_cryptography(x509.load_pem_x509_certificate(pem)))
+        context.set_verify(SSL.VERIFY_PEER)
+        if clientCert is not None:
+            context.use_certificate(
+                x509.load_pem_x509_certificate(clientCert.cert_chain_pems[0].bytes())
+            )
+            context.use_privatekey(
+                serialization.load_pem_private_key(
+                    clientCert.private_key_pem.bytes(), None
+                )  # type: ignore[arg-type]
+            )
+        if maximumVersion is not None:
+            context.set_min_proto_version(SSL.TLS1_VERSION)
+            context.set_max_proto_version(maximumVersion)
+            # Old protocol versions need old ciphers and security level 0.
+            context.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
+        self._context = context
+        self._protocols = protocols
+
+    def clientConnectionForTLS(
+        self, tlsProtocol: TLSMemoryBIOProtocol
+    ) -> SSL.Connection:
+        connection = SSL.Connection(self._context, None)
+        if self._protocols:
+            connection.set_alpn_protos(self._protocols)
+        return connection
+
+
+def _splitPems(data: bytes) -> list[bytes]:
+    marker = b"-----END CERTIFICATE-----"
+    return [
+        part.strip() + b"\n" + marker + b"\n"
+        for part in data.split(marker)
+        if b"BEGIN CERTIFICATE" in part
+    ]
+
+
+def handshake(
+    server: IOpenSSLServerConnectionCreator,
+    client: object,
+    serverProtocols: list[bytes] | None = None,
+) -> HandshakeResult:
+    """
+    Run a complete TLS handshake in memory between C{server} (our factory)
+    and C{client} (client options), and report what each side saw.
+    """
+    clientApp = _Recorder()
+    serverWrapped: Factory = (
+        _ALPNFactory(serverProtocols)
+        if serverProtocols is not None
+        else Factory.forProtocol(_Echo)
+    )
+    clock = Clock()
+    serverFactory = TLSMemoryBIOFactory(server, False, serverWrapped, clock=clock)
+    clientFactory = TLSMemoryBIOFactory(
+        client, True, Factory.forProtocol(lambda: clientApp), clock=clock
+    )
+    clientProtocol, serverProtocol, pump = connectedServerAndClient(
+        lambda: serverFactory.buildProtocol(None),
+        lambda: clientFactory.buildProtocol(None),
+        clock=clock,
+    )
+    pump.flush()
+    return _result(clientProtocol, serverProtocol, pump, clientApp)
+
+
+def _result(
+    clientProtocol: TLSMemoryBIOProtocol,
+    serverProtocol: TLSMemoryBIOProtocol,
+    pump: IOPump,
+    clientApp: _Recorder,
+) -> HandshakeResult:
+    serverCertificate = None
+    negotiated = None
+    clientSeen = None
+    tlsConnection: SSL.Connection | None = getattr(
+        clientProtocol, "_tlsConnection", None
+    )
+    if tlsConnection is not None and clientApp.lostReason is None:
+        try:
+            peer = tlsConnection.get_peer_certificate(as_cryptography=True)
+        except SSL.Error:
+            peer = None
+        serverCertificate = peer
+        negotiated = tlsConnection.get_alpn_proto_negotiated() or None
+    serverConnection = getattr(serverProtocol, "_tlsConnection", None)
+    if serverConnection is not None:
+        try:
+            clientSeen = serverConnection.get_peer_certificate(as_cryptography=True)
+        except SSL.Error:
+            clientSeen = None
+    return HandshakeResult(
+        serverCertificate=serverCertificate,
+        clientProtocol=clientProtocol,
+        serverProtocol=serverProtocol,
+        pump=pump,
+        negotiatedProtocol=negotiated,
+        clientCertificateSeenByServer=clientSeen,
+        clientApp=clientApp,
+    )
+
+
+def startThenHandshake(
+    server: IOpenSSLServerConnectionCreator, client: object
+) -> tuple[HandshakeResult, callable]:  # type: ignore[valid-type]
+    """
+    Accept a connection (the server's OpenSSL connection is created now) but
+    hold the client's first bytes back; return a function that lets the
+    handshake run and reports the result.
+    """
+    clientApp = _Recorder()
+    clock = Clock()
+    serverFactory = TLSMemoryBIOFactory(
+        server, False, Factory.forProtocol(_Echo), clock=clock
+    )
+    clientFactory = TLSMemoryBIOFactory(
+        client, True, Factory.forProtocol(lambda: clientApp), clock=clock
+    )
+    clientProtocol, serverProtocol, pump = connectedServerAndClient(
+        lambda: serverFactory.buildProtocol(None),
+        lambda: clientFactory.buildProtocol(None),
+        clock=clock,
+        greet=False,
+    )
+    accepted = _result(clientProtocol, serverProtocol, pump, clientApp)
+
+    def finish() -> HandshakeResult:
+        pump.flush()
+        return _result(clientProtocol, serverProtocol, pump, clientApp)
+
+    return accepted, finish

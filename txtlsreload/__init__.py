@@ -1,0 +1,25 @@
+"""
+Hitless TLS certificate rotation for Twisted.
+
+A L{ReloadingContextFactory} serves a certificate, key, chain and client-CA
+bundle from files and swaps in new ones while the program runs: no restart,
+no dropped connection, no failed handshake.  L{reloadOnSIGHUP} makes
+C{kill -HUP} trigger that reload.
+"""
+
+from ._errors import CredentialError
+from ._factory import ClientAuth, ReloadingContextFactory, ReloadResult
+from ._loading import CertificateInfo
+from ._registry import IReloadable
+from ._sighup import SIGHUPReloader, reloadOnSIGHUP
+
+__all__ = [
+    "CertificateInfo",
+    "ClientAuth",
+    "CredentialError",
+    "IReloadable",
+    "ReloadResult",
+    "ReloadingContextFactory",
+    "SIGHUPReloader",
+    "reloadOnSIGHUP",
+]

@@ -1,0 +1,429 @@
+# -*- test-case-name: tests.test_factory,tests.test_rotation,tests.test_clientauth -*-
+"""
+The reloading server connection creator.
+
+How it stays hitless: every connection is created from one long-lived
+I{dispatch} context that holds no certificate.  Its servername callback, which
+OpenSSL runs on every handshake (with or without SNI), switches the connection
+to whatever context is current at that moment and sets the client-certificate
+verify mode on the connection, since C{set_context} does not carry that over.
+A reload builds a complete new context off to the side and, only if every
+check passed, replaces the current one with a single attribute assignment.
+Connections that already finished their handshake keep the context they got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+from OpenSSL import SSL
+from OpenSSL.crypto import X509
+from twisted.internet.interfaces import (
+    IOpenSSLContextFactory,
+    IOpenSSLServerConnectionCreator,
+)
+from twisted.internet.ssl import CertificateOptions
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from zope.interface import implementer
+
+from ._errors import CredentialError
+from ._loading import (
+    CertificateInfo,
+    CredentialFiles,
+    Credentials,
+    parseCredentialFiles,
+    readCredentialFiles,
+    validityProblem,
+)
+from ._registry import IReloadable, register
+
+__all__ = ["ClientAuth", "ReloadResult", "ReloadingContextFactory"]
+
+ClientAuth = Literal["required", "optional"]
+
+_VERIFY_MODES: dict[ClientAuth | None, int] = {
+    None: SSL.VERIFY_NONE,
+    "optional": SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE,
+    "required": SSL.VERIFY_PEER
+    | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+    | SSL.VERIFY_CLIENT_ONCE,
+}
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """
+    The outcome of one reload.
+
+    @ivar succeeded: C{True} if the files were good (changed or not).
+    @ivar changed: C{True} if new credentials were installed.
+    @ivar certificate: The certificate being served after this reload: the new
+        one on success, the unchanged old one otherwise.
+    @ivar error: Why the reload was refused, if it was.
+    """
+
+    succeeded: bool
+    changed: bool
+    certificate: CertificateInfo
+    error: CredentialError | None = None
+
+    def __str__(self) -> str:
+        served = (
+            f"serial {self.certificate.serialHex}, "
+            f"notAfter {self.certificate.notAfter.isoformat()}"
+        )
+        if self.error is not None:
+            return f"reload failed: {self.error}; still serving {served}"
+        if self.changed:
+            return f"reloaded: now serving {self.certificate.subject} ({served})"
+        return f"unchanged: still serving {served}"
+
+
+@dataclass(frozen=True, eq=False)
+class _Installed:
+    """
+    Everything a handshake needs, swapped as one object.
+    """
+
+    context: SSL.Context
+    verifyMode: int
+    credentials: Credentials
+
+
+def _utcNow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
+class ReloadingContextFactory:
+    """
+    A TLS server connection creator whose certificate, key, chain and
+    client-CA bundle are reloaded from files while it serves.
+
+    Use it wherever Twisted takes server TLS options: C{reactor.listenSSL},
+    L{twisted.internet.endpoints.SSL4ServerEndpoint},
+    L{twisted.internet.endpoints.wrapServerTLS}.  Every context it builds goes
+    through L{CertificateOptions}, so Twisted's TLS defaults apply (TLS 1.2 or
+    newer, Twisted's cipher list, no session tickets).
+
+    The files are loaded once at construction, which raises
+    L{CredentialError} if they are not usable: a server must not start
+    without a certificate.  After that, L{reload} never raises; a failed
+    reload keeps the current certificate.
+
+    Every instance registers itself for process-wide reload triggers such as
+    L{txtlsreload.reloadOnSIGHUP}.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        certificateFile: str,
+        privateKeyFile: str | None = None,
+        *,
+        extraChainFile: str | None = None,
+        clientCAFile: str | None = None,
+        clientAuth: ClientAuth | None = None,
+        passphrase: bytes | None = None,
+        passphraseFile: str | None = None,
+        now: Callable[[], datetime] = _utcNow,
+    ) -> None:
+        """
+        Load the files and prepare to serve them.
+
+        @param certificateFile: PEM file with the leaf certificate first,
+            optionally followed by its chain.
+        @param privateKeyFile: PEM file with the key (PKCS#8, PKCS#1 or SEC1;
+            RSA, ECDSA or Ed25519).  Defaults to C{certificateFile}, so one
+            combined PEM file works, as with Twisted's C{ssl:} endpoint.
+        @param extraChainFile: More chain certificates, sent after any in
+            C{certificateFile}.
+        @param clientCAFile: A bundle of CA certificates; clients must present
+            a certificate issued by one of them.  All of them are trusted.
+        @param clientAuth: C{"required"} (the default when C{clientCAFile} is
+            given) refuses clients without a certificate; C{"optional"} serves
+            them, but still refuses an untrusted certificate.
+        @param passphrase: Decrypts an encrypted private key.
+        @param passphraseFile: A file whose first line decrypts the key, read
+            again on every reload.
+        @param now: The wall clock, for tests.
+
+        @raise CredentialError: If the files are unusable.
+        @raise ValueError: If the options contradict each other.
+        """
+        if clientAuth is not None and clientAuth not in ("required", "optional"):
+            raise ValueError(
+                f"clientAuth must be 'required' or 'optional', not {clientAuth!r}"
+            )
+        if clientAuth is not None and clientCAFile is None:
+            raise ValueError("clientAuth needs clientCAFile: the CAs to trust")
+        if passphrase is not None and passphraseFile is not None:
+            raise ValueError("give passphrase or passphraseFile, not both")
+        if clientCAFile is not None and clientAuth is None:
+            clientAuth = "required"
+
+        self.files = CredentialFiles(
+            certificateFile=certificateFile,
+            privateKeyFile=privateKeyFile or certificateFile,
+            extraChainFile=extraChainFile,
+            clientCAFile=clientCAFile,
+            passphraseFile=passphraseFile,
+        )
+        self.clientAuth: ClientAuth | None = clientAuth
+        self._passphrase = passphrase
+        self._now = now
+        self._successCallbacks: list[Callable[[ReloadResult], object]] = []
+        self._failureCallbacks: list[Callable[[ReloadResult], object]] = []
+
+        credentials = self._load(initial=True)
+        self._installed = self._install(credentials)
+        self._dispatchContext = self._buildDispatchContext()
+        self.lastResult = ReloadResult(
+            succeeded=True, changed=True, certificate=credentials.info
+        )
+        self._logInstalled(credentials)
+        register(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ReloadingContextFactory {self.files.certificateFile!r} "
+            f"serial={self.certificate.serialHex}>"
+        )
+
+    @property
+    def certificate(self) -> CertificateInfo:
+        """
+        The certificate new handshakes are getting now.
+        """
+        return self._installed.credentials.info
+
+    def watchedPaths(self) -> list[str]:
+        """
+        Every file a reload reads: certificate, key, chain, client CAs and
+        passphrase file, without repeats.
+        """
+        return self.files.paths()
+
+    def serverConnectionForTLS(
+        self, tlsProtocol: TLSMemoryBIOProtocol
+    ) -> SSL.Connection:
+        """
+        Create a connection that will switch to the current context when its
+        handshake starts.
+
+        See L{IOpenSSLServerConnectionCreator.serverConnectionForTLS}.
+        """
+        connection = SSL.Connection(self._dispatchContext, None)
+        connection.set_verify(self._installed.verifyMode)
+        return connection
+
+    def getContext(self) -> SSL.Context:
+        """
+        Return the dispatch context, for code that still asks for a context.
+
+        Connections made from it switch to the current credentials on their
+        handshake, exactly like those from L{serverConnectionForTLS}.
+        """
+        return self._dispatchContext
+
+    def reload(self) -> ReloadResult:
+        """
+        Read every file again and, if all of it is valid and anything
+        changed, serve it to every handshake from now on.
+
+        Never raises: a refused reload is logged with the file and the reason,
+        reported in the result and to the failure callbacks, and the current
+        certificate keeps being served.  Files whose bytes did not change are
+        not parsed again and install nothing.
+
+        @return: What happened.
+        """
+        current = self._installed.credentials
+        try:
+            read = readCredentialFiles(self.files, self._passphrase)
+            if read.digest == current.digest:
+                result = ReloadResult(
+                    succeeded=True, changed=False, certificate=current.info
+                )
+                self._log.debug(
+                    "TLS files unchanged: {path}", path=self.files.certificateFile
+                )
+            else:
+                credentials = self._check(
+                    parseCredentialFiles(read, self._passphrase), initial=False
+                )
+                self._installed = self._install(credentials)
+                self._logInstalled(credentials)
+                result = ReloadResult(
+                    succeeded=True, changed=True, certificate=credentials.info
+                )
+        except CredentialError as e:
+            result = self._failed(e, current)
+        except Exception as e:
+            # Building the context found a problem the checks did not; report
+            # it like any other refusal rather than let it escape.
+            result = self._failed(
+                CredentialError(
+                    self.files.certificateFile,
+                    f"could not build a TLS context: {type(e).__name__}: {e}",
+                ),
+                current,
+            )
+        self.lastResult = result
+        self._notify(result)
+        return result
+
+    def addReloadCallbacks(
+        self,
+        onSuccess: Callable[[ReloadResult], object] | None = None,
+        onFailure: Callable[[ReloadResult], object] | None = None,
+    ) -> Callable[[], None]:
+        """
+        Be told about reloads.
+
+        @param onSuccess: Called with the result whenever new credentials were
+            installed (not when the files were unchanged).
+        @param onFailure: Called with the result whenever a reload was refused.
+        @return: A function that removes both callbacks again.
+        """
+        if onSuccess is not None:
+            self._successCallbacks.append(onSuccess)
+        if onFailure is not None:
+            self._failureCallbacks.append(onFailure)
+
+        def remove() -> None:
+            if onSuccess in self._successCallbacks:
+                self._successCallbacks.remove(onSuccess)
+            if onFailure in self._failureCallbacks:
+                self._failureCallbacks.remove(onFailure)
+
+        return remove
+
+    def _load(self, initial: bool) -> Credentials:
+        read = readCredentialFiles(self.files, self._passphrase)
+        return self._check(parseCredentialFiles(read, self._passphrase), initial)
+
+    def _check(self, credentials: Credentials, initial: bool) -> Credentials:
+        """
+        Refuse a certificate that is not valid now, unless what is being
+        served is no better.
+        """
+        now = self._now()
+        problem = validityProblem(credentials.info, now)
+        if problem is None:
+            return credentials
+        if not initial:
+            served = self._installed.credentials.info
+            if (
+                validityProblem(served, now) is not None
+                and credentials.info.notAfter > served.notAfter
+            ):
+                self._log.warn(
+                    "Installing {path} although {problem}: the certificate"
+                    " being served is no longer valid either",
+                    path=self.files.certificateFile,
+                    problem=problem,
+                )
+                return credentials
+        raise CredentialError(self.files.certificateFile, problem)
+
+    def _install(self, credentials: Credentials) -> _Installed:
+        return _Installed(
+            context=self._buildContext(credentials),
+            verifyMode=_VERIFY_MODES[self.clientAuth],
+            credentials=credentials,
+        )
+
+    def _buildContext(self, credentials: Credentials) -> SSL.Context:
+        """
+        Build the context handshakes switch to, through L{CertificateOptions}.
+        """
+        clientCAs = None
+        if credentials.clientCAs:
+            clientCAs = [X509.from_cryptography(ca) for ca in credentials.clientCAs]
+        options = CertificateOptions(
+            # CertificateOptions' annotations say pyOpenSSL objects, but the
+            # context takes cryptography ones without deprecation warnings.
+            privateKey=credentials.privateKey,  # type: ignore[arg-type]
+            certificate=credentials.leaf,  # type: ignore[arg-type]
+            extraCertChain=list(credentials.chain),  # type: ignore[arg-type]
+            verify=clientCAs is not None,
+            caCerts=clientCAs,
+            requireCertificate=self.clientAuth == "required",
+        )
+        return options.getContext()
+
+    def _buildDispatchContext(self) -> SSL.Context:
+        """
+        Build the context every connection starts from.
+
+        It sets the protocol-version policy (which C{set_context} does not
+        change), holds no certificate, and switches each handshake to the
+        current context.
+        """
+        context = CertificateOptions().getContext()
+        context.set_tlsext_servername_callback(self._switchToCurrent)
+        return context
+
+    def _switchToCurrent(self, connection: SSL.Connection) -> None:
+        """
+        The servername callback: runs on every handshake and must never
+        raise, since that would abort the handshake with a fatal alert.
+        """
+        try:
+            installed = self._installed
+            connection.set_context(installed.context)
+            connection.set_verify(installed.verifyMode)
+        except Exception:
+            self._log.failure(
+                "Could not switch a TLS connection to the current context"
+            )
+
+    def _failed(self, error: CredentialError, current: Credentials) -> ReloadResult:
+        self._log.error(
+            "TLS reload refused: {path}: {error}; still serving serial {serial}"
+            " (notAfter {notAfter})",
+            path=error.path,
+            error=error.reason,
+            serial=current.info.serialHex,
+            notAfter=current.info.notAfter.isoformat(),
+        )
+        return ReloadResult(
+            succeeded=False, changed=False, certificate=current.info, error=error
+        )
+
+    def _logInstalled(self, credentials: Credentials) -> None:
+        info = credentials.info
+        self._log.info(
+            "TLS certificate loaded from {path}: {subject}, serial {serial},"
+            " notAfter {notAfter}, {chainLength} chain certificate(s),"
+            " {clientCACount} client CA(s)",
+            path=self.files.certificateFile,
+            subject=info.subject,
+            serial=info.serialHex,
+            notAfter=info.notAfter.isoformat(),
+            fingerprint=info.fingerprintSHA256,
+            subjectAltNames=list(info.subjectAltNames),
+            chainLength=len(credentials.chain),
+            clientCACount=len(credentials.clientCAs),
+        )
+
+    def _notify(self, result: ReloadResult) -> None:
+        if result.error is not None:
+            callbacks = self._failureCallbacks
+        elif result.changed:
+            callbacks = self._successCallbacks
+        else:
+            return
+        for callback in list(callbacks):
+            try:
+                callback(result)
+            except Exception:
+                self._log.failure(
+                    "Reload callback {callback!r} failed", callback=callback
+                )

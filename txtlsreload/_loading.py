@@ -1,0 +1,438 @@
+# -*- test-case-name: tests.test_loading -*-
+"""
+Reading and checking certificate, key, chain and CA files.
+
+Everything here is pure: it reads files and returns parsed objects or raises
+L{CredentialError}.  Nothing in this module touches OpenSSL contexts, so a
+reload can check everything before anything becomes visible to a handshake.
+
+Loading happens in two steps, L{readCredentialFiles} then
+L{parseCredentialFiles}, so that a reload of files whose bytes did not change
+costs a read and a hash, not a parse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from ipaddress import IPv4Address, IPv6Address
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+from ._errors import CredentialError
+
+__all__ = [
+    "CertificateInfo",
+    "CredentialFiles",
+    "Credentials",
+    "FileContents",
+    "ServableKey",
+    "parseCredentialFiles",
+    "readCredentialFiles",
+    "validityProblem",
+]
+
+ServableKey = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
+
+# Certificate and key files are small; a huge file is a mistake (a log, a
+# disk image) and reading it on every reload would hurt.
+_MAX_FILE_SIZE = 1024 * 1024
+
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL
+)
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+
+_CERTIFICATE_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE"})
+_KEY_LABELS = frozenset(
+    {
+        b"PRIVATE KEY",
+        b"ENCRYPTED PRIVATE KEY",
+        b"RSA PRIVATE KEY",
+        b"EC PRIVATE KEY",
+    }
+)
+
+
+@dataclass(frozen=True)
+class CredentialFiles:
+    """
+    Where the credentials live on disk.
+
+    @ivar certificateFile: PEM file with the leaf certificate first, optionally
+        followed by its chain (and, in a combined file, the key).
+    @ivar privateKeyFile: PEM file with the private key.
+    @ivar extraChainFile: Optional PEM file with more chain certificates, sent
+        after those found in C{certificateFile}.
+    @ivar clientCAFile: Optional PEM bundle of CA certificates trusted to
+        issue client certificates.
+    @ivar passphraseFile: Optional file whose first line decrypts the key; read
+        on every reload so a key and its passphrase can rotate together.
+    """
+
+    certificateFile: str
+    privateKeyFile: str
+    extraChainFile: str | None = None
+    clientCAFile: str | None = None
+    passphraseFile: str | None = None
+
+    def paths(self) -> list[str]:
+        """
+        @return: Every file named here, in the order they are read.
+        """
+        candidates = [
+            self.certificateFile,
+            self.privateKeyFile,
+            self.extraChainFile,
+            self.clientCAFile,
+            self.passphraseFile,
+        ]
+        seen: list[str] = []
+        for path in candidates:
+            if path is not None and path not in seen:
+                seen.append(path)
+        return seen
+
+
+@dataclass(frozen=True)
+class FileContents:
+    """
+    The bytes of every credential file, read in one go.
+
+    @ivar files: What was read.
+    @ivar contents: Each path's bytes.
+    @ivar digest: SHA-256 over all paths and contents (and the in-memory
+        passphrase, if any); equal digests mean nothing changed.
+    """
+
+    files: CredentialFiles
+    contents: dict[str, bytes]
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """
+    What an operator wants to know about a served certificate.
+
+    @ivar subject: The subject as an RFC 4514 string.
+    @ivar subjectAltNames: DNS names, IP addresses, URIs and e-mail addresses.
+    @ivar serialNumber: The serial number.
+    @ivar fingerprintSHA256: Colon-separated upper-case hex SHA-256 of the DER.
+    @ivar notBefore: Start of validity (timezone-aware, UTC).
+    @ivar notAfter: End of validity (timezone-aware, UTC).
+    """
+
+    subject: str
+    subjectAltNames: tuple[str, ...]
+    serialNumber: int
+    fingerprintSHA256: str
+    notBefore: datetime
+    notAfter: datetime
+
+    @property
+    def serialHex(self) -> str:
+        """
+        The serial number in upper-case hex, padded to whole bytes, as
+        C{openssl x509 -serial} prints it.
+        """
+        text = f"{self.serialNumber:X}"
+        return text.zfill(len(text) + len(text) % 2)
+
+    @classmethod
+    def fromCertificate(cls, certificate: x509.Certificate) -> CertificateInfo:
+        """
+        Describe C{certificate}.
+        """
+        fingerprint = certificate.fingerprint(hashes.SHA256()).hex().upper()
+        return cls(
+            subject=certificate.subject.rfc4514_string(),
+            subjectAltNames=_subjectAltNames(certificate),
+            serialNumber=certificate.serial_number,
+            fingerprintSHA256=":".join(
+                fingerprint[i : i + 2] for i in range(0, len(fingerprint), 2)
+            ),
+            notBefore=certificate.not_valid_before_utc,
+            notAfter=certificate.not_valid_after_utc,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Credentials:
+    """
+    A checked, matching set of certificate, key, chain and client CAs.
+
+    @ivar leaf: The certificate presented to clients.
+    @ivar privateKey: Its private key (checked to match C{leaf}).
+    @ivar chain: Intermediate certificates sent after C{leaf}.
+    @ivar clientCAs: Every CA trusted to issue client certificates; empty
+        when client certificates are not asked for.
+    @ivar digest: See L{FileContents.digest}.
+    @ivar info: A description of C{leaf}.
+    """
+
+    leaf: x509.Certificate
+    privateKey: ServableKey
+    chain: tuple[x509.Certificate, ...]
+    clientCAs: tuple[x509.Certificate, ...]
+    digest: bytes
+    info: CertificateInfo
+
+    def __repr__(self) -> str:
+        # Never let a repr (in a traceback, a log) carry the key.
+        return f"<Credentials {self.info.subject} serial={self.info.serialHex}>"
+
+
+def readCredentialFiles(
+    files: CredentialFiles, passphrase: bytes | None = None
+) -> FileContents:
+    """
+    Read every file named by C{files}.
+
+    @param passphrase: An in-memory passphrase; it is mixed into the digest so
+        that changing it counts as a change.
+
+    @raise CredentialError: If any file cannot be read.
+    """
+    contents: dict[str, bytes] = {}
+    digest = hashlib.sha256()
+    for path in files.paths():
+        data = _readFile(path)
+        contents[path] = data
+        digest.update(hashlib.sha256(path.encode("utf-8", "surrogateescape")).digest())
+        digest.update(hashlib.sha256(data).digest())
+    if passphrase is not None:
+        digest.update(b"passphrase:" + hashlib.sha256(passphrase).digest())
+    return FileContents(files=files, contents=contents, digest=digest.digest())
+
+
+def parseCredentialFiles(
+    read: FileContents, passphrase: bytes | None = None
+) -> Credentials:
+    """
+    Parse and cross-check what L{readCredentialFiles} read.
+
+    @param passphrase: Decrypts the key, unless the files name a passphrase
+        file, which then wins.
+
+    @raise CredentialError: Naming the file at fault and the reason.
+    """
+    files = read.files
+    if files.passphraseFile is not None:
+        passphrase = _passphraseFrom(files.passphraseFile, read.contents)
+
+    certificates = _certificatesIn(
+        files.certificateFile, read.contents[files.certificateFile], "certificate"
+    )
+    leaf, chain = certificates[0], list(certificates[1:])
+    if files.extraChainFile is not None:
+        chain.extend(
+            _certificatesIn(
+                files.extraChainFile,
+                read.contents[files.extraChainFile],
+                "chain certificate",
+            )
+        )
+
+    privateKey = _privateKeyIn(
+        files.privateKeyFile, read.contents[files.privateKeyFile], passphrase
+    )
+    if _publicKeyBytes(privateKey) != _publicKeyBytesOfCertificate(leaf):
+        raise CredentialError(
+            files.privateKeyFile,
+            f"private key does not match the certificate in {files.certificateFile}"
+            f" (subject {leaf.subject.rfc4514_string()!r})",
+        )
+
+    clientCAs: list[x509.Certificate] = []
+    if files.clientCAFile is not None:
+        clientCAs = _certificatesIn(
+            files.clientCAFile, read.contents[files.clientCAFile], "CA certificate"
+        )
+
+    return Credentials(
+        leaf=leaf,
+        privateKey=privateKey,
+        chain=tuple(chain),
+        clientCAs=tuple(clientCAs),
+        digest=read.digest,
+        info=CertificateInfo.fromCertificate(leaf),
+    )
+
+
+def validityProblem(info: CertificateInfo, now: datetime) -> str | None:
+    """
+    Say why a certificate is not valid at C{now}, or return L{None}.
+    """
+    if now > info.notAfter:
+        return f"certificate expired on {info.notAfter.isoformat()}"
+    if now < info.notBefore:
+        return f"certificate is not valid until {info.notBefore.isoformat()}"
+    return None
+
+
+def _readFile(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_FILE_SIZE + 1)
+    except FileNotFoundError:
+        raise CredentialError(path, "file not found") from None
+    except IsADirectoryError:
+        raise CredentialError(path, "is a directory, not a file") from None
+    except PermissionError:
+        raise CredentialError(path, "permission denied") from None
+    except OSError as e:
+        raise CredentialError(path, f"cannot read: {e.strerror or e}") from None
+    if len(data) > _MAX_FILE_SIZE:
+        raise CredentialError(
+            path, f"file is larger than {_MAX_FILE_SIZE} bytes; not a PEM file?"
+        )
+    return data
+
+
+def _pemBlocks(path: str, data: bytes) -> list[tuple[bytes, bytes]]:
+    """
+    Split C{data} into (label, block) pairs, refusing truncated blocks.
+    """
+    if not data.strip():
+        raise CredentialError(path, "file is empty")
+    blocks = [(m.group(1), m.group(0)) for m in _PEM_BLOCK.finditer(data)]
+    begun = _PEM_BEGIN.findall(data)
+    if len(begun) != len(blocks):
+        raise CredentialError(
+            path, "truncated PEM data: a BEGIN line has no matching END line"
+        )
+    if not blocks:
+        raise CredentialError(path, "no PEM data found (expected PEM, not DER)")
+    return blocks
+
+
+def _certificatesIn(path: str, data: bytes, what: str) -> list[x509.Certificate]:
+    """
+    Parse every certificate in C{data}; there must be at least one.
+    """
+    blocks = _pemBlocks(path, data)
+    certificates = []
+    for number, (label, block) in enumerate(blocks, start=1):
+        if label not in _CERTIFICATE_LABELS:
+            continue
+        try:
+            certificates.append(x509.load_pem_x509_certificate(block))
+        except ValueError:
+            raise CredentialError(
+                path, f"PEM block {number} is not a valid certificate"
+            ) from None
+    if not certificates:
+        if any(label in _KEY_LABELS for label, _ in blocks):
+            raise CredentialError(path, f"holds a private key but no {what}")
+        raise CredentialError(path, f"no {what} found")
+    return certificates
+
+
+def _privateKeyIn(path: str, data: bytes, passphrase: bytes | None) -> ServableKey:
+    """
+    Parse the single private key in C{data}.
+
+    Error messages are written here rather than passed through, so that no
+    library message can ever echo key bytes.
+    """
+    blocks = _pemBlocks(path, data)
+    keyBlocks = [block for label, block in blocks if label in _KEY_LABELS]
+    if not keyBlocks:
+        if any(label == b"OPENSSH PRIVATE KEY" for label, _ in blocks):
+            raise CredentialError(
+                path, "OpenSSH key format is not supported; convert it to PKCS#8"
+            )
+        if any(label in _CERTIFICATE_LABELS for label, _ in blocks):
+            raise CredentialError(path, "holds a certificate but no private key")
+        raise CredentialError(path, "no private key found")
+    if len(keyBlocks) > 1:
+        raise CredentialError(
+            path, f"holds {len(keyBlocks)} private keys; expected exactly one"
+        )
+    try:
+        key = serialization.load_pem_private_key(keyBlocks[0], password=passphrase)
+    except TypeError:
+        if passphrase is None:
+            raise CredentialError(
+                path, "private key is encrypted and no passphrase was given"
+            ) from None
+        # A passphrase for a key that is not encrypted: harmless, use the key.
+        try:
+            key = serialization.load_pem_private_key(keyBlocks[0], password=None)
+        except (TypeError, ValueError, UnsupportedAlgorithm):
+            raise CredentialError(path, "private key could not be parsed") from None
+    except ValueError:
+        if passphrase is not None and b"ENCRYPTED" in keyBlocks[0][:200]:
+            raise CredentialError(
+                path, "private key could not be decrypted: wrong passphrase?"
+            ) from None
+        raise CredentialError(
+            path, "private key could not be parsed (corrupt or truncated?)"
+        ) from None
+    except UnsupportedAlgorithm:
+        raise CredentialError(
+            path, "private key uses an unsupported algorithm"
+        ) from None
+    if not isinstance(
+        key,
+        rsa.RSAPrivateKey
+        | ec.EllipticCurvePrivateKey
+        | ed25519.Ed25519PrivateKey
+        | ed448.Ed448PrivateKey,
+    ):
+        raise CredentialError(
+            path,
+            f"{type(key).__name__} keys cannot serve TLS; use RSA, ECDSA or Ed25519",
+        )
+    return key
+
+
+def _passphraseFrom(path: str, contents: dict[str, bytes]) -> bytes:
+    lines = contents[path].splitlines()
+    if not lines or not lines[0]:
+        raise CredentialError(path, "passphrase file is empty")
+    return lines[0]
+
+
+def _publicKeyBytes(key: ServableKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _publicKeyBytesOfCertificate(certificate: x509.Certificate) -> bytes:
+    return certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _subjectAltNames(certificate: x509.Certificate) -> tuple[str, ...]:
+    try:
+        extension = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        )
+    except x509.ExtensionNotFound:
+        return ()
+    names: list[str] = []
+    for name in extension.value:
+        value: object = name.value
+        if isinstance(value, IPv4Address | IPv6Address):
+            names.append(f"IP:{value}")
+        elif isinstance(name, x509.DNSName):
+            names.append(f"DNS:{value}")
+        elif isinstance(name, x509.UniformResourceIdentifier):
+            names.append(f"URI:{value}")
+        elif isinstance(name, x509.RFC822Name):
+            names.append(f"email:{value}")
+    return tuple(names)

@@ -1,0 +1,153 @@
+# -*- test-case-name: tests.test_sighup -*-
+"""
+Reload on SIGHUP.
+
+A Python signal handler runs on the main thread between two bytecodes, which
+may be in the middle of reactor code.  So the handler does nothing but hand
+the work to the reactor with C{callFromThread} (safe there, and it wakes the
+reactor) and call whatever handler was installed before ours.  The reload
+itself runs in the reactor as ordinary code.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import Any
+
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.logger import Logger
+
+from ._registry import IReloadable, registered
+
+__all__ = ["SIGHUPReloader", "reloadOnSIGHUP"]
+
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+class SIGHUPReloader:
+    """
+    An installed SIGHUP handler that reloads TLS files.
+
+    Create one with L{reloadOnSIGHUP}; remove it with L{uninstall}.
+
+    @ivar reloads: How many reloads (not signals) it has run, for status.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        reactor: IReactorFromThreads,
+        reloadables: Iterable[IReloadable] | None,
+    ) -> None:
+        self._reactor = reactor
+        self._reloadables = None if reloadables is None else list(reloadables)
+        self._pending = False
+        self._installed = False
+        self._previous: _Handler = None
+        self.reloads = 0
+
+    def install(self) -> None:
+        """
+        Install the handler, remembering the previous one to chain to.
+
+        @raise ValueError: If called from a thread other than the main one.
+        """
+        if self._installed:
+            return
+        self._previous = signal.signal(signal.SIGHUP, self._handleSignal)
+        self._installed = True
+
+    def uninstall(self) -> None:
+        """
+        Stop reloading on SIGHUP and put the previous handler back.
+
+        If someone installed another handler on top of ours since, theirs is
+        left in place (it may chain to ours, which then only chains on).
+        """
+        if not self._installed:
+            return
+        self._installed = False
+        if signal.getsignal(signal.SIGHUP) == self._handleSignal:
+            previous = self._previous
+            signal.signal(
+                signal.SIGHUP, previous if previous is not None else signal.SIG_DFL
+            )
+
+    def _handleSignal(self, signum: int, frame: FrameType | None) -> None:
+        """
+        The signal handler itself: schedule, chain, nothing else.
+        """
+        if self._installed:
+            self._reactor.callFromThread(self._signalled)
+        previous = self._previous
+        if callable(previous):
+            previous(signum, frame)
+
+    def _signalled(self) -> None:
+        """
+        In the reactor: coalesce the signals that arrived before the reload
+        got to run into that one reload.  A signal arriving after the reload
+        started schedules another, so no change on disk is ever missed.
+        """
+        if self._pending:
+            return
+        self._pending = True
+        self._reactor.callFromThread(self._reloadAll)
+
+    def _reloadAll(self) -> None:
+        self._pending = False
+        reloadables = registered() if self._reloadables is None else self._reloadables
+        self._log.info(
+            "SIGHUP: reloading {count} TLS configuration(s)", count=len(reloadables)
+        )
+        self.reloads += 1
+        for reloadable in reloadables:
+            try:
+                reloadable.reload()
+            except Exception:
+                self._log.failure(
+                    "Reloading {reloadable!r} failed", reloadable=reloadable
+                )
+
+
+def reloadOnSIGHUP(
+    reloadables: Iterable[IReloadable] | None = None,
+    reactor: IReactorFromThreads | None = None,
+) -> SIGHUPReloader:
+    """
+    Make SIGHUP reload TLS files.
+
+    Works under C{twistd} and under a plain C{reactor.run()}: Twisted's reactor
+    never touches SIGHUP.  Any SIGHUP handler installed before this one is
+    still called.  A burst of signals becomes one reload.  Must be called from
+    the main thread.
+
+    @param reloadables: What to reload; by default every
+        L{ReloadingContextFactory <txtlsreload.ReloadingContextFactory>} alive
+        in the process when the signal arrives.
+    @param reactor: The reactor to run reloads in; the global one by default.
+    @return: The installed handler; call its C{uninstall} to remove it.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as globalReactor
+
+        reactor = IReactorFromThreads(globalReactor)
+    reloader = SIGHUPReloader(reactor, reloadables)
+    reloader.install()
+    return reloader
+
+
+_processWide: SIGHUPReloader | None = None
+
+
+def ensureProcessWideSIGHUP(reactor: IReactorFromThreads | None = None) -> None:
+    """
+    Install the one handler that reloads everything registered, once per
+    process, for endpoints that each ask for it.
+    """
+    global _processWide
+    if _processWide is None or not _processWide._installed:
+        _processWide = reloadOnSIGHUP(None, reactor)
