@@ -4,8 +4,6 @@ Shared fixtures: a fresh CA and a fresh server certificate for every test.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import trustme
 

@@ -23,6 +23,7 @@ from twisted.internet import ssl as tssl
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
+    IProtocolNegotiationFactory,
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
@@ -100,6 +101,7 @@ class _Echo(_Recorder):
         self.transport.write(data)
 
 
+@implementer(IProtocolNegotiationFactory)
 class _ALPNFactory(Factory):
     """
     A server factory that offers protocols over ALPN, as Twisted Web does.
@@ -167,31 +169,29 @@ def clientOptions(
     Client TLS options trusting C{ca}.
 
     With a C{hostname} these are Twisted's own C{optionsForClientTLS} (SNI and
-    hostname verification); with C{hostname=None} a plain pyOpenSSL client
-    that sends no SNI and checks only the chain.  C{maximumVersion} (an
-    C{SSL.TLS1_*_VERSION}) makes an old client, which needs the no-SNI one.
+    hostname verification); with C{hostname=None}, a client certificate or a
+    C{maximumVersion} (an C{SSL.TLS1_*_VERSION}, to make an old client) a
+    plain pyOpenSSL client that checks only the chain and sends SNI only
+    when given a C{hostname}.
     """
     caPem = ca.cert_pem.bytes() if isinstance(ca, trustme.CA) else ca.read_bytes()
-    if hostname is not None and maximumVersion is None:
+    if hostname is not None and maximumVersion is None and clientCert is None:
         trustRoot = tssl.trustRootFromCertificates(
             [tssl.Certificate.loadPEM(pem) for pem in _splitPems(caPem)]
         )
         kwargs: dict[str, object] = {}
-        if clientCert is not None:
-            kwargs["clientCertificate"] = tssl.PrivateCertificate.loadPEM(
-                clientCert.private_key_pem.bytes()
-                + clientCert.cert_chain_pems[0].bytes()
-            )
         if protocols is not None:
             kwargs["acceptableProtocols"] = protocols
         return tssl.optionsForClientTLS(hostname, trustRoot, **kwargs)  # type: ignore[arg-type]
-    return _PlainClient(caPem, clientCert, protocols, maximumVersion)
+    return _PlainClient(caPem, clientCert, protocols, maximumVersion, hostname)
 
 
 @implementer(IOpenSSLClientConnectionCreator)
 class _PlainClient:
     """
-    A bare pyOpenSSL client: no SNI, chain verification only.
+    A bare pyOpenSSL client: chain verification only, SNI only if given a
+    name.  (Twisted's own client options would present a client certificate
+    through deprecated pyOpenSSL objects.)
     """
 
     def __init__(
@@ -200,7 +200,9 @@ class _PlainClient:
         clientCert: trustme.LeafCert | None,
         protocols: list[bytes] | None,
         maximumVersion: int | None,
+        serverName: str | None = None,
     ) -> None:
+        self._serverName = serverName
         context = SSL.Context(SSL.TLS_CLIENT_METHOD)
         store = context.get_cert_store()
         assert store is not None
@@ -230,6 +232,8 @@ class _PlainClient:
         connection = SSL.Connection(self._context, None)
         if self._protocols:
             connection.set_alpn_protos(self._protocols)
+        if self._serverName is not None:
+            connection.set_tlsext_host_name(self._serverName.encode("ascii"))
         return connection
 
 

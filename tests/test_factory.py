@@ -1,0 +1,575 @@
+"""
+Tests for L{txtlsreload.ReloadingContextFactory}: rotation, hitless swaps,
+client authentication, ALPN, protocol versions, results, callbacks and logs.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
+from twisted.internet.interfaces import (
+    IOpenSSLContextFactory,
+    IOpenSSLServerConnectionCreator,
+)
+from twisted.logger import LogEvent, globalLogPublisher
+from zope.interface.verify import verifyObject
+
+from txtlsreload import IReloadable, ReloadingContextFactory, ReloadResult
+
+from .tlshelpers import (
+    clientOptions,
+    handshake,
+    replaceAtomically,
+    startThenHandshake,
+    writeLeaf,
+)
+
+
+@pytest.fixture
+def served(tmp_path: Path, ca: trustme.CA) -> tuple[ReloadingContextFactory, int]:
+    """
+    A factory serving a fresh certificate, and that certificate's serial.
+    """
+    certPath, keyPath, serial = writeLeaf(ca, tmp_path)
+    return ReloadingContextFactory(str(certPath), str(keyPath)), serial
+
+
+class TestInterfaces:
+    """
+    The factory is what Twisted's TLS APIs ask for.
+    """
+
+    def test_providesInterfaces(
+        self, served: tuple[ReloadingContextFactory, int]
+    ) -> None:
+        """
+        It provides the connection-creator, context-factory and reloadable
+        interfaces, checked by zope.interface.
+        """
+        factory, _ = served
+        assert verifyObject(IOpenSSLServerConnectionCreator, factory)
+        assert verifyObject(IOpenSSLContextFactory, factory)
+        assert verifyObject(IReloadable, factory)
+
+
+class TestRotation:
+    """
+    A reload is seen by every later handshake and by no earlier one.
+    """
+
+    @pytest.mark.parametrize("sni", [True, False], ids=["sni", "no-sni"])
+    def test_newHandshakesSeeRotation(
+        self, tmp_path: Path, ca: trustme.CA, sni: bool
+    ) -> None:
+        """
+        After a reload, new handshakes get the new certificate, whether or
+        not the client sends SNI.
+        """
+        certPath, keyPath, oldSerial = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        client = clientOptions(ca, hostname="localhost" if sni else None)
+        before = handshake(factory, client)
+        assert before.serverCertificate is not None
+        assert before.serverCertificate.serial_number == oldSerial
+
+        _, _, newSerial = writeLeaf(ca, tmp_path)
+        result = factory.reload()
+
+        assert result.succeeded and result.changed
+        after = handshake(factory, client)
+        assert after.succeeded, after.failureText()
+        assert after.serverCertificate is not None
+        assert after.serverCertificate.serial_number == newSerial
+
+    def test_openConnectionKeepsWorking(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A connection established before a rotation keeps exchanging data
+        after it, on its old certificate.
+        """
+        certPath, keyPath, oldSerial = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        established = handshake(factory, clientOptions(ca))
+        assert established.roundTrip(b"before") == b"before"
+
+        writeLeaf(ca, tmp_path)
+        assert factory.reload().changed
+
+        assert established.roundTrip(b"after") == b"after"
+        assert established.serverCertificate is not None
+        assert established.serverCertificate.serial_number == oldSerial
+        assert established.succeeded
+
+    def test_acceptedBeforeHandshakingAfter(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        A connection accepted before a reload but handshaking after it gets
+        the new certificate.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        accepted, finish = startThenHandshake(factory, clientOptions(ca))
+        assert accepted.serverCertificate is None
+
+        _, _, newSerial = writeLeaf(ca, tmp_path)
+        factory.reload()
+        result = finish()
+
+        assert result.succeeded, result.failureText()
+        assert result.serverCertificate is not None
+        assert result.serverCertificate.serial_number == newSerial
+
+    def test_atomicReplaceIsSeen(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Files replaced by renaming a new file over them are read anew.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        other = tmp_path / "other"
+        other.mkdir()
+        newCert, newKey, newSerial = writeLeaf(ca, other)
+        replaceAtomically(certPath, newCert.read_bytes())
+        replaceAtomically(keyPath, newKey.read_bytes())
+
+        assert factory.reload().certificate.serialNumber == newSerial
+
+    def test_keyTypeCanChange(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A rotation from an ECDSA to an RSA certificate is served.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        _, _, newSerial = writeLeaf(ca, tmp_path, keyType=trustme.KeyType.RSA)
+        factory.reload()
+        result = handshake(factory, clientOptions(ca))
+        assert result.serverCertificate is not None
+        assert result.serverCertificate.serial_number == newSerial
+
+
+class TestReloadResult:
+    """
+    A reload reports exactly what happened.
+    """
+
+    def test_successDescribesNewCertificate(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        A successful reload reports the new certificate's subject, names,
+        serial, fingerprint and expiry.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        notAfter = datetime.datetime(2031, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+        _, _, serial = writeLeaf(
+            ca,
+            tmp_path,
+            identities=("example.com", "10.0.0.1"),
+            commonName="example.com",
+            notAfter=notAfter,
+        )
+
+        result = factory.reload()
+
+        info = result.certificate
+        assert result.succeeded and result.changed and result.error is None
+        assert info.serialNumber == serial
+        assert info.subject.startswith("CN=example.com")
+        assert info.subjectAltNames == ("DNS:example.com", "IP:10.0.0.1")
+        assert info.notAfter == notAfter
+        assert len(info.fingerprintSHA256.split(":")) == 32
+        assert factory.certificate == info
+        assert factory.lastResult is result
+        assert "reloaded" in str(result) and info.serialHex in str(result)
+
+    def test_identicalContentIsUnchanged(
+        self, served: tuple[ReloadingContextFactory, int]
+    ) -> None:
+        """
+        Reloading identical files installs nothing and says so.
+        """
+        factory, serial = served
+        context = factory._installed.context
+
+        result = factory.reload()
+
+        assert result.succeeded and not result.changed
+        assert factory._installed.context is context
+        assert str(result).startswith("unchanged")
+
+    def test_rewriteOfSameBytesIsUnchanged(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        Rewriting the same bytes (new inode, new mtime) is not a change.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        replaceAtomically(certPath, certPath.read_bytes())
+        assert not factory.reload().changed
+
+    def test_failureNeverSaysReloaded(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A refused reload's text says it failed and what is still served.
+        """
+        certPath, keyPath, serial = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        certPath.write_bytes(b"junk")
+
+        text = str(factory.reload())
+
+        assert text.startswith("reload failed: ")
+        assert str(certPath) in text
+        assert f"still serving serial {factory.certificate.serialHex}" in text
+
+
+class TestExpiry:
+    """
+    Expired certificates are refused unless nothing better is being served.
+    """
+
+    def _factoryAt(
+        self, tmp_path: Path, ca: trustme.CA, clock: list[datetime.datetime]
+    ) -> ReloadingContextFactory:
+        certPath, keyPath, _ = writeLeaf(
+            ca,
+            tmp_path,
+            notAfter=datetime.datetime.now(datetime.timezone.utc)
+            + datetime.timedelta(days=1),
+        )
+        return ReloadingContextFactory(
+            str(certPath), str(keyPath), now=lambda: clock[0]
+        )
+
+    def test_expiredRefusedWhileCurrentValid(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        An expired new certificate is refused, with the reason, while the
+        served one is still valid.
+        """
+        clock = [datetime.datetime.now(datetime.timezone.utc)]
+        factory = self._factoryAt(tmp_path, ca, clock)
+        writeLeaf(
+            ca,
+            tmp_path,
+            notAfter=clock[0] - datetime.timedelta(minutes=1),
+        )
+        result = factory.reload()
+        assert result.error is not None
+        assert "expired on" in result.error.reason
+
+    def test_expiredAcceptedOverWorseExpired(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        When the served certificate has expired too, a later-expiring one
+        replaces it rather than leaving the older one in place.
+        """
+        clock = [datetime.datetime.now(datetime.timezone.utc)]
+        factory = self._factoryAt(tmp_path, ca, clock)
+        clock[0] += datetime.timedelta(days=3)
+        _, _, serial = writeLeaf(
+            ca, tmp_path, notAfter=clock[0] - datetime.timedelta(days=1)
+        )
+        result = factory.reload()
+        assert result.changed
+        assert result.certificate.serialNumber == serial
+
+
+def _clientAuthFactory(
+    tmp_path: Path, ca: trustme.CA, caPems: list[bytes], clientAuth: str | None
+) -> tuple[ReloadingContextFactory, Path]:
+    certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+    bundle = tmp_path / "clients.pem"
+    bundle.write_bytes(b"".join(caPems))
+    factory = ReloadingContextFactory(
+        str(certPath),
+        str(keyPath),
+        clientCAFile=str(bundle),
+        clientAuth=clientAuth,  # type: ignore[arg-type]
+    )
+    return factory, bundle
+
+
+class TestClientAuthentication:
+    """
+    Client certificates are checked against every CA of the bundle, and the
+    bundle rotates like the certificate.
+    """
+
+    def test_everyCAsClientsAccepted(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Clients of each of three bundled CAs are accepted and seen by the
+        server; a client of another CA and a client without a certificate
+        are refused.
+        """
+        clientCAs = [trustme.CA() for _ in range(3)]
+        factory, _ = _clientAuthFactory(
+            tmp_path, ca, [c.cert_pem.bytes() for c in clientCAs], None
+        )
+        for clientCA in clientCAs:
+            clientCert = clientCA.issue_cert("client@example.com")
+            result = handshake(factory, clientOptions(ca, clientCert=clientCert))
+            assert result.succeeded, result.failureText()
+            assert result.roundTrip(b"ping") == b"ping"
+            seen = result.clientCertificateSeenByServer
+            assert seen is not None
+            assert (
+                seen.public_bytes(
+                    __import__(
+                        "cryptography"
+                    ).hazmat.primitives.serialization.Encoding.PEM
+                )
+                == clientCert.cert_chain_pems[0].bytes()
+            )
+
+        stranger = trustme.CA().issue_cert("client@example.com")
+        refused = handshake(factory, clientOptions(ca, clientCert=stranger))
+        assert refused.roundTrip(b"ping") == b""
+        anonymous = handshake(factory, clientOptions(ca))
+        assert anonymous.roundTrip(b"ping") == b""
+
+    def test_optionalServesAnonymousRefusesUntrusted(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        With optional client auth a client without a certificate is served,
+        and one with an untrusted certificate is refused.
+        """
+        clientCA = trustme.CA()
+        factory, _ = _clientAuthFactory(
+            tmp_path, ca, [clientCA.cert_pem.bytes()], "optional"
+        )
+        anonymous = handshake(factory, clientOptions(ca))
+        assert anonymous.roundTrip(b"ping") == b"ping"
+        assert anonymous.clientCertificateSeenByServer is None
+
+        trusted = handshake(
+            factory, clientOptions(ca, clientCert=clientCA.issue_cert("c@x"))
+        )
+        assert trusted.roundTrip(b"ping") == b"ping"
+        assert trusted.clientCertificateSeenByServer is not None
+
+        untrusted = handshake(
+            factory, clientOptions(ca, clientCert=trustme.CA().issue_cert("c@x"))
+        )
+        assert untrusted.roundTrip(b"ping") == b""
+
+    def test_clientCARotation(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        After the bundle is rotated to a new CA, the old CA's clients are
+        refused and the new CA's accepted.
+        """
+        oldCA, newCA = trustme.CA(), trustme.CA()
+        factory, bundle = _clientAuthFactory(
+            tmp_path, ca, [oldCA.cert_pem.bytes()], "required"
+        )
+        oldClient = oldCA.issue_cert("c@x")
+        newClient = newCA.issue_cert("c@x")
+        assert (
+            handshake(factory, clientOptions(ca, clientCert=oldClient)).roundTrip(b"1")
+            == b"1"
+        )
+
+        replaceAtomically(bundle, newCA.cert_pem.bytes())
+        assert factory.reload().changed
+
+        assert (
+            handshake(factory, clientOptions(ca, clientCert=oldClient)).roundTrip(b"2")
+            == b""
+        )
+        assert (
+            handshake(factory, clientOptions(ca, clientCert=newClient)).roundTrip(b"3")
+            == b"3"
+        )
+
+    def test_requiredAfterReloadStillRequired(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        The verify mode is set on each connection, so a connection created
+        before a reload that turns the bundle over still demands a client
+        certificate from the new CA.
+        """
+        oldCA, newCA = trustme.CA(), trustme.CA()
+        factory, bundle = _clientAuthFactory(
+            tmp_path, ca, [oldCA.cert_pem.bytes()], "required"
+        )
+        _, finish = startThenHandshake(
+            factory, clientOptions(ca, clientCert=oldCA.issue_cert("c@x"))
+        )
+        replaceAtomically(bundle, newCA.cert_pem.bytes())
+        factory.reload()
+        result = finish()
+        assert result.roundTrip(b"x") == b""
+
+    @pytest.mark.parametrize(
+        "kwargs, message",
+        [
+            ({"clientAuth": "bogus", "clientCAFile": "x"}, "clientAuth must be"),
+            ({"clientAuth": "optional"}, "needs clientCAFile"),
+            ({"passphrase": b"a", "passphraseFile": "p"}, "not both"),
+        ],
+    )
+    def test_badOptions(
+        self, tmp_path: Path, ca: trustme.CA, kwargs: dict[str, Any], message: str
+    ) -> None:
+        """
+        Contradictory options are refused before any file is read.
+        """
+        with pytest.raises(ValueError, match=message):
+            ReloadingContextFactory(str(tmp_path / "missing.pem"), **kwargs)
+
+
+class TestProtocols:
+    """
+    What Twisted's TLS defaults promise holds after a swap.
+    """
+
+    @pytest.mark.parametrize(
+        "offered, expected",
+        [
+            ([b"h2", b"http/1.1"], b"h2"),
+            ([b"http/1.1"], b"http/1.1"),
+        ],
+    )
+    def test_alpnAfterSwap(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        offered: list[bytes],
+        expected: bytes,
+    ) -> None:
+        """
+        ALPN is negotiated from the server factory's protocols after the
+        certificate was swapped.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        writeLeaf(ca, tmp_path)
+        assert factory.reload().changed
+
+        result = handshake(
+            factory,
+            clientOptions(ca, protocols=offered),
+            serverProtocols=[b"h2", b"http/1.1"],
+        )
+
+        assert result.succeeded, result.failureText()
+        assert result.negotiatedProtocol == expected
+
+    @pytest.mark.parametrize(
+        "version", [SSL.TLS1_VERSION, SSL.TLS1_1_VERSION], ids=["1.0", "1.1"]
+    )
+    def test_oldProtocolsRefused(
+        self, served: tuple[ReloadingContextFactory, int], ca: trustme.CA, version: int
+    ) -> None:
+        """
+        Clients limited to TLS 1.0 or 1.1 are refused, before and after a
+        reload.
+        """
+        factory, _ = served
+        result = handshake(
+            factory, clientOptions(ca, hostname=None, maximumVersion=version)
+        )
+        assert not result.succeeded
+        assert result.serverCertificate is None
+
+    def test_tls12Accepted(
+        self, served: tuple[ReloadingContextFactory, int], ca: trustme.CA
+    ) -> None:
+        """
+        A client limited to TLS 1.2 is served (the refusal above is about the
+        version, not about the client).
+        """
+        factory, serial = served
+        result = handshake(
+            factory,
+            clientOptions(ca, hostname=None, maximumVersion=SSL.TLS1_2_VERSION),
+        )
+        assert result.succeeded, result.failureText()
+
+
+class TestCallbacksAndLogs:
+    """
+    Reloads are reported to callbacks and as structured log events.
+    """
+
+    def test_callbacks(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Success callbacks see installed reloads, failure callbacks refused
+        ones, neither sees an unchanged reload, and removal works.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        successes: list[ReloadResult] = []
+        failures: list[ReloadResult] = []
+        remove = factory.addReloadCallbacks(successes.append, failures.append)
+
+        factory.reload()
+        writeLeaf(ca, tmp_path)
+        factory.reload()
+        keyPath.write_bytes(b"")
+        factory.reload()
+        remove()
+        writeLeaf(ca, tmp_path)
+        factory.reload()
+
+        assert [r.changed for r in successes] == [True]
+        assert [r.error is not None for r in failures] == [True]
+
+    def test_raisingCallbackDoesNotBreakReload(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        A callback that raises is logged and the reload still takes effect.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+
+        def broken(result: ReloadResult) -> None:
+            raise RuntimeError("callback bug")
+
+        factory.addReloadCallbacks(onSuccess=broken)
+        _, _, serial = writeLeaf(ca, tmp_path)
+        assert factory.reload().certificate.serialNumber == serial
+        assert factory.certificate.serialNumber == serial
+
+    def test_structuredEvents(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Loads and failures are logged with path, serial, notAfter and error
+        fields, and no key material.
+        """
+        events: list[LogEvent] = []
+        globalLogPublisher.addObserver(events.append)
+        try:
+            certPath, keyPath, serial = writeLeaf(ca, tmp_path)
+            keyPem = keyPath.read_bytes()
+            factory = ReloadingContextFactory(str(certPath), str(keyPath))
+            keyPath.write_bytes(ca.issue_cert("x.example").private_key_pem.bytes())
+            factory.reload()
+        finally:
+            globalLogPublisher.removeObserver(events.append)
+
+        loaded = [e for e in events if "subject" in e and "serial" in e]
+        failed = [e for e in events if "error" in e and "path" in e]
+        assert loaded[0]["path"] == str(certPath)
+        assert loaded[0]["serial"] == factory.certificate.serialHex
+        assert loaded[0]["notAfter"] == factory.certificate.notAfter.isoformat()
+        assert failed[0]["path"] == str(keyPath)
+        assert "does not match" in failed[0]["error"]
+        assert failed[0]["log_level"].name == "error"
+        from twisted.logger import formatEvent
+
+        for event in events:
+            text = formatEvent(event)
+            for line in keyPem.splitlines()[1:-1]:
+                assert line.decode() not in text
+        assert serial == factory.certificate.serialNumber

@@ -1,0 +1,395 @@
+"""
+Tests for reading and checking credential files (L{txtlsreload._loading}),
+seen through the public constructor and L{CredentialError}.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from txtlsreload import CredentialError, ReloadingContextFactory
+
+from .tlshelpers import clientOptions, handshake, writeLeaf
+
+
+def _selfSigned(key: object, name: str = "localhost") -> x509.Certificate:
+    """
+    A self-signed certificate for C{key}, valid now.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())  # type: ignore[attr-defined]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False
+        )
+        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else _sha256())  # type: ignore[arg-type]
+    )
+
+
+def _sha256() -> object:
+    from cryptography.hazmat.primitives import hashes
+
+    return hashes.SHA256()
+
+
+_KEY_FORMATS = {
+    "rsa-pkcs8": (
+        lambda: rsa.generate_private_key(65537, 2048),
+        serialization.PrivateFormat.PKCS8,
+        b"-----BEGIN PRIVATE KEY-----",
+    ),
+    "rsa-pkcs1": (
+        lambda: rsa.generate_private_key(65537, 2048),
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        b"-----BEGIN RSA PRIVATE KEY-----",
+    ),
+    "ecdsa-pkcs8": (
+        lambda: ec.generate_private_key(ec.SECP256R1()),
+        serialization.PrivateFormat.PKCS8,
+        b"-----BEGIN PRIVATE KEY-----",
+    ),
+    "ecdsa-sec1": (
+        lambda: ec.generate_private_key(ec.SECP384R1()),
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        b"-----BEGIN EC PRIVATE KEY-----",
+    ),
+    "ed25519-pkcs8": (
+        ed25519.Ed25519PrivateKey.generate,
+        serialization.PrivateFormat.PKCS8,
+        b"-----BEGIN PRIVATE KEY-----",
+    ),
+}
+
+
+class TestKeyFormats:
+    """
+    Every common key type and PEM encoding is served.
+    """
+
+    @pytest.mark.parametrize("name", sorted(_KEY_FORMATS))
+    def test_keyFormatServes(self, tmp_path: Path, name: str) -> None:
+        """
+        A certificate with a key in this format completes a real handshake.
+        """
+        makeKey, keyFormat, header = _KEY_FORMATS[name]
+        key = makeKey()
+        certificate = _selfSigned(key)
+        keyPem = key.private_bytes(  # type: ignore[attr-defined]
+            serialization.Encoding.PEM, keyFormat, serialization.NoEncryption()
+        )
+        assert keyPem.startswith(header)
+        certPath = tmp_path / "cert.pem"
+        certPath.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        keyPath = tmp_path / "key.pem"
+        keyPath.write_bytes(keyPem)
+
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+
+        result = handshake(factory, clientOptions(certPath))
+        assert result.succeeded, result.failureText()
+        assert result.serverCertificate == certificate
+
+    def test_combinedFile(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        With no key file, the key is read from the certificate file, as with
+        Twisted's C{ssl:} endpoint.
+        """
+        leaf = ca.issue_cert("localhost")
+        combined = tmp_path / "combined.pem"
+        combined.write_bytes(
+            leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes()
+        )
+        factory = ReloadingContextFactory(str(combined))
+        result = handshake(factory, clientOptions(ca))
+        assert result.succeeded, result.failureText()
+
+    def test_encryptedKeyWithPassphrase(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        An encrypted key is decrypted with the given passphrase, in memory or
+        from a passphrase file.
+        """
+        certPath, keyPath, serial = writeLeaf(ca, tmp_path)
+        _encryptKey(keyPath, b"s3cret")
+        passphraseFile = tmp_path / "passphrase"
+        passphraseFile.write_bytes(b"s3cret\n")
+
+        fromMemory = ReloadingContextFactory(
+            str(certPath), str(keyPath), passphrase=b"s3cret"
+        )
+        fromFile = ReloadingContextFactory(
+            str(certPath), str(keyPath), passphraseFile=str(passphraseFile)
+        )
+
+        for factory in (fromMemory, fromFile):
+            result = handshake(factory, clientOptions(ca))
+            assert result.serverCertificate is not None
+            assert result.serverCertificate.serial_number == serial
+
+    def test_chainFromExtraFile(self, tmp_path: Path) -> None:
+        """
+        Certificates in the extra chain file are sent after the leaf, so a
+        client trusting only the root verifies a leaf issued by an
+        intermediate.
+        """
+        root = trustme.CA()
+        intermediate = root.create_child_ca()
+        leaf = intermediate.issue_cert("localhost")
+        certPath = tmp_path / "leaf.pem"
+        certPath.write_bytes(leaf.cert_chain_pems[0].bytes())
+        chainPath = tmp_path / "chain.pem"
+        chainPath.write_bytes(intermediate.cert_pem.bytes())
+        keyPath = tmp_path / "key.pem"
+        keyPath.write_bytes(leaf.private_key_pem.bytes())
+
+        withoutChain = ReloadingContextFactory(str(certPath), str(keyPath))
+        withChain = ReloadingContextFactory(
+            str(certPath), str(keyPath), extraChainFile=str(chainPath)
+        )
+
+        assert not handshake(withoutChain, clientOptions(root)).succeeded
+        result = handshake(withChain, clientOptions(root))
+        assert result.succeeded, result.failureText()
+
+
+def _encryptKey(keyPath: Path, passphrase: bytes) -> None:
+    key = serialization.load_pem_private_key(keyPath.read_bytes(), None)
+    keyPath.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase),
+        )
+    )
+
+
+def _corrupt(
+    kind: str, certPath: Path, keyPath: Path, ca: trustme.CA
+) -> tuple[Path, str, dict[str, object]]:
+    """
+    Break the credentials in one way.
+
+    @return: The file that should be named, a piece of the expected reason,
+        and extra constructor keywords.
+    """
+    certPem = certPath.read_bytes()
+    keyPem = keyPath.read_bytes()
+    if kind == "garbage certificate":
+        certPath.write_bytes(b"this is not a certificate\n")
+        return certPath, "no PEM data", {}
+    if kind == "empty certificate":
+        certPath.write_bytes(b"")
+        return certPath, "empty", {}
+    if kind == "truncated certificate":
+        certPath.write_bytes(certPem[: len(certPem) // 2])
+        return certPath, "truncated", {}
+    if kind == "corrupt certificate body":
+        lines = certPem.splitlines(keepends=True)
+        lines[3] = b"A" * (len(lines[3]) - 1) + b"\n"
+        certPath.write_bytes(b"".join(lines))
+        return certPath, "not a valid certificate", {}
+    if kind == "key where the certificate should be":
+        certPath.write_bytes(keyPem)
+        return certPath, "private key but no certificate", {}
+    if kind == "certificate where the key should be":
+        keyPath.write_bytes(certPem)
+        return keyPath, "certificate but no private key", {}
+    if kind == "truncated key":
+        keyPath.write_bytes(keyPem[: len(keyPem) // 2])
+        return keyPath, "truncated", {}
+    if kind == "garbage key":
+        keyPath.write_bytes(
+            b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"
+        )
+        return keyPath, "could not be parsed", {}
+    if kind == "mismatched key":
+        keyPath.write_bytes(ca.issue_cert("other.example").private_key_pem.bytes())
+        return keyPath, "does not match the certificate", {}
+    if kind == "missing certificate":
+        certPath.unlink()
+        return certPath, "file not found", {}
+    if kind == "missing key":
+        keyPath.unlink()
+        return keyPath, "file not found", {}
+    if kind == "directory instead of certificate":
+        certPath.unlink()
+        certPath.mkdir()
+        return certPath, "is a directory", {}
+    if kind == "unreadable key":
+        if os.geteuid() == 0:
+            pytest.skip("root reads files whatever their mode")
+        keyPath.chmod(0)
+        return keyPath, "permission denied", {}
+    if kind == "encrypted key without passphrase":
+        _encryptKey(keyPath, b"right")
+        return keyPath, "no passphrase", {}
+    if kind == "encrypted key with wrong passphrase":
+        _encryptKey(keyPath, b"right")
+        return keyPath, "wrong passphrase", {"passphrase": b"wrong"}
+    if kind == "expired certificate":
+        certPath2, keyPath2, _ = writeLeaf(
+            ca,
+            certPath.parent,
+            name="expired",
+            notAfter=datetime.datetime.now(datetime.timezone.utc)
+            - datetime.timedelta(days=1),
+        )
+        certPath.write_bytes(certPath2.read_bytes())
+        keyPath.write_bytes(keyPath2.read_bytes())
+        return certPath, "expired", {}
+    if kind == "garbage CA bundle":
+        bundle = certPath.parent / "ca.pem"
+        bundle.write_bytes(b"\x00\x01garbage")
+        return bundle, "no PEM data", {"clientCAFile": str(bundle)}
+    if kind == "CA bundle without certificates":
+        bundle = certPath.parent / "ca.pem"
+        bundle.write_bytes(keyPem)
+        return bundle, "no CA certificate", {"clientCAFile": str(bundle)}
+    raise AssertionError(kind)
+
+
+_BAD_INPUTS = [
+    "garbage certificate",
+    "empty certificate",
+    "truncated certificate",
+    "corrupt certificate body",
+    "key where the certificate should be",
+    "certificate where the key should be",
+    "truncated key",
+    "garbage key",
+    "mismatched key",
+    "missing certificate",
+    "missing key",
+    "directory instead of certificate",
+    "unreadable key",
+    "encrypted key without passphrase",
+    "encrypted key with wrong passphrase",
+    "expired certificate",
+    "garbage CA bundle",
+    "CA bundle without certificates",
+]
+
+
+class TestBadInputAtStartup:
+    """
+    Unusable files stop the factory from being built, with an error that
+    names the file and the reason and holds no key material.
+    """
+
+    @pytest.mark.parametrize("kind", _BAD_INPUTS)
+    def test_refusedWithFileAndReason(
+        self, tmp_path: Path, ca: trustme.CA, kind: str
+    ) -> None:
+        """
+        Construction raises L{CredentialError} naming the bad file.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        keyPem = keyPath.read_bytes()
+        badPath, reason, kwargs = _corrupt(kind, certPath, keyPath, ca)
+
+        with pytest.raises(CredentialError) as raised:
+            ReloadingContextFactory(str(certPath), str(keyPath), **kwargs)  # type: ignore[arg-type]
+
+        error = raised.value
+        assert error.path == str(badPath)
+        assert reason in error.reason
+        assert str(badPath) in str(error)
+        assertNoKeyMaterial(str(error), keyPem)
+
+
+class TestBadInputOnReload:
+    """
+    A reload of unusable files keeps serving the current certificate and does
+    not prevent a later good reload.
+    """
+
+    @pytest.mark.parametrize("kind", _BAD_INPUTS)
+    def test_oldCertificateKeptThenRecovers(
+        self, tmp_path: Path, ca: trustme.CA, kind: str
+    ) -> None:
+        """
+        The failed reload reports the file and reason, handshakes still get
+        the old certificate, and fixing the files makes the next reload work.
+        """
+        certPath, keyPath, oldSerial = writeLeaf(ca, tmp_path)
+        keyPem = keyPath.read_bytes()
+        bundle = tmp_path / "ca.pem"
+        bundle.write_bytes(ca.cert_pem.bytes())
+        kwargs: dict[str, object] = {}
+        if "CA bundle" in kind:
+            kwargs = {"clientCAFile": str(bundle), "clientAuth": "optional"}
+        factory = ReloadingContextFactory(str(certPath), str(keyPath), **kwargs)  # type: ignore[arg-type]
+        badPath, reason, extra = _corrupt(kind, certPath, keyPath, ca)
+        if "passphrase" in extra:
+            factory._passphrase = extra["passphrase"]  # type: ignore[assignment]
+
+        failed = factory.reload()
+
+        assert not failed.succeeded
+        assert not failed.changed
+        assert failed.error is not None
+        assert failed.error.path == str(badPath)
+        assert reason in failed.error.reason
+        assertNoKeyMaterial(str(failed), keyPem)
+        assert failed.certificate.serialNumber == oldSerial
+        served = handshake(factory, clientOptions(ca))
+        assert served.serverCertificate is not None
+        assert served.serverCertificate.serial_number == oldSerial
+
+        if certPath.is_dir():
+            certPath.rmdir()
+        if bundle.exists():
+            bundle.write_bytes(ca.cert_pem.bytes())
+        factory._passphrase = None
+        _, _, newSerial = writeLeaf(ca, tmp_path)
+        recovered = factory.reload()
+
+        assert recovered.succeeded and recovered.changed, recovered
+        assert recovered.certificate.serialNumber == newSerial
+        served = handshake(factory, clientOptions(ca))
+        assert served.serverCertificate is not None
+        assert served.serverCertificate.serial_number == newSerial
+
+
+def assertNoKeyMaterial(text: str, keyPem: bytes) -> None:
+    """
+    No line of the key's base64 body appears in C{text}.
+    """
+    for line in keyPem.splitlines():
+        if line and not line.startswith(b"-----"):
+            assert line.decode() not in text
+
+
+class TestCABundle:
+    """
+    A client-CA bundle is read whole.
+    """
+
+    def test_everyCAIsLoaded(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A bundle of three CAs yields three trusted CAs, not two.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        bundle = tmp_path / "bundle.pem"
+        bundle.write_bytes(
+            b"# a comment before the first block\n"
+            + b"\n".join(trustme.CA().cert_pem.bytes() for _ in range(3))
+        )
+        factory = ReloadingContextFactory(
+            str(certPath), str(keyPath), clientCAFile=str(bundle)
+        )
+        assert len(factory._installed.credentials.clientCAs) == 3
