@@ -321,13 +321,8 @@ class TestClientAuthentication:
             assert result.roundTrip(b"ping") == b"ping"
             seen = result.clientCertificateSeenByServer
             assert seen is not None
-            assert (
-                seen.public_bytes(
-                    __import__(
-                        "cryptography"
-                    ).hazmat.primitives.serialization.Encoding.PEM
-                )
-                == clientCert.cert_chain_pems[0].bytes()
+            assert seen.public_bytes(Encoding.PEM) == (
+                clientCert.cert_chain_pems[0].bytes()
             )
 
         stranger = trustme.CA().issue_cert("client@example.com")
