@@ -38,6 +38,8 @@ setup(
             "pytest>=8",
             "trustme>=1.2",
         ],
+        # Plots for benchmarks/run.py.
+        "bench": ["matplotlib>=3.7", "trustme>=1.2"],
         "dev": [
             "pytest>=8",
             "trustme>=1.2",

@@ -1,0 +1,46 @@
+"""
+Uses the public API as a user would, for mypy --strict to check; pytest
+collects nothing here (no test functions).
+"""
+
+from __future__ import annotations
+
+from twisted.internet import endpoints
+from twisted.internet.interfaces import IReactorTCP
+
+from txtlsreload import (
+    CertificateInfo,
+    CredentialError,
+    ReloadingContextFactory,
+    ReloadResult,
+    SIGHUPReloader,
+    reloadOnSIGHUP,
+)
+
+
+def serve(reactor: IReactorTCP, certificate: str, key: str) -> SIGHUPReloader:
+    try:
+        factory = ReloadingContextFactory(
+            certificate,
+            key,
+            clientCAFile="clients.pem",
+            clientAuth="optional",
+            passphraseFile="passphrase",
+        )
+    except CredentialError as e:
+        raise SystemExit(f"{e.path}: {e.reason}") from e
+
+    def reloaded(result: ReloadResult) -> None:
+        info: CertificateInfo = result.certificate
+        print(info.serialHex, info.notAfter.isoformat(), info.subjectAltNames)
+
+    def refused(result: ReloadResult) -> None:
+        assert result.error is not None
+        print(result.error.path, result.error.reason)
+
+    removeCallbacks = factory.addReloadCallbacks(reloaded, refused)
+    result = factory.reload()
+    if result.succeeded and not result.changed:
+        removeCallbacks()
+    endpoints.SSL4ServerEndpoint(reactor, 8443, factory)
+    return reloadOnSIGHUP([factory])
