@@ -1,0 +1,660 @@
+"""
+Tests for L{txtlsreload._watching.FileWatcher}: what it reloads and when,
+driven by a L{Clock} over real certificate files (the polling side; the
+inotify side is in C{test_watching_fs}).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+from twisted.internet.task import Clock
+from twisted.logger import LogEvent, globalLogPublisher
+from zope.interface import implementer
+
+from txtlsreload import IReloadable, ReloadingContextFactory, ReloadResult
+from txtlsreload._watching import DEFAULT_DEBOUNCE, FileWatcher, watchFiles
+
+from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
+
+POLL = 10.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """
+    What a fake reload reports.
+    """
+
+    succeeded: bool
+    changed: bool = False
+
+
+@implementer(IReloadable)
+class RecordingReloadable:
+    """
+    Records when it was asked to reload, and says what it is told to say.
+    """
+
+    def __init__(self, clock: Clock, paths: list[Path]) -> None:
+        self.clock = clock
+        self.paths = paths
+        self.calls: list[float] = []
+        self.succeed = True
+        self.raiseError = False
+
+    def watchedPaths(self) -> list[str]:
+        return [str(path) for path in self.paths]
+
+    def reload(self) -> Outcome:
+        self.calls.append(self.clock.seconds())
+        if self.raiseError:
+            raise RuntimeError("broken reloadable")
+        return Outcome(self.succeed)
+
+
+@dataclass
+class Served:
+    """
+    A real factory over real files, and what it reported.
+    """
+
+    factory: ReloadingContextFactory
+    certPath: Path
+    keyPath: Path
+    serial: int
+    successes: list[ReloadResult]
+    failures: list[ReloadResult]
+
+
+@pytest.fixture
+def served(tmp_path: Path, ca: trustme.CA) -> Served:
+    """
+    A factory serving a fresh certificate from C{tmp_path/live}.
+    """
+    live = tmp_path / "live"
+    live.mkdir()
+    certPath, keyPath, serial = writeLeaf(ca, live)
+    factory = ReloadingContextFactory(str(certPath), str(keyPath))
+    successes: list[ReloadResult] = []
+    failures: list[ReloadResult] = []
+    factory.addReloadCallbacks(successes.append, failures.append)
+    return Served(factory, certPath, keyPath, serial, successes, failures)
+
+
+@pytest.fixture
+def logEvents() -> Iterator[list[LogEvent]]:
+    """
+    Every log event emitted during the test.
+    """
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        yield events
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+
+
+def loud(events: list[LogEvent]) -> list[str]:
+    """
+    The txtlsreload events at info level or above, as text.
+    """
+    return [
+        f"{event['log_level'].name}: {event.get('log_format')}"
+        for event in events
+        if event.get("log_namespace", "").startswith("txtlsreload")
+        and event["log_level"].name in ("info", "warn", "error", "critical")
+    ]
+
+
+def issue(ca: trustme.CA, directory: Path) -> tuple[bytes, bytes, int]:
+    """
+    A new certificate and key from C{ca}, as bytes, not yet in place.
+    """
+    directory.mkdir(exist_ok=True)
+    certPath, keyPath, serial = writeLeaf(ca, directory)
+    return certPath.read_bytes(), keyPath.read_bytes(), serial
+
+
+def servedSerial(served: Served, ca: trustme.CA) -> int:
+    """
+    The serial a real client gets in a real handshake, after checking that
+    the factory reports the same.
+    """
+    result = handshake(served.factory, clientOptions(ca))
+    assert result.succeeded, result.failureText()
+    assert result.serverCertificate is not None
+    serial = result.serverCertificate.serial_number
+    assert served.factory.certificate.serialNumber == serial
+    return serial
+
+
+def watching(reloadable: IReloadable, clock: Clock, **kwargs: object) -> FileWatcher:
+    """
+    A started, polling-only watcher on C{clock}.
+    """
+    watcher = FileWatcher(
+        reloadable,
+        POLL,
+        clock,
+        useInotify=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    watcher.start()
+    return watcher
+
+
+class TestPolling:
+    """
+    The poll notices changes by the files' identity and reloads for them.
+    """
+
+    @pytest.mark.parametrize("atomically", [True, False], ids=["rename", "in-place"])
+    def test_pollPicksUpRotation(
+        self, served: Served, ca: trustme.CA, tmp_path: Path, atomically: bool
+    ) -> None:
+        """
+        A new certificate and key are served from the first poll after they
+        were written, and not before.
+        """
+        clock = Clock()
+        watcher = watching(served.factory, clock)
+        cert, key, newSerial = issue(ca, tmp_path / "next")
+        for path, data in ((served.certPath, cert), (served.keyPath, key)):
+            if atomically:
+                replaceAtomically(path, data)
+            else:
+                path.write_bytes(data)
+        clock.advance(POLL - 0.01)
+        assert servedSerial(served, ca) == served.serial
+        clock.advance(0.01)
+        assert servedSerial(served, ca) == newSerial
+        assert [r.certificate.serialNumber for r in served.successes] == [newSerial]
+        watcher.stop()
+
+    def test_unchangedFilesAreNotRead(self, tmp_path: Path) -> None:
+        """
+        A poll that finds every file's identity unchanged does not reload.
+        """
+        clock = Clock()
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        reloadable = RecordingReloadable(clock, [path])
+        watcher = watching(reloadable, clock)
+        assert reloadable.calls == [0]
+        clock.pump([POLL] * 5)
+        assert reloadable.calls == [0]
+        watcher.stop()
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            lambda p: p.write_bytes(b"yy"),
+            lambda p: replaceAtomically(p, b"x"),
+            lambda p: os.utime(p, ns=(1, 1)),
+            lambda p: os.chmod(p, 0o600),
+            lambda p: p.unlink(),
+        ],
+        ids=["size", "inode", "mtime", "ctime", "deleted"],
+    )
+    def test_identityChanges(self, tmp_path: Path, change: object) -> None:
+        """
+        A different size, inode, modification or change time, or a file
+        going away, each counts as a change.
+        """
+        clock = Clock()
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        os.chmod(path, 0o644)
+        reloadable = RecordingReloadable(clock, [path])
+        watcher = watching(reloadable, clock)
+        change(path)  # type: ignore[operator]
+        clock.advance(POLL)
+        assert reloadable.calls == [0, POLL]
+        watcher.stop()
+
+    def test_symlinkRetargeted(self, tmp_path: Path) -> None:
+        """
+        A symlink pointed at another file with the same size and times still
+        counts as a change: the resolved path is part of the identity.
+        """
+        clock = Clock()
+        first, second = tmp_path / "a.pem", tmp_path / "b.pem"
+        first.write_bytes(b"x")
+        second.write_bytes(b"x")
+        stat = first.stat()
+        os.utime(second, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        link = tmp_path / "cert.pem"
+        link.symlink_to(first.name)
+        reloadable = RecordingReloadable(clock, [link])
+        watcher = watching(reloadable, clock)
+        link.unlink()
+        link.symlink_to(second.name)
+        clock.advance(POLL)
+        assert reloadable.calls == [0, POLL]
+        watcher.stop()
+
+
+class TestNoOpRewrite:
+    """
+    Rewriting the same bytes, or reloading for no reason, changes nothing
+    and says nothing at info level.
+    """
+
+    @pytest.mark.parametrize("atomically", [True, False], ids=["rename", "in-place"])
+    def test_identicalRewrite(
+        self,
+        served: Served,
+        ca: trustme.CA,
+        logEvents: list[LogEvent],
+        atomically: bool,
+    ) -> None:
+        """
+        Identical bytes written again are read and hashed but build no new
+        context: no success callback, nothing logged at info or above.
+        """
+        clock = Clock()
+        watcher = watching(served.factory, clock)
+        logEvents.clear()
+        for path in (served.certPath, served.keyPath):
+            data = path.read_bytes()
+            if atomically:
+                replaceAtomically(path, data)
+            else:
+                path.write_bytes(data)
+        contextBefore = served.factory._installed.context
+        reloadsBefore = watcher.reloads
+        clock.advance(POLL)
+        assert watcher.reloads == reloadsBefore + 1
+        assert served.factory.lastResult.succeeded
+        assert not served.factory.lastResult.changed
+        assert served.factory._installed.context is contextBefore
+        assert served.successes == []
+        assert loud(logEvents) == []
+        assert servedSerial(served, ca) == served.serial
+        watcher.stop()
+
+    def test_periodicResyncIsQuiet(
+        self, served: Served, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        Interval reloads of unchanged files log nothing at info or above and
+        install nothing.
+        """
+        clock = Clock()
+        watcher = watching(served.factory, clock, reloadInterval=3)
+        logEvents.clear()
+        clock.pump([1] * 30)
+        assert watcher.reloads == 1 + 10
+        assert served.successes == []
+        assert loud(logEvents) == []
+        watcher.stop()
+
+
+class TestHalfDoneRotation:
+    """
+    A certificate and key that do not match yet are refused, the old pair
+    keeps serving, and the reload is retried until they match.
+    """
+
+    @pytest.mark.parametrize("firstWritten", ["cert", "key"])
+    def test_refusedThenRetriedUntilPairMatches(
+        self, served: Served, ca: trustme.CA, tmp_path: Path, firstWritten: str
+    ) -> None:
+        """
+        With only one of the pair written, every reload is refused and
+        handshakes keep getting the old certificate; once the other arrives,
+        a backoff retry installs the new pair and the retries stop.
+        """
+        clock = Clock()
+        watcher = watching(served.factory, clock, retryDelays=(0.1, 0.25, 0.5))
+        cert, key, newSerial = issue(ca, tmp_path / "next")
+        first, second = (
+            ((served.certPath, cert), (served.keyPath, key))
+            if firstWritten == "cert"
+            else ((served.keyPath, key), (served.certPath, cert))
+        )
+        replaceAtomically(*first)
+        clock.advance(POLL)
+        assert len(served.failures) == 1
+        assert watcher.failing
+        assert servedSerial(served, ca) == served.serial
+        clock.advance(0.1)
+        clock.advance(0.25)
+        clock.advance(0.5)
+        clock.advance(0.5)
+        assert len(served.failures) == 5
+        assert servedSerial(served, ca) == served.serial
+
+        replaceAtomically(*second)
+        clock.advance(0.5)
+        assert [r.certificate.serialNumber for r in served.successes] == [newSerial]
+        assert not watcher.failing
+        assert servedSerial(served, ca) == newSerial
+        # Only the poll is left: no retry is pending after success.
+        assert [call.func for call in clock.getDelayedCalls()] == [watcher._poll]
+        watcher.stop()
+
+    def test_secondFileNoticedByPoll(
+        self, served: Served, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        Once the retries have slowed down, the poll noticing the second file
+        reloads at once instead of waiting for the next retry.
+        """
+        clock = Clock()
+        watcher = watching(served.factory, clock, retryDelays=(100,))
+        cert, key, newSerial = issue(ca, tmp_path / "next")
+        replaceAtomically(served.certPath, cert)
+        clock.advance(POLL)
+        assert len(served.failures) == 1
+        replaceAtomically(served.keyPath, key)
+        clock.advance(POLL)
+        assert servedSerial(served, ca) == newSerial
+        assert len(served.failures) == 1
+        watcher.stop()
+
+    def test_missingFileThenBack(
+        self, served: Served, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        A key deleted and later written again (new) is refused while missing
+        and served once back.
+        """
+        clock = Clock()
+        watcher = watching(served.factory, clock, retryDelays=(1,))
+        cert, key, newSerial = issue(ca, tmp_path / "next")
+        served.keyPath.unlink()
+        replaceAtomically(served.certPath, cert)
+        clock.advance(POLL)
+        assert served.failures and "key" in str(served.failures[-1].error).lower()
+        assert servedSerial(served, ca) == served.serial
+        served.keyPath.write_bytes(key)
+        clock.advance(1)
+        assert servedSerial(served, ca) == newSerial
+        watcher.stop()
+
+
+class TestBackoff:
+    """
+    When and how often a refused reload is retried.
+    """
+
+    def test_backoffThenLastDelayForever(self, tmp_path: Path) -> None:
+        """
+        Retries follow C{retryDelays}, then repeat the last delay for as long
+        as the reload is refused, and stop once it succeeds.
+        """
+        clock = Clock()
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        reloadable = RecordingReloadable(clock, [path])
+        reloadable.succeed = False
+        watcher = watching(reloadable, clock, retryDelays=(1, 2, 3))
+        clock.pump([0.5] * 30)
+        assert reloadable.calls == [0, 1, 3, 6, 9, 12, 15]
+        reloadable.succeed = True
+        clock.pump([0.5] * 6)
+        assert reloadable.calls[-1] == 18
+        assert not watcher.failing
+        clock.pump([1] * 50)
+        assert reloadable.calls[-1] == 18
+        watcher.stop()
+
+    def test_changeRestartsBackoff(self, tmp_path: Path) -> None:
+        """
+        A change noticed while retries are slow reloads at once and starts
+        the backoff over from its first delay.
+        """
+        clock = Clock()
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        reloadable = RecordingReloadable(clock, [path])
+        reloadable.succeed = False
+        watcher = watching(reloadable, clock, retryDelays=(1, 100))
+        clock.pump([1] * 5)
+        path.write_bytes(b"xy")
+        clock.pump([1] * 10)
+        assert reloadable.calls == [0, 1, POLL, POLL + 1]
+        watcher.stop()
+
+    def test_reloadThatRaisesIsRetried(
+        self, tmp_path: Path, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        A reloadable whose C{reload} raises is treated as refused: logged and
+        retried, and the watcher keeps running.
+        """
+        clock = Clock()
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        reloadable = RecordingReloadable(clock, [path])
+        reloadable.raiseError = True
+        watcher = watching(reloadable, clock, retryDelays=(1,))
+        clock.pump([1] * 3)
+        assert reloadable.calls == [0, 1, 2, 3]
+        assert watcher.failing and watcher.running
+        assert any(event.get("log_failure") is not None for event in logEvents)
+        watcher.stop()
+
+
+class TestDebounce:
+    """
+    Change notices are gathered into one reload.
+    """
+
+    def test_burstBecomesOneReload(self, served: Served, ca: trustme.CA) -> None:
+        """
+        Notices arriving less than the debounce delay apart lead to one
+        reload, that long after the last one.
+        """
+        clock = Clock()
+        watcher = watching(served.factory, clock)
+        directory = str(served.certPath.parent)
+        before = watcher.reloads
+        for _ in range(5):
+            watcher._directoryEvent(directory, None)
+            clock.advance(DEFAULT_DEBOUNCE / 2)
+            watcher._directoryEvent(directory, None)
+        assert watcher.reloads == before
+        clock.advance(DEFAULT_DEBOUNCE)
+        assert watcher.reloads == before + 1
+        watcher.stop()
+
+    def test_steadyStreamIsCapped(self, tmp_path: Path) -> None:
+        """
+        A steady stream of notices delays the reload by at most twenty
+        debounce periods.
+        """
+        clock = Clock()
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        reloadable = RecordingReloadable(clock, [path])
+        watcher = watching(reloadable, clock, debounce=0.1)
+        for _ in range(100):
+            watcher._directoryEvent(str(tmp_path), None)
+            clock.advance(0.05)
+        assert reloadable.calls[0] == 0
+        assert 2.0 - 0.1 <= reloadable.calls[1] <= 2.0
+        watcher.stop()
+
+    def test_unrelatedNamesIgnored(self, tmp_path: Path) -> None:
+        """
+        A notice about another file in a watched directory does nothing.
+        """
+        clock = Clock()
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        reloadable = RecordingReloadable(clock, [path])
+        watcher = FileWatcher(reloadable, POLL, clock)
+        watcher.start()
+        watcher._names = {str(tmp_path): {path.name}}
+        watcher._directoryEvent(str(tmp_path), "unrelated.log")
+        clock.advance(1)
+        assert reloadable.calls == [0]
+        watcher._directoryEvent(str(tmp_path), path.name)
+        clock.pump([DEFAULT_DEBOUNCE] * 2)
+        assert reloadable.calls == [0, pytest.approx(1 + DEFAULT_DEBOUNCE)]
+        watcher.stop()
+
+
+class TestReloadInterval:
+    """
+    C{reloadInterval} reloads on a timer whatever the files look like.
+    """
+
+    def test_reloadsEveryInterval(self, tmp_path: Path) -> None:
+        """
+        With no change at all, the reloadable is still asked every
+        C{reloadInterval} seconds.
+        """
+        clock = Clock()
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        reloadable = RecordingReloadable(clock, [path])
+        watcher = watching(reloadable, clock, reloadInterval=25)
+        clock.pump([1] * 100)
+        assert reloadable.calls == [0, 25, 50, 75, 100]
+        watcher.stop()
+
+    def test_picksUpChangeThePollCannotSee(
+        self, served: Served, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        New bytes in a store the poll cannot see into are served after the
+        next interval reload, and not before.
+        """
+
+        @implementer(IReloadable)
+        class Opaque:
+            def watchedPaths(self) -> list[str]:
+                return []
+
+            def reload(self) -> ReloadResult:
+                return served.factory.reload()
+
+        clock = Clock()
+        watcher = watching(Opaque(), clock, reloadInterval=60)
+        cert, key, newSerial = issue(ca, tmp_path / "next")
+        served.certPath.write_bytes(cert)
+        served.keyPath.write_bytes(key)
+        clock.pump([POLL] * 5)
+        assert servedSerial(served, ca) == served.serial
+        clock.advance(POLL)
+        assert servedSerial(served, ca) == newSerial
+        watcher.stop()
+
+
+class TestLifecycle:
+    """
+    Starting, stopping and starting again.
+    """
+
+    @pytest.mark.parametrize(
+        "state", ["idle", "debouncing", "retrying", "interval"], ids=str
+    )
+    def test_stopCancelsEveryTimer(self, tmp_path: Path, state: str) -> None:
+        """
+        After C{stop}, no delayed call is left on the clock, whatever was
+        pending, and nothing more is reloaded.
+        """
+        clock = Clock()
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        reloadable = RecordingReloadable(clock, [path])
+        reloadable.succeed = state != "retrying"
+        watcher = watching(
+            reloadable, clock, reloadInterval=5 if state == "interval" else 0
+        )
+        if state == "debouncing":
+            watcher._directoryEvent(str(tmp_path), None)
+        assert clock.getDelayedCalls()
+        watcher.stop()
+        assert clock.getDelayedCalls() == []
+        calls = list(reloadable.calls)
+        clock.pump([1] * 100)
+        assert reloadable.calls == calls
+        assert not watcher.running
+
+    def test_startAfterStop(
+        self, served: Served, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        A stopped watcher started again watches again, including changes made
+        while it was stopped.
+        """
+        clock = Clock()
+        watcher = watching(served.factory, clock)
+        watcher.stop()
+        cert, key, newSerial = issue(ca, tmp_path / "next")
+        served.certPath.write_bytes(cert)
+        served.keyPath.write_bytes(key)
+        clock.advance(POLL)
+        assert servedSerial(served, ca) == served.serial
+        watcher.start()
+        assert servedSerial(served, ca) == newSerial
+        watcher.stop()
+        assert clock.getDelayedCalls() == []
+
+    def test_startTwiceRaises(self, tmp_path: Path) -> None:
+        """
+        Starting a running watcher is a mistake and says so.
+        """
+        clock = Clock()
+        reloadable = RecordingReloadable(clock, [tmp_path / "cert.pem"])
+        watcher = watching(reloadable, clock)
+        with pytest.raises(RuntimeError, match="already running"):
+            watcher.start()
+        watcher.stop()
+        watcher.stop()
+
+    def test_watchFilesStarts(self, served: Served) -> None:
+        """
+        L{watchFiles} returns a started watcher.
+        """
+        clock = Clock()
+        watcher = watchFiles(served.factory, POLL, clock, useInotify=False)
+        assert watcher.running
+        assert clock.getDelayedCalls()
+        watcher.stop()
+
+    def test_clockOnlyReactorFallsBackToPolling(
+        self, served: Served, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        A reactor that cannot watch descriptors means polling alone, said
+        once at info level.
+        """
+        clock = Clock()
+        watcher = FileWatcher(served.factory, POLL, clock)
+        watcher.start()
+        assert not watcher.inotifyActive
+        assert any("inotify unavailable" in text for text in loud(logEvents))
+        watcher.stop()
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"pollInterval": 0},
+            {"pollInterval": -1},
+            {"reloadInterval": -1},
+            {"retryDelays": ()},
+            {"retryDelays": (1, 0)},
+            {"debounce": -0.1},
+        ],
+        ids=str,
+    )
+    def test_badArguments(self, tmp_path: Path, kwargs: dict[str, object]) -> None:
+        """
+        Intervals and delays out of range are refused at construction.
+        """
+        clock = Clock()
+        reloadable = RecordingReloadable(clock, [tmp_path / "cert.pem"])
+        arguments: dict[str, object] = {"pollInterval": POLL, **kwargs}
+        with pytest.raises(ValueError):
+            FileWatcher(reloadable, reactor=clock, **arguments)  # type: ignore[arg-type]
