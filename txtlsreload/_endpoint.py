@@ -1,0 +1,407 @@
+# -*- test-case-name: tests.test_endpoint -*-
+# Twisted's endpoint and failure modules are not annotated; calling them is
+# fine, so only that strict check is relaxed, for this module alone.
+# mypy: disallow-untyped-calls=False
+"""
+The C{tlsreload:} server endpoint: Twisted's C{ssl:} endpoint, reloading.
+
+Changing C{ssl:} to C{tlsreload:} in an endpoint description is all a program
+needs to get hitless certificate rotation, wherever Twisted takes a
+description: L{serverFromString <twisted.internet.endpoints.serverFromString>},
+C{twistd web --listen}, C{twist web --listen}.  So the keys and defaults are
+those of C{ssl:} where the two overlap.
+
+Everything that can be checked is checked when the description is parsed,
+files included: a server with a bad description must refuse to start, not
+start and fail its first handshake.  Triggers that act on the running process
+(the SIGHUP handler, file watching) are set up when the endpoint starts
+listening.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.abstract import isIPv6Address
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import (
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    wrapServerTLS,
+)
+from twisted.internet.interfaces import (
+    IAddress,
+    IListeningPort,
+    IProtocolFactory,
+    IReactorFromThreads,
+    IReactorTCP,
+    IReactorTime,
+    IStreamServerEndpoint,
+    IStreamServerEndpointStringParser,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ._errors import CredentialError
+from ._factory import ClientAuth, ReloadingContextFactory
+from ._sighup import ensureProcessWideSIGHUP
+from ._watching import FileWatcher
+
+__all__ = ["ReloadingServerEndpoint", "TLSReloadParser"]
+
+_PREFIX = "tlsreload"
+
+# What each key means, for the "unknown key" message and the docs' sake.
+_KEYS = {
+    "port": "TCP port to listen on (may also be given first, without port=)",
+    "privateKey": "PEM file with the private key (required)",
+    "certKey": "PEM file with the certificate (default: privateKey)",
+    "extraCertChain": "PEM file with intermediate certificates",
+    "interface": "address to listen on (default: all IPv4 addresses)",
+    "backlog": "listen queue length (default: 50)",
+    "clientCA": "PEM bundle of CAs that issue client certificates",
+    "clientAuth": "required or optional (default: required with clientCA)",
+    "passphraseFile": "file whose first line decrypts the private key",
+    "sighup": "yes or no: reload on SIGHUP (default: yes)",
+    "watch": "seconds between checks of the files for changes (default: 0, off)",
+    "interval": "seconds between unconditional reloads (default: 0, off)",
+}
+
+# Keys of Twisted's ssl: endpoint that we refuse with a reason rather than
+# with "unknown key", since people will bring them along when switching.
+_UNSUPPORTED = {
+    "sslmethod": (
+        "protocol versions are Twisted's defaults (TLS 1.2 or newer); remove it"
+    ),
+    "dhParameters": (
+        "finite-field Diffie-Hellman is not supported; ECDHE key exchange"
+        " is always available, so remove it"
+    ),
+}
+
+_YES = frozenset({"yes", "true", "on", "1"})
+_NO = frozenset({"no", "false", "off", "0"})
+
+
+def _problem(message: str) -> ValueError:
+    return ValueError(f"{_PREFIX}: {message}")
+
+
+def _text(value: object) -> str:
+    """
+    Accept the values of a description given as bytes, as
+    L{serverFromString <twisted.internet.endpoints.serverFromString>} does.
+    """
+    if isinstance(value, bytes):
+        return os.fsdecode(value)
+    return str(value)
+
+
+def _portNumber(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise _problem(
+            f"port must be a number from 0 to 65535, not {value!r}"
+        ) from None
+    if not 0 <= port <= 65535:
+        raise _problem(f"port must be a number from 0 to 65535, not {value!r}")
+    return port
+
+
+def _backlog(value: str) -> int:
+    try:
+        backlog = int(value)
+    except ValueError:
+        backlog = 0
+    if backlog < 1:
+        raise _problem(f"backlog must be a positive whole number, not {value!r}")
+    return backlog
+
+
+def _yesNo(key: str, value: str) -> bool:
+    if value.lower() in _YES:
+        return True
+    if value.lower() in _NO:
+        return False
+    raise _problem(f"{key} must be yes or no, not {value!r}")
+
+
+def _seconds(key: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise _problem(
+            f"{key} must be a number of seconds (0 turns it off), not {value!r}"
+        )
+    return seconds
+
+
+def _path(key: str, value: str | None) -> str | None:
+    """
+    Make a file name absolute now: reloads happen later, possibly after the
+    process changed directory (C{twistd} without C{-n} moves to its run
+    directory), and must read the same file.
+    """
+    if value is None:
+        return None
+    if not value:
+        raise _problem(f"{key} is empty; give a file name")
+    return os.path.abspath(value)
+
+
+def _clientAuth(value: str | None, clientCA: str | None) -> ClientAuth | None:
+    if value is None:
+        return None
+    if value not in ("required", "optional"):
+        raise _problem(f"clientAuth must be required or optional, not {value!r}")
+    if clientCA is None:
+        raise _problem(
+            f"clientAuth={value} needs clientCA=<file>: the CAs whose client"
+            " certificates to accept"
+        )
+    return value  # type: ignore[return-value]
+
+
+@implementer(IStreamServerEndpoint)
+class ReloadingServerEndpoint:
+    """
+    A TLS server endpoint serving a L{ReloadingContextFactory}, which also
+    sets up the triggers that make the factory reload.
+
+    This is what a C{tlsreload:} description becomes; programs may also build
+    one directly.
+
+    @ivar contextFactory: What every accepted connection's TLS comes from;
+        add reload callbacks to it to hear about rotations.
+    @ivar port: The TCP port to listen on (0 for any free one).
+    @ivar interface: The address to listen on; an IPv6 address listens on
+        IPv6, anything else on IPv4.  Empty for every IPv4 address.
+    @ivar backlog: The listen queue length.
+    @ivar sighup: Whether listening installs the process-wide SIGHUP handler
+        that reloads every L{ReloadingContextFactory} of the process.
+    @ivar watch: Seconds between checks of the files for changes; 0 for none.
+    @ivar interval: Seconds between unconditional reloads; 0 for none.
+    """
+
+    _log = Logger()
+
+    # The seam through which listening installs the SIGHUP handler; tests
+    # replace it to keep the test process's signal handling untouched.
+    _ensureSIGHUP: Callable[[IReactorFromThreads | None], None] = staticmethod(
+        ensureProcessWideSIGHUP
+    )
+
+    def __init__(
+        self,
+        reactor: IReactorTCP,
+        contextFactory: ReloadingContextFactory,
+        port: int,
+        interface: str = "",
+        backlog: int = 50,
+        *,
+        sighup: bool = True,
+        watch: float = 0.0,
+        interval: float = 0.0,
+    ) -> None:
+        self._reactor = reactor
+        self.contextFactory = contextFactory
+        self.port = port
+        self.interface = interface
+        self.backlog = backlog
+        self.sighup = sighup
+        self.watch = watch
+        self.interval = interval
+        transport: IStreamServerEndpoint
+        if isIPv6Address(interface):
+            transport = TCP6ServerEndpoint(reactor, port, backlog, interface)
+        else:
+            transport = TCP4ServerEndpoint(reactor, port, backlog, interface)
+        self._tlsEndpoint = wrapServerTLS(
+            contextFactory, transport, IReactorTime(reactor, None)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<ReloadingServerEndpoint port={self.port} "
+            f"interface={self.interface!r} {self.contextFactory!r}>"
+        )
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        """
+        Listen with TLS from L{contextFactory}, and start the reload triggers
+        this endpoint was configured with.
+
+        See L{IStreamServerEndpoint.listen}.
+        """
+        if self.sighup:
+            self._installSIGHUP()
+        listening = self._tlsEndpoint.listen(protocolFactory)
+        if self.watch or self.interval:
+            listening.addCallback(self._startWatching)
+        return listening
+
+    def _installSIGHUP(self) -> None:
+        try:
+            self._ensureSIGHUP(IReactorFromThreads(self._reactor, None))
+        except ValueError as e:
+            # signal.signal only works on the main thread.  Refusing to listen
+            # would break programs that never asked for SIGHUP (it is on by
+            # default), so say so and serve.
+            self._log.warn(
+                "Not reloading {path} on SIGHUP: {error}; listen from the main"
+                " thread, or add sighup=no",
+                path=self.contextFactory.files.certificateFile,
+                error=str(e),
+            )
+
+    def _startWatching(self, port: IListeningPort) -> IListeningPort | Deferred[Any]:
+        """
+        Start a file watcher for the factory, tied to C{port}: stopping the
+        port stops the watcher.
+        """
+        try:
+            # interval= alone needs no change detection: its timer reloads,
+            # and a poll at the same pace costs nothing more.
+            watcher = FileWatcher(
+                self.contextFactory,
+                pollInterval=self.watch or self.interval,
+                reactor=IReactorTime(self._reactor, None),
+                reloadInterval=self.interval,
+                useInotify=self.watch > 0,
+            )
+            watcher.start()
+        except Exception:
+            # An endpoint whose reload triggers could not start must not be
+            # left serving: stop listening, then report why.
+            failure = Failure()
+            stopping = maybeDeferred(port.stopListening)
+            return stopping.addBoth(lambda _: failure)
+        return _WatchedPort(port, watcher)
+
+
+@implementer(IListeningPort)
+class _WatchedPort:
+    """
+    A listening port that stops its file watcher when it stops listening.
+    """
+
+    def __init__(self, port: IListeningPort, watcher: FileWatcher) -> None:
+        self._port = port
+        self.watcher = watcher
+
+    def __getattr__(self, name: str) -> Any:
+        # Ports have more than IListeningPort (.factory, .port, .socket...);
+        # keep them reachable for code that looks.
+        return getattr(self._port, name)
+
+    def startListening(self) -> None:
+        self._port.startListening()
+
+    def stopListening(self) -> Deferred[None] | None:
+        self.watcher.stop()
+        return self._port.stopListening()
+
+    def getHost(self) -> IAddress:
+        return self._port.getHost()
+
+
+@implementer(IStreamServerEndpointStringParser)
+class TLSReloadParser:
+    """
+    Parse C{tlsreload:} endpoint descriptions.
+
+    The C{twisted/plugins} module of this package registers an instance with
+    Twisted's plugin system; the logic lives here so that the plugin module
+    can stay light.
+    """
+
+    prefix = _PREFIX
+
+    def parseStreamServer(
+        self, reactor: Any, *args: object, **kwargs: object
+    ) -> ReloadingServerEndpoint:
+        """
+        Build a L{ReloadingServerEndpoint} from a description's values,
+        loading the files now.
+
+        @raise ValueError: If the description is wrong: an unknown key, a
+            missing or malformed value.  The message says which.
+        @raise txtlsreload.CredentialError: If a file cannot be used; the
+            message names the file and the reason.
+        """
+        try:
+            return self._parse(
+                reactor,
+                [_text(a) for a in args],
+                {key: _text(value) for key, value in kwargs.items()},
+            )
+        except (ValueError, CredentialError) as e:
+            # Under twistd this reaches the user as a traceback; what is wrong
+            # is all in the message, and our frames would only push it further
+            # up the screen.
+            raise e.with_traceback(None) from None
+
+    def _parse(
+        self, reactor: Any, positional: list[str], options: dict[str, str]
+    ) -> ReloadingServerEndpoint:
+        for key in options:
+            if key in _UNSUPPORTED:
+                raise _problem(f"{key} is not supported: {_UNSUPPORTED[key]}")
+            if key not in _KEYS:
+                raise _problem(
+                    f"unknown key {key!r}; known keys: {', '.join(_KEYS)}"
+                    " (keys are case-sensitive)"
+                )
+
+        if len(positional) > 1:
+            raise _problem(
+                f"unexpected value {positional[1]!r}: only the port may be"
+                " given without a key=; did you mean privateKey=...?"
+            )
+        if positional and "port" in options:
+            raise _problem("port given twice, with and without port=")
+        portText = positional[0] if positional else options.get("port")
+        if portText is None:
+            raise _problem("no port given, as in tlsreload:8443:privateKey=...")
+        port = _portNumber(portText)
+
+        if "privateKey" not in options:
+            raise _problem(
+                "privateKey=<file> is required: the PEM file with the private key"
+            )
+        privateKey = _path("privateKey", options["privateKey"])
+        assert privateKey is not None
+        certKey = _path("certKey", options.get("certKey")) or privateKey
+        extraCertChain = _path("extraCertChain", options.get("extraCertChain"))
+        clientCA = _path("clientCA", options.get("clientCA"))
+        passphraseFile = _path("passphraseFile", options.get("passphraseFile"))
+        clientAuth = _clientAuth(options.get("clientAuth"), clientCA)
+        backlog = _backlog(options.get("backlog", "50"))
+        sighup = _yesNo("sighup", options.get("sighup", "yes"))
+        watch = _seconds("watch", options.get("watch", "0"))
+        interval = _seconds("interval", options.get("interval", "0"))
+        factory = ReloadingContextFactory(
+            certificateFile=certKey,
+            privateKeyFile=privateKey,
+            extraChainFile=extraCertChain,
+            clientCAFile=clientCA,
+            clientAuth=clientAuth,
+            passphraseFile=passphraseFile,
+        )
+        return ReloadingServerEndpoint(
+            reactor,
+            factory,
+            port,
+            options.get("interface", ""),
+            backlog,
+            sighup=sighup,
+            watch=watch,
+            interval=interval,
+        )
