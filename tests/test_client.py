@@ -1,0 +1,1425 @@
+"""
+Tests for the reloading client side: L{ReloadingClientContextFactory},
+L{ReloadingClientCredentials} and L{ReloadingPolicyForHTTPS}.
+
+Every handshake is real.  In-memory handshakes (L{tlshelpers.handshake})
+cover the details; loopback connections from a private reactor cover the
+same behaviour against three real servers: ours, CPython's C{ssl} in a
+thread, and C{openssl s_server} in a subprocess.  The HTTP agent runs in a
+subprocess, since L{Agent} batches writes on the global reactor.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.endpoints import TCP4ServerEndpoint, wrapServerTLS
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import (
+    IHandshakeListener,
+    IOpenSSLClientConnectionCreator,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.selectreactor import SelectReactor
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from txtlsreload import CredentialError, IReloadable, ReloadingContextFactory
+from txtlsreload._agentpolicy import ReloadingPolicyForHTTPS
+from txtlsreload._client import (
+    ClientReloadResult,
+    ReloadingClientContextFactory,
+    ReloadingClientCredentials,
+)
+from txtlsreload._registry import registered
+from txtlsreload._sighup import reloadOnSIGHUP
+
+from .tlshelpers import handshake, replaceAtomically, writeLeaf
+
+ROOT = Path(__file__).parent.parent
+
+
+# --- certificates ----------------------------------------------------------
+
+
+def writeCA(ca: trustme.CA, path: Path, *more: trustme.CA) -> Path:
+    """
+    Write a PEM bundle of C{ca} and C{more} to C{path}.
+    """
+    path.write_bytes(b"".join(c.cert_pem.bytes() for c in (ca, *more)))
+    return path
+
+
+def writeClient(ca: trustme.CA, path: Path) -> int:
+    """
+    Issue a client certificate from C{ca} and write key and certificate
+    together to C{path} (atomically), as one file.
+
+    @return: The certificate's serial number.
+    """
+    leaf = ca.issue_cert("client.example")
+    replaceAtomically(path, leaf.private_key_and_cert_chain_pem.bytes())
+    return x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).serial_number
+
+
+def ourServer(
+    ca: trustme.CA,
+    directory: Path,
+    identities: tuple[str, ...] = ("localhost", "127.0.0.1", "::1"),
+    clientCA: trustme.CA | None = None,
+) -> ReloadingContextFactory:
+    """
+    Our own reloading server, with a certificate for C{identities} and, with
+    C{clientCA}, requiring client certificates from it.
+    """
+    cert, key, _ = writeLeaf(ca, directory, identities=identities)
+    clientCAFile = None
+    if clientCA is not None:
+        clientCAFile = str(writeCA(clientCA, directory / "client-ca.pem"))
+    return ReloadingContextFactory(str(cert), str(key), clientCAFile=clientCAFile)
+
+
+@pytest.fixture
+def caFile(tmp_path: Path, ca: trustme.CA) -> Path:
+    """
+    The test's CA, as a bundle file.
+    """
+    return writeCA(ca, tmp_path / "ca.pem")
+
+
+# --- in memory ---------------------------------------------------------------
+
+
+class TestInterfaces:
+    """
+    The client objects are what Twisted asks for.
+    """
+
+    def test_providesInterfaces(self, caFile: Path) -> None:
+        """
+        The creator is a client connection creator and a reloadable, the
+        credentials are reloadable, and the policy is an HTTPS policy.
+        """
+        creator = ReloadingClientContextFactory("localhost", str(caFile))
+        assert verifyObject(IOpenSSLClientConnectionCreator, creator)
+        assert verifyObject(IReloadable, creator)
+        assert verifyObject(IReloadable, creator.credentials)
+        policy = ReloadingPolicyForHTTPS(str(caFile))
+        assert verifyObject(IPolicyForHTTPS, policy)
+        assert verifyObject(IReloadable, policy)
+
+    def test_credentialsRegisteredForSIGHUP(self, caFile: Path) -> None:
+        """
+        Credentials register themselves for process-wide reload triggers.
+        """
+        creator = ReloadingClientContextFactory("localhost", str(caFile))
+        assert creator.credentials in registered()
+
+
+class TestVerification:
+    """
+    The server must be trusted and valid for the name asked for.
+    """
+
+    @pytest.mark.parametrize("hostname", ["localhost", "127.0.0.1", "::1", "[::1]"])
+    def test_rightNameAndCA(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path, hostname: str
+    ) -> None:
+        """
+        A server with a certificate from the trusted CA for the name or IP
+        address asked for is accepted, and data flows.
+        """
+        server = ourServer(ca, tmp_path)
+        result = handshake(server, ReloadingClientContextFactory(hostname, str(caFile)))
+        assert result.succeeded, result.failureText()
+        assert result.serverCertificate is not None
+        assert result.serverCertificate.serial_number == server.certificate.serialNumber
+        assert result.roundTrip(b"ping") == b"ping"
+
+    @pytest.mark.parametrize(
+        ("hostname", "identities", "mismatch"),
+        [
+            ("localhost", ("other.example",), "DNSMismatch"),
+            ("www.example.com", ("example.com",), "DNSMismatch"),
+            ("127.0.0.1", ("localhost",), "IPAddressMismatch"),
+            ("127.0.0.1", ("127.0.0.2",), "IPAddressMismatch"),
+            ("::1", ("localhost", "127.0.0.1"), "IPAddressMismatch"),
+        ],
+    )
+    def test_otherNameRefused(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        caFile: Path,
+        hostname: str,
+        identities: tuple[str, ...],
+        mismatch: str,
+    ) -> None:
+        """
+        A certificate from the trusted CA but for another name or address is
+        refused, and the error says which identity did not match.
+        """
+        server = ourServer(ca, tmp_path, identities=identities)
+        result = handshake(server, ReloadingClientContextFactory(hostname, str(caFile)))
+        assert not result.succeeded
+        assert mismatch in result.failureText()
+
+    def test_untrustedCARefused(self, tmp_path: Path, caFile: Path) -> None:
+        """
+        A server whose certificate comes from a CA not in the bundle is
+        refused.
+        """
+        server = ourServer(trustme.CA(), tmp_path)
+        result = handshake(
+            server, ReloadingClientContextFactory("localhost", str(caFile))
+        )
+        assert not result.succeeded
+        assert "certificate verify failed" in result.failureText()
+
+    def test_platformTrustByDefault(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Without a CA bundle the platform's trust store is used: a test CA's
+        server is refused, not waved through.
+        """
+        creator = ReloadingClientContextFactory("localhost")
+        assert creator.credentials.trustedCAs is None
+        result = handshake(ourServer(ca, tmp_path), creator)
+        assert not result.succeeded
+        assert "certificate verify failed" in result.failureText()
+
+    def test_wholeBundleTrusted(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Every CA of a bundle is trusted, not only the first.
+        """
+        bundle = writeCA(trustme.CA(), tmp_path / "bundle.pem", trustme.CA(), ca)
+        creator = ReloadingClientContextFactory("localhost", str(bundle))
+        assert creator.credentials.trustedCAs == 3
+        result = handshake(ourServer(ca, tmp_path), creator)
+        assert result.succeeded, result.failureText()
+
+    @pytest.mark.parametrize(
+        ("hostname", "expected"), [("localhost", b"localhost"), ("127.0.0.1", None)]
+    )
+    def test_serverNameIndication(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        caFile: Path,
+        hostname: str,
+        expected: bytes | None,
+    ) -> None:
+        """
+        The name is sent as SNI; an IP address is not (RFC 6066).
+        """
+        server = ourServer(ca, tmp_path)
+        result = handshake(server, ReloadingClientContextFactory(hostname, str(caFile)))
+        assert result.succeeded, result.failureText()
+        assert result.serverProtocol._tlsConnection.get_servername() == expected
+
+    @pytest.mark.parametrize(
+        ("offered", "negotiated"),
+        [([b"http/1.1"], b"http/1.1"), ([b"x-other", b"h2"], b"h2"), (None, None)],
+    )
+    def test_acceptableProtocols(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        caFile: Path,
+        offered: list[bytes] | None,
+        negotiated: bytes | None,
+    ) -> None:
+        """
+        The protocols given are offered over ALPN (and none when none are
+        given), so the server can pick one of them.
+        """
+        creator = ReloadingClientContextFactory(
+            "localhost", str(caFile), acceptableProtocols=offered
+        )
+        result = handshake(
+            ourServer(ca, tmp_path), creator, serverProtocols=[b"h2", b"http/1.1"]
+        )
+        assert result.succeeded, result.failureText()
+        assert result.negotiatedProtocol == negotiated
+
+
+class TestClientCertificate:
+    """
+    The client certificate is presented to servers that ask for one.
+    """
+
+    def test_presented(self, tmp_path: Path, ca: trustme.CA, caFile: Path) -> None:
+        """
+        A server requiring client certificates sees ours, with its serial.
+        """
+        serial = writeClient(ca, tmp_path / "client.pem")
+        creator = ReloadingClientContextFactory(
+            "localhost", str(caFile), str(tmp_path / "client.pem")
+        )
+        result = handshake(ourServer(ca, tmp_path, clientCA=ca), creator)
+        assert result.succeeded, result.failureText()
+        assert result.clientCertificateSeenByServer is not None
+        assert result.clientCertificateSeenByServer.serial_number == serial
+        assert creator.credentials.clientCertificate is not None
+        assert creator.credentials.clientCertificate.serialNumber == serial
+
+    def test_separateKeyFile(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        The key may live in its own file.
+        """
+        cert, key, serial = writeLeaf(ca, tmp_path, name="client")
+        creator = ReloadingClientContextFactory(
+            "localhost", str(caFile), str(cert), str(key)
+        )
+        result = handshake(ourServer(ca, tmp_path, clientCA=ca), creator)
+        assert result.succeeded, result.failureText()
+        assert result.clientCertificateSeenByServer is not None
+        assert result.clientCertificateSeenByServer.serial_number == serial
+
+    def test_chainIsSent(self, tmp_path: Path, ca: trustme.CA, caFile: Path) -> None:
+        """
+        A client certificate issued by an intermediate CA is sent with the
+        intermediate, so a server trusting only the root accepts it.
+        """
+        intermediate = ca.create_child_ca()
+        leaf = intermediate.issue_cert("client.example")
+        (tmp_path / "client.pem").write_bytes(
+            leaf.private_key_and_cert_chain_pem.bytes()
+        )
+        creator = ReloadingClientContextFactory(
+            "localhost", str(caFile), str(tmp_path / "client.pem")
+        )
+        result = handshake(ourServer(ca, tmp_path, clientCA=ca), creator)
+        assert result.succeeded, result.failureText()
+
+    def test_encryptedKeyWithPassphraseFile(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        An encrypted client key is decrypted with the passphrase file.
+        """
+        cert, key, serial = writeLeaf(ca, tmp_path, name="client")
+        privateKey = serialization.load_pem_private_key(key.read_bytes(), None)
+        key.write_bytes(
+            privateKey.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(b"sesame"),
+            )
+        )
+        (tmp_path / "pass").write_bytes(b"sesame\n")
+        creator = ReloadingClientContextFactory(
+            "localhost",
+            str(caFile),
+            str(cert),
+            str(key),
+            passphraseFile=str(tmp_path / "pass"),
+        )
+        result = handshake(ourServer(ca, tmp_path, clientCA=ca), creator)
+        assert result.succeeded, result.failureText()
+        assert result.clientCertificateSeenByServer is not None
+        assert result.clientCertificateSeenByServer.serial_number == serial
+
+    def test_missingRefusedClearly(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        Without a client certificate, a server that requires one refuses the
+        connection, and the error says a certificate was required.
+        """
+        creator = ReloadingClientContextFactory("localhost", str(caFile))
+        result = handshake(ourServer(ca, tmp_path, clientCA=ca), creator)
+        assert not result.succeeded
+        assert "certificate required" in result.failureText()
+
+    def test_weakKeyRefusedAtLoad(self, tmp_path: Path, caFile: Path) -> None:
+        """
+        A client certificate OpenSSL will not use (a 1024-bit RSA key) is
+        refused when loaded, naming the file, rather than failing every
+        connection later.
+        """
+        key = rsa.generate_private_key(65537, 1024)  # noqa: S505 (the point)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256())
+        )
+        path = tmp_path / "weak.pem"
+        path.write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM)
+            + key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        with pytest.raises(CredentialError) as raised:
+            ReloadingClientContextFactory("localhost", str(caFile), str(path))
+        assert raised.value.path == str(path)
+        assert "key too small" in raised.value.reason
+
+
+class TestOptions:
+    """
+    Contradictory or malformed arguments are refused up front.
+    """
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"clientKeyFile": "k.pem"}, "needs clientCertificateFile"),
+            ({"passphrase": b"x"}, "needs clientCertificateFile"),
+            (
+                {
+                    "clientCertificateFile": "c.pem",
+                    "passphrase": b"x",
+                    "passphraseFile": "p",
+                },
+                "not both",
+            ),
+        ],
+    )
+    def test_contradictions(self, kwargs: dict[str, Any], message: str) -> None:
+        """
+        Options that make no sense together raise L{ValueError} saying why.
+        """
+        with pytest.raises(ValueError, match=message):
+            ReloadingClientCredentials(**kwargs)
+
+    @pytest.mark.parametrize("hostname", ["", "a b", "-bad.example", "*.example.com"])
+    def test_badHostname(self, caFile: Path, hostname: str) -> None:
+        """
+        A host name that is neither a DNS name nor an IP address is refused.
+        """
+        with pytest.raises(ValueError, match=r"hostname|DNS name"):
+            ReloadingClientContextFactory(hostname, str(caFile))
+
+    def test_bytesHostname(self, caFile: Path) -> None:
+        """
+        A host name must be text.
+        """
+        with pytest.raises(TypeError, match="text"):
+            ReloadingClientContextFactory(b"localhost", str(caFile))  # type: ignore[arg-type]
+
+    def test_credentialsOrFiles(self, caFile: Path) -> None:
+        """
+        Shared credentials and file names cannot both be given.
+        """
+        credentials = ReloadingClientCredentials(str(caFile))
+        with pytest.raises(ValueError, match="not both"):
+            ReloadingClientContextFactory(
+                "localhost", str(caFile), credentials=credentials
+            )
+        with pytest.raises(ValueError, match="not both"):
+            ReloadingPolicyForHTTPS(str(caFile), credentials=credentials)
+
+    @pytest.mark.parametrize(
+        ("content", "reason"),
+        [
+            (None, "file not found"),
+            (b"", "file is empty"),
+            (b"not pem at all", "no PEM data"),
+            (
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "not a valid certificate",
+            ),
+        ],
+    )
+    def test_firstLoadRaises(
+        self, tmp_path: Path, content: bytes | None, reason: str
+    ) -> None:
+        """
+        An unusable CA bundle at construction raises L{CredentialError}
+        naming the file and the reason.
+        """
+        path = tmp_path / "ca.pem"
+        if content is not None:
+            path.write_bytes(content)
+        with pytest.raises(CredentialError) as raised:
+            ReloadingClientContextFactory("localhost", str(path))
+        assert raised.value.path == str(path)
+        assert reason in raised.value.reason
+
+
+class TestReload:
+    """
+    Reloading picks up new files for new connections, and refuses bad ones.
+    """
+
+    def test_caRotationTrustsNewServer(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        A server from a new CA is refused until the bundle gains that CA and
+        the client reloads; then it is trusted.
+        """
+        newCA = trustme.CA()
+        server = ourServer(newCA, tmp_path)
+        creator = ReloadingClientContextFactory("localhost", str(caFile))
+        assert not handshake(server, creator).succeeded
+
+        writeCA(ca, caFile, newCA)
+        result = creator.reload()
+        assert (result.succeeded, result.changed) == (True, True)
+        assert result.trustedCAs == 2
+        after = handshake(server, creator)
+        assert after.succeeded, after.failureText()
+
+    def test_caRemovalDistrustsOldServer(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        A CA removed from the bundle is no longer trusted after a reload.
+        """
+        server = ourServer(ca, tmp_path)
+        creator = ReloadingClientContextFactory("localhost", str(caFile))
+        assert handshake(server, creator).succeeded
+        writeCA(trustme.CA(), caFile)
+        assert creator.reload().changed
+        assert not handshake(server, creator).succeeded
+
+    def test_clientRotationSeenByServer(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        After the client certificate is replaced and reloaded, the server
+        sees the new serial; a connection made before keeps working.
+        """
+        clientFile = tmp_path / "client.pem"
+        oldSerial = writeClient(ca, clientFile)
+        server = ourServer(ca, tmp_path, clientCA=ca)
+        creator = ReloadingClientContextFactory(
+            "localhost", str(caFile), str(clientFile)
+        )
+        before = handshake(server, creator)
+        assert before.clientCertificateSeenByServer is not None
+        assert before.clientCertificateSeenByServer.serial_number == oldSerial
+
+        newSerial = writeClient(ca, clientFile)
+        result = creator.reload()
+        assert result.changed
+        assert result.clientCertificate is not None
+        assert result.clientCertificate.serialNumber == newSerial
+        after = handshake(server, creator)
+        assert after.clientCertificateSeenByServer is not None
+        assert after.clientCertificateSeenByServer.serial_number == newSerial
+        assert before.roundTrip(b"still open") == b"still open"
+
+    def test_identicalContentRebuildsNothing(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        Rewriting the same bytes reports no change and keeps the same client
+        options.
+        """
+        clientFile = tmp_path / "client.pem"
+        writeClient(ca, clientFile)
+        creator = ReloadingClientContextFactory(
+            "localhost", str(caFile), str(clientFile)
+        )
+        options = creator._options
+        replaceAtomically(caFile, caFile.read_bytes())
+        replaceAtomically(clientFile, clientFile.read_bytes())
+        result = creator.reload()
+        assert (result.succeeded, result.changed, result.error) == (True, False, None)
+        assert creator._options is options
+
+    @pytest.mark.parametrize(
+        "breakFiles",
+        [
+            pytest.param(lambda ca, c, k: c.write_bytes(b"garbage"), id="ca-garbage"),
+            pytest.param(lambda ca, c, k: c.unlink(), id="ca-missing"),
+            pytest.param(
+                lambda ca, c, k: c.write_bytes(c.read_bytes()[:200]), id="ca-truncated"
+            ),
+            pytest.param(
+                lambda ca, c, k: k.write_bytes(
+                    ca.issue_cert("x.example").private_key_pem.bytes()
+                ),
+                id="key-mismatch",
+            ),
+            pytest.param(lambda ca, c, k: k.write_bytes(b""), id="key-empty"),
+        ],
+    )
+    def test_failedReloadKeepsOld(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        caFile: Path,
+        breakFiles: Callable[[trustme.CA, Path, Path], object],
+    ) -> None:
+        """
+        A broken file is refused with its name and the reason, logged once
+        without key material, and connections keep using the old files.
+        """
+        cert, key, serial = writeLeaf(ca, tmp_path, name="client")
+        keyPem = key.read_bytes()
+        server = ourServer(ca, tmp_path, clientCA=ca)
+        creator = ReloadingClientContextFactory(
+            "localhost", str(caFile), str(cert), str(key)
+        )
+        breakFiles(ca, caFile, key)
+
+        events: list[LogEvent] = []
+        globalLogPublisher.addObserver(events.append)
+        try:
+            result = creator.reload()
+        finally:
+            globalLogPublisher.removeObserver(events.append)
+
+        assert (result.succeeded, result.changed) == (False, False)
+        assert result.error is not None
+        assert result.error.path in (str(caFile), str(key))
+        assert result.error.path in str(result)
+        assert str(result).startswith("reload failed: ")
+        errors = [e for e in events if e["log_level"].name == "error"]
+        assert len(errors) == 1
+        text = formatEvent(errors[0])
+        assert result.error.path in text and result.error.reason in text
+        for line in keyPem.splitlines()[1:-1]:
+            assert line.decode() not in text + str(result)
+        after = handshake(server, creator)
+        assert after.succeeded, after.failureText()
+        assert after.clientCertificateSeenByServer is not None
+        assert after.clientCertificateSeenByServer.serial_number == serial
+
+    def test_fixedAfterFailureIsPickedUp(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        After a refused reload, the next reload of good files installs them.
+        """
+        clientFile = tmp_path / "client.pem"
+        writeClient(ca, clientFile)
+        creator = ReloadingClientContextFactory(
+            "localhost", str(caFile), str(clientFile)
+        )
+        clientFile.write_bytes(b"half written")
+        assert not creator.reload().succeeded
+        serial = writeClient(ca, clientFile)
+        result = creator.reload()
+        assert result.changed
+        assert result.clientCertificate is not None
+        assert result.clientCertificate.serialNumber == serial
+
+    def test_expiredClientCertificateRefused(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        An expired new client certificate is refused while the current one is
+        valid: servers would refuse it.
+        """
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert, key, serial = writeLeaf(ca, tmp_path, name="client")
+        credentials = ReloadingClientCredentials(str(caFile), str(cert), str(key))
+        writeLeaf(
+            ca, tmp_path, name="client", notAfter=now - datetime.timedelta(minutes=1)
+        )
+        result = credentials.reload()
+        assert result.error is not None
+        assert "expired on" in result.error.reason
+        assert result.clientCertificate is not None
+        assert result.clientCertificate.serialNumber == serial
+
+    def test_resultText(self, tmp_path: Path, ca: trustme.CA, caFile: Path) -> None:
+        """
+        Results read as what happened and what is in use now.
+        """
+        clientFile = tmp_path / "client.pem"
+        writeClient(ca, clientFile)
+        credentials = ReloadingClientCredentials(str(caFile), str(clientFile))
+        assert str(credentials.reload()).startswith("unchanged: still trusting 1 CA")
+        writeClient(ca, clientFile)
+        assert str(credentials.reload()).startswith("reloaded: now trusting 1 CA")
+        platform = ClientReloadResult(True, False, None, None)
+        assert str(platform) == "unchanged: still trusting the platform trust store"
+
+    def test_callbacks(self, tmp_path: Path, ca: trustme.CA, caFile: Path) -> None:
+        """
+        Success callbacks hear of changes, failure callbacks of refusals, and
+        neither of unchanged files; removed callbacks hear nothing.
+        """
+        credentials = ReloadingClientCredentials(str(caFile))
+        successes: list[ClientReloadResult] = []
+        failures: list[ClientReloadResult] = []
+        remove = credentials.addReloadCallbacks(successes.append, failures.append)
+        credentials.reload()
+        writeCA(ca, caFile, trustme.CA())
+        credentials.reload()
+        caFile.write_bytes(b"")
+        credentials.reload()
+        remove()
+        writeCA(ca, caFile)
+        credentials.reload()
+        assert [r.trustedCAs for r in successes] == [2]
+        assert [r.succeeded for r in failures] == [False]
+
+    def test_sharedCredentialsReloadEveryCreator(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        Creators for different names that share credentials all use the new
+        client certificate after one reload.
+        """
+        clientFile = tmp_path / "client.pem"
+        writeClient(ca, clientFile)
+        credentials = ReloadingClientCredentials(str(caFile), str(clientFile))
+        creators = [credentials.creatorFor(n) for n in ("localhost", "127.0.0.1")]
+        server = ourServer(ca, tmp_path, clientCA=ca)
+        serial = writeClient(ca, clientFile)
+        assert credentials.reload().changed
+        for creator in creators:
+            result = handshake(server, creator)
+            assert result.clientCertificateSeenByServer is not None
+            assert result.clientCertificateSeenByServer.serial_number == serial
+
+    def test_creatorsNotKeptAlive(self, caFile: Path) -> None:
+        """
+        Credentials do not keep creators nobody uses any more alive.
+        """
+        import gc
+
+        credentials = ReloadingClientCredentials(str(caFile))
+        credentials.creatorFor("localhost")
+        gc.collect()
+        assert len(credentials._creators) == 0
+
+
+class TestSIGHUP:
+    """
+    A real SIGHUP reloads client credentials through the process-wide hook.
+    """
+
+    def test_signalReloadsRegisteredCredentials(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        An untrusted server becomes trusted once the CA bundle is rotated and
+        SIGHUP arrives, through the real handler of L{reloadOnSIGHUP}.
+        """
+        newCA = trustme.CA()
+        server = ourServer(newCA, tmp_path)
+        creator = ReloadingClientContextFactory("localhost", str(caFile))
+        assert not handshake(server, creator).succeeded
+        writeCA(ca, caFile, newCA)
+
+        reactor = _CallsFromThreads()
+        reloader = reloadOnSIGHUP(reactor=reactor)
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)
+            reactor.runUntil(lambda: reloader.reloads == 1)
+        finally:
+            reloader.uninstall()
+        after = handshake(server, creator)
+        assert after.succeeded, after.failureText()
+
+
+class _CallsFromThreads:
+    """
+    Just enough reactor for L{reloadOnSIGHUP}: it queues the calls a signal
+    handler makes and runs them when told.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[Callable[[], object]] = []
+
+    def callFromThread(self, f: Callable[..., object], *args: object) -> None:
+        self.calls.append(lambda: f(*args))
+
+    def runUntil(self, done: Callable[[], bool], timeout: float = 5.0) -> None:
+        # The signal handler runs between two bytecodes of the main thread,
+        # so it has normally run before os.kill returns; poll in case not.
+        deadline = time.monotonic() + timeout
+        while not done():
+            if self.calls:
+                self.calls.pop(0)()
+            elif time.monotonic() > deadline:
+                raise AssertionError("the signal was never handled")
+            else:
+                time.sleep(0.01)
+
+
+class TestPolicyForHTTPS:
+    """
+    The agent policy hands out reloading creators per host name.
+    """
+
+    def test_verifiesHostFromURL(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        The creator for a host verifies that host: the named one succeeds,
+        another is refused.
+        """
+        policy = ReloadingPolicyForHTTPS(str(caFile))
+        server = ourServer(ca, tmp_path, identities=("localhost",))
+        good = handshake(server, policy.creatorForNetloc(b"localhost", 443))
+        assert good.succeeded, good.failureText()
+        bad = handshake(server, policy.creatorForNetloc(b"127.0.0.1", 443))
+        assert "IPAddressMismatch" in bad.failureText()
+
+    def test_cachedPerHost(self, caFile: Path) -> None:
+        """
+        One creator per host, whatever the port; different hosts get
+        different creators; the least recently used is dropped beyond the
+        cache size.
+        """
+        policy = ReloadingPolicyForHTTPS(str(caFile), cacheSize=2)
+        a = policy.creatorForNetloc(b"a.example", 443)
+        assert policy.creatorForNetloc(b"a.example", 8443) is a
+        b = policy.creatorForNetloc(b"b.example", 443)
+        assert b is not a
+        policy.creatorForNetloc(b"a.example", 443)
+        policy.creatorForNetloc(b"c.example", 443)
+        assert policy.creatorForNetloc(b"a.example", 443) is a
+        assert policy.creatorForNetloc(b"b.example", 443) is not b
+
+    def test_oneReloadMovesEveryHost(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        caFile: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """
+        One reload of the policy gives every cached host the new client
+        certificate, and the files are read once for all of them.
+        """
+        clientFile = tmp_path / "client.pem"
+        writeClient(ca, clientFile)
+        policy = ReloadingPolicyForHTTPS(str(caFile), str(clientFile))
+        hosts = [b"localhost", b"127.0.0.1", b"::1"]
+        creators = [policy.creatorForNetloc(h, 443) for h in hosts]
+        server = ourServer(ca, tmp_path, clientCA=ca)
+        serial = writeClient(ca, clientFile)
+        reads = _countReads(monkeypatch, policy.reload)
+        assert reads == 1
+        for creator in creators:
+            seen = handshake(server, creator).clientCertificateSeenByServer
+            assert seen is not None and seen.serial_number == serial
+        assert policy.watchedPaths() == [str(caFile), str(clientFile)]
+
+
+def _countReads(monkeypatch: pytest.MonkeyPatch, action: Callable[[], object]) -> int:
+    """
+    Run C{action} and count how often it opened the client file.
+    """
+    import builtins
+
+    real = builtins.open
+    opened: list[str] = []
+
+    def counting(file: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(file))
+        return real(file, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(builtins, "open", counting)
+        action()
+    return sum(1 for name in opened if name.endswith("client.pem"))
+
+
+# --- over loopback, against three servers ------------------------------------
+
+
+def describeClient(der: bytes | None) -> bytes:
+    """
+    What our test servers send back: the client certificate they saw.
+    """
+    if der is None:
+        return b"No client certificate\n"
+    pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+    return b"Client certificate\n" + pem
+
+
+def clientSerialIn(response: bytes) -> int | None:
+    """
+    The serial of the client certificate a server reported seeing, from
+    L{describeClient} or C{openssl s_server -www}.
+    """
+    start = response.find(
+        b"-----BEGIN CERTIFICATE-----", response.find(b"Client certificate")
+    )
+    if b"Client certificate" not in response or start < 0:
+        return None
+    end = response.index(b"-----END CERTIFICATE-----", start) + 25
+    return x509.load_pem_x509_certificate(response[start:end]).serial_number
+
+
+@dataclass
+class Outcome:
+    """
+    One client connection over loopback, as the client saw it.
+    """
+
+    serverCertificate: x509.Certificate | None
+    response: bytes
+    error: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.serverCertificate is not None and not self.error
+
+    @property
+    def clientSerialSeenByServer(self) -> int | None:
+        return clientSerialIn(self.response)
+
+
+@implementer(IHandshakeListener)
+class _Probe(Protocol):
+    """
+    Sends one request after the handshake and collects the reply.
+    """
+
+    def __init__(self, done: Deferred[Outcome]) -> None:
+        self.done = done
+        self.serverCertificate: x509.Certificate | None = None
+        self.response = b""
+
+    def handshakeCompleted(self) -> None:
+        assert self.transport is not None
+        peer = self.transport.getPeerCertificate()  # type: ignore[attr-defined]
+        self.serverCertificate = peer.to_cryptography()
+        self.transport.write(b"GET / HTTP/1.0\r\n\r\n")
+
+    def dataReceived(self, data: bytes) -> None:
+        self.response += data
+
+    def connectionLost(self, reason: Failure = ConnectionDone) -> None:  # type: ignore[assignment]
+        error = "" if reason.check(ConnectionDone) else str(reason.value)
+        self.done.callback(Outcome(self.serverCertificate, self.response, error))
+
+
+def connectOnce(endpoint: Any) -> Deferred[Outcome]:
+    """
+    Connect, send a request, and report what happened.
+    """
+    done: Deferred[Outcome] = Deferred()
+    connecting = endpoint.connect(Factory.forProtocol(lambda: _Probe(done)))
+
+    def failed(reason: Failure) -> None:
+        done.callback(Outcome(None, b"", str(reason.value)))
+
+    connecting.addErrback(failed)
+    return done
+
+
+def runInReactor(
+    scenario: Callable[[Any], Generator[Any, Any, Any]], timeout: float = 15
+):
+    """
+    Run C{scenario} (an C{inlineCallbacks} generator function taking the
+    reactor) in a new reactor of its own, and return its result.
+
+    A private reactor can be run once per test, unlike the global one.
+    """
+    reactor = SelectReactor()
+    results: list[object] = []
+
+    def start() -> None:
+        running = inlineCallbacks(scenario)(reactor)
+        running.addBoth(results.append)
+        running.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(start)
+    timer = reactor.callLater(timeout, reactor.stop)
+    reactor.run(installSignalHandlers=False)
+    if timer.active():
+        timer.cancel()
+    for reader in list(getattr(reactor, "_internalReaders", ())):
+        reactor.removeReader(reader)
+        reader.connectionLost(None)
+    if not results:
+        raise AssertionError(f"scenario did not finish within {timeout}s")
+    if isinstance(results[0], Failure):
+        results[0].raiseException()
+    return results[0]
+
+
+class _DescribeClient(Protocol):
+    """
+    Our server's application: answer a request with the client certificate.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
+        peer = self.transport.getPeerCertificate()  # type: ignore[attr-defined]
+        der = None
+        if peer is not None:
+            der = peer.to_cryptography().public_bytes(serialization.Encoding.DER)
+        self.transport.write(describeClient(der))
+        self.transport.loseConnection()
+
+
+class Peer:
+    """
+    A TLS server on 127.0.0.1 that tells clients which client certificate it
+    saw.
+    """
+
+    def listen(self, reactor: Any) -> Deferred[int]:
+        """
+        Make sure it listens; return its port.
+        """
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        pass
+
+
+class OurPeer(Peer):
+    """
+    L{ReloadingContextFactory} served by the test's own reactor.
+    """
+
+    def __init__(
+        self, certFile: Path, keyFile: Path, clientCAFile: Path | None
+    ) -> None:
+        self.factory = ReloadingContextFactory(
+            str(certFile),
+            str(keyFile),
+            clientCAFile=None if clientCAFile is None else str(clientCAFile),
+        )
+
+    @inlineCallbacks
+    def listen(self, reactor: Any) -> Generator[Any, Any, int]:
+        endpoint = wrapServerTLS(
+            self.factory, TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1"), reactor
+        )
+        port = yield endpoint.listen(Factory.forProtocol(_DescribeClient))
+        number: int = port.getHost().port
+        return number
+
+
+class PythonPeer(Peer):
+    """
+    CPython's C{ssl} module serving from a thread.
+    """
+
+    def __init__(
+        self, certFile: Path, keyFile: Path, clientCAFile: Path | None
+    ) -> None:
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(certFile, keyFile)
+        if clientCAFile is not None:
+            self._context.verify_mode = ssl.CERT_REQUIRED
+            self._context.load_verify_locations(clientCAFile)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port: int = self._listener.getsockname()[1]
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def listen(self, reactor: Any) -> Deferred[int]:
+        return succeed(self.port)
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                raw, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with raw:
+                raw.settimeout(5)
+                try:
+                    with self._context.wrap_socket(raw, server_side=True) as tls:
+                        tls.recv(1024)
+                        tls.sendall(describeClient(tls.getpeercert(binary_form=True)))
+                        tls.unwrap()
+                except OSError:
+                    # Handshakes the client refuses end here; that is the
+                    # client's outcome to report, not ours.
+                    continue
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+        self._listener.close()
+
+
+class OpenSSLPeer(Peer):
+    """
+    C{openssl s_server -www} in a subprocess; its status page shows the
+    client certificate it received.
+    """
+
+    def __init__(
+        self, certFile: Path, keyFile: Path, clientCAFile: Path | None, logs: Path
+    ) -> None:
+        args = [
+            "openssl", "s_server", "-www", "-accept", "127.0.0.1:0",
+            "-cert", str(certFile), "-key", str(keyFile),
+        ]  # fmt: skip
+        if clientCAFile is not None:
+            args += ["-Verify", "4", "-CAfile", str(clientCAFile)]
+        self._output = logs / "s_server.out"
+        with open(self._output, "wb") as out:
+            self._process = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            self.port = self._waitForPort()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _waitForPort(self, timeout: float = 10) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self._output.read_bytes().splitlines():
+                if line.startswith(b"ACCEPT "):
+                    return int(line.rsplit(b":", 1)[1])
+            if self._process.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(
+            f"openssl s_server did not start: {self._output.read_text()!r}"
+        )
+
+    def listen(self, reactor: Any) -> Deferred[int]:
+        return succeed(self.port)
+
+    def stop(self) -> None:
+        self._process.kill()
+        self._process.wait(5)
+
+
+PEERS = ["txtlsreload", "python", "openssl"]
+
+
+@pytest.fixture
+def startPeer(tmp_path: Path) -> Iterator[Callable[..., Peer]]:
+    """
+    Start a server of a given kind for the test; all are stopped after it.
+    """
+    started: list[Peer] = []
+
+    def start(
+        kind: str,
+        ca: trustme.CA,
+        identities: tuple[str, ...] = ("localhost", "127.0.0.1"),
+        clientCA: trustme.CA | None = None,
+    ) -> Peer:
+        directory = tmp_path / f"peer{len(started)}"
+        directory.mkdir()
+        cert, key, _ = writeLeaf(ca, directory, identities=identities)
+        clientCAFile = None
+        if clientCA is not None:
+            clientCAFile = writeCA(clientCA, directory / "client-ca.pem")
+        peer: Peer
+        if kind == "txtlsreload":
+            peer = OurPeer(cert, key, clientCAFile)
+        elif kind == "python":
+            peer = PythonPeer(cert, key, clientCAFile)
+        else:
+            peer = OpenSSLPeer(cert, key, clientCAFile, directory)
+        started.append(peer)
+        return peer
+
+    yield start
+    for peer in started:
+        peer.stop()
+
+
+def clientEndpoint(
+    reactor: Any, port: int, creator: ReloadingClientContextFactory
+) -> Any:
+    """
+    Our client over TCP to 127.0.0.1:C{port}; the creator decides which name
+    is verified.
+    """
+    from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+
+    return wrapClientTLS(creator, HostnameEndpoint(reactor, "127.0.0.1", port), reactor)
+
+
+@pytest.mark.parametrize("kind", PEERS)
+class TestAgainstServers:
+    """
+    The same behaviour over loopback, against our server, CPython's and
+    OpenSSL's.
+    """
+
+    @pytest.mark.parametrize("hostname", ["localhost", "127.0.0.1"])
+    def test_rightNameAndCA(
+        self,
+        startPeer: Callable[..., Peer],
+        ca: trustme.CA,
+        caFile: Path,
+        kind: str,
+        hostname: str,
+    ) -> None:
+        """
+        The trusted server is accepted by name and by IP address.
+        """
+        peer = startPeer(kind, ca)
+        creator = ReloadingClientContextFactory(hostname, str(caFile))
+
+        def scenario(reactor: Any) -> Generator[Any, Any, Outcome]:
+            port = yield peer.listen(reactor)
+            outcome: Outcome = yield connectOnce(clientEndpoint(reactor, port, creator))
+            return outcome
+
+        outcome = runInReactor(scenario)
+        assert outcome.succeeded, outcome.error
+        assert b"ertificate" in outcome.response
+
+    @pytest.mark.parametrize(
+        ("hostname", "identities", "mismatch"),
+        [
+            ("localhost", ("other.example",), "DNSMismatch"),
+            ("127.0.0.1", ("localhost",), "IPAddressMismatch"),
+        ],
+    )
+    def test_otherNameRefused(
+        self,
+        startPeer: Callable[..., Peer],
+        ca: trustme.CA,
+        caFile: Path,
+        kind: str,
+        hostname: str,
+        identities: tuple[str, ...],
+        mismatch: str,
+    ) -> None:
+        """
+        A trusted certificate for another name, or with only DNS names when
+        an IP address is asked for, is refused and the error says so.
+        """
+        peer = startPeer(kind, ca, identities=identities)
+        creator = ReloadingClientContextFactory(hostname, str(caFile))
+
+        def scenario(reactor: Any) -> Generator[Any, Any, Outcome]:
+            port = yield peer.listen(reactor)
+            outcome: Outcome = yield connectOnce(clientEndpoint(reactor, port, creator))
+            return outcome
+
+        outcome = runInReactor(scenario)
+        assert not outcome.succeeded
+        assert mismatch in outcome.error
+        assert outcome.response == b""
+
+    def test_clientRotationSeenByServer(
+        self,
+        startPeer: Callable[..., Peer],
+        tmp_path: Path,
+        ca: trustme.CA,
+        caFile: Path,
+        kind: str,
+    ) -> None:
+        """
+        The server sees the client certificate's serial, and the new one
+        after the file is replaced and reloaded.
+        """
+        peer = startPeer(kind, ca, clientCA=ca)
+        clientFile = tmp_path / "client.pem"
+        oldSerial = writeClient(ca, clientFile)
+        creator = ReloadingClientContextFactory(
+            "localhost", str(caFile), str(clientFile)
+        )
+
+        def scenario(reactor: Any) -> Generator[Any, Any, tuple[Outcome, Outcome, int]]:
+            port = yield peer.listen(reactor)
+            before = yield connectOnce(clientEndpoint(reactor, port, creator))
+            newSerial = writeClient(ca, clientFile)
+            creator.reload()
+            after = yield connectOnce(clientEndpoint(reactor, port, creator))
+            return before, after, newSerial
+
+        before, after, newSerial = runInReactor(scenario)
+        assert before.succeeded, before.error
+        assert before.clientSerialSeenByServer == oldSerial
+        assert after.succeeded, after.error
+        assert after.clientSerialSeenByServer == newSerial
+
+    def test_missingClientCertificateRefused(
+        self, startPeer: Callable[..., Peer], ca: trustme.CA, caFile: Path, kind: str
+    ) -> None:
+        """
+        Without a client certificate, a server that requires one refuses us,
+        and the error says a certificate was required.
+        """
+        peer = startPeer(kind, ca, clientCA=ca)
+        creator = ReloadingClientContextFactory("localhost", str(caFile))
+
+        def scenario(reactor: Any) -> Generator[Any, Any, Outcome]:
+            port = yield peer.listen(reactor)
+            outcome: Outcome = yield connectOnce(clientEndpoint(reactor, port, creator))
+            return outcome
+
+        outcome = runInReactor(scenario)
+        assert not outcome.succeeded
+        assert "certificate required" in outcome.error
+        assert outcome.clientSerialSeenByServer is None
+
+    def test_untrustedTrustedAfterSIGHUP(
+        self,
+        startPeer: Callable[..., Peer],
+        ca: trustme.CA,
+        caFile: Path,
+        kind: str,
+    ) -> None:
+        """
+        A server from a new CA is refused; once the bundle gains that CA and
+        a real SIGHUP reaches the process, the reactor reloads and the next
+        connection succeeds.
+        """
+        newCA = trustme.CA()
+        peer = startPeer(kind, newCA)
+        creator = ReloadingClientContextFactory("localhost", str(caFile))
+
+        def scenario(reactor: Any) -> Generator[Any, Any, tuple[Outcome, Outcome]]:
+            port = yield peer.listen(reactor)
+            before = yield connectOnce(clientEndpoint(reactor, port, creator))
+            writeCA(ca, caFile, newCA)
+            reloaded: Deferred[ClientReloadResult] = Deferred()
+            creator.credentials.addReloadCallbacks(onSuccess=reloaded.callback)
+            reloader = reloadOnSIGHUP(reactor=reactor)
+            try:
+                os.kill(os.getpid(), signal.SIGHUP)
+                yield reloaded
+            finally:
+                reloader.uninstall()
+            after = yield connectOnce(clientEndpoint(reactor, port, creator))
+            return before, after
+
+        before, after = runInReactor(scenario)
+        assert not before.succeeded
+        assert "certificate verify failed" in before.error
+        assert after.succeeded, after.error
+
+
+# --- HTTP agent, in a subprocess --------------------------------------------
+
+
+def agentMain(argv: list[str]) -> None:
+    """
+    The subprocess side of L{TestAgent}: serve HTTPS with client
+    authentication, then GET with an agent using L{ReloadingPolicyForHTTPS},
+    rotate the client certificate, send ourselves SIGHUP and GET again.
+    Prints what happened as JSON.
+
+    @param argv: CA file, server certificate, server key, client file, and
+        the file holding the next client certificate.
+    """
+    from twisted.internet.task import react
+    from twisted.web.client import Agent, ResponseNeverReceived, readBody
+    from twisted.web.resource import Resource
+    from twisted.web.server import Request, Site
+
+    caFile, serverCert, serverKey, clientFile, nextClientFile = argv
+
+    class ClientSerial(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Request) -> bytes:
+            peer = request.channel.transport.getPeerCertificate()  # type: ignore[union-attr]
+            return str(peer.to_cryptography().serial_number).encode()
+
+    @inlineCallbacks
+    def main(reactor: Any) -> Generator[Any, Any, None]:
+        server = ReloadingContextFactory(serverCert, serverKey, clientCAFile=caFile)
+        port = reactor.listenSSL(0, Site(ClientSerial()), server, interface="127.0.0.1")
+        number = port.getHost().port
+        policy = ReloadingPolicyForHTTPS(caFile, clientFile)
+        reloadOnSIGHUP()
+        agent = Agent(reactor, contextFactory=policy)
+        url = f"https://localhost:{number}/".encode()
+
+        first = yield readBody((yield agent.request(b"GET", url)))
+        try:
+            yield agent.request(b"GET", f"https://127.0.0.1:{number}/".encode())
+            wrongName = "accepted"
+        except ResponseNeverReceived as e:
+            wrongName = str(e.reasons[0].value)
+
+        reloaded: Deferred[object] = Deferred()
+        policy.credentials.addReloadCallbacks(onSuccess=reloaded.callback)
+        replaceAtomically(Path(clientFile), Path(nextClientFile).read_bytes())
+        os.kill(os.getpid(), signal.SIGHUP)
+        yield reloaded
+        second = yield readBody((yield agent.request(b"GET", url)))
+        print(
+            json.dumps(
+                {
+                    "first": int(first),
+                    "second": int(second),
+                    "wrongName": wrongName,
+                }
+            )
+        )
+        yield port.stopListening()
+
+    react(main)
+
+
+class TestAgent:
+    """
+    L{twisted.web.client.Agent} with the policy, against a real HTTPS server.
+    """
+
+    def test_mutualTLSRotationOverHTTPS(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        An agent's HTTPS GETs present the client certificate, verify the
+        server's name, and use the new client certificate after SIGHUP.
+        """
+        caFile = writeCA(ca, tmp_path / "ca.pem")
+        serverCert, serverKey, _ = writeLeaf(ca, tmp_path, identities=("localhost",))
+        clientFile = tmp_path / "client.pem"
+        nextFile = tmp_path / "next.pem"
+        firstSerial = writeClient(ca, clientFile)
+        secondSerial = writeClient(ca, nextFile)
+        args = [str(p) for p in (caFile, serverCert, serverKey, clientFile, nextFile)]
+        try:
+            completed = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from tests.test_client import agentMain;"
+                    " agentMain(sys.argv[1:])",
+                    *args,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                timeout=20,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(f"agent script hung: {e.stderr!r}") from None
+        assert completed.returncode == 0, completed.stderr.decode()
+        report = json.loads(completed.stdout.decode().strip().splitlines()[-1])
+        assert report["first"] == firstSerial
+        assert report["second"] == secondSerial
+        assert "IPAddressMismatch" in report["wrongName"]

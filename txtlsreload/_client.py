@@ -1,0 +1,672 @@
+# -*- test-case-name: tests.test_client -*-
+"""
+The reloading client side: trust roots and a client certificate that are
+reloaded from files while a program keeps making outgoing connections.
+
+Two layers:
+
+  - L{ReloadingClientCredentials} reads and checks the files (a CA bundle,
+    and a client certificate and key for mutual TLS).  It is what reloads:
+    SIGHUP, file watchers and L{ReloadingClientCredentials.reload} act on it.
+    One instance can serve connections to any number of servers, so an HTTP
+    client does not read files per host, let alone per request.
+
+  - L{ReloadingClientContextFactory} is the connection creator for one server
+    name.  It holds client options built by Twisted's own
+    L{optionsForClientTLS <twisted.internet.ssl.optionsForClientTLS>} (so
+    hostname verification with C{service_identity}, SNI for names but not for
+    IP addresses, ALPN and Twisted's TLS defaults all come from Twisted), and
+    every reload that changed something replaces them with new ones built off
+    to the side.  Creating a connection reads one attribute and does no file
+    I/O.  Connections already made keep the options they were made with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from weakref import WeakSet
+
+from cryptography import x509
+from OpenSSL import SSL
+from OpenSSL.crypto import X509
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.ssl import (
+    Certificate,
+    CertificateOptions,
+    optionsForClientTLS,
+    platformTrust,
+    trustRootFromCertificates,
+)
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from zope.interface import implementer
+
+from ._errors import CredentialError
+from ._loading import (
+    CertificateInfo,
+    CredentialFiles,
+    Credentials,
+    FileContents,
+    _certificatesIn,
+    _readFile,
+    parseCredentialFiles,
+    readCredentialFiles,
+    validityProblem,
+)
+from ._registry import IReloadable, register
+
+__all__ = [
+    "ClientReloadResult",
+    "ReloadingClientContextFactory",
+    "ReloadingClientCredentials",
+]
+
+
+@dataclass(frozen=True)
+class ClientReloadResult:
+    """
+    The outcome of one reload of client credentials.
+
+    @ivar succeeded: C{True} if the files were good (changed or not).
+    @ivar changed: C{True} if new trust roots or a new client certificate are
+        used from now on.
+    @ivar clientCertificate: The client certificate in use after this reload
+        (the new one on success, the old one otherwise), or L{None} when no
+        client certificate is configured.
+    @ivar trustedCAs: How many CA certificates are trusted after this reload,
+        or L{None} when the platform's trust store is used.
+    @ivar error: Why the reload was refused, if it was.
+    """
+
+    succeeded: bool
+    changed: bool
+    clientCertificate: CertificateInfo | None
+    trustedCAs: int | None
+    error: CredentialError | None = None
+
+    def __str__(self) -> str:
+        trusting = (
+            "the platform trust store"
+            if self.trustedCAs is None
+            else f"{self.trustedCAs} CA certificate(s)"
+        )
+        using = f"trusting {trusting}"
+        if self.clientCertificate is not None:
+            using += (
+                f", client certificate serial {self.clientCertificate.serialHex}"
+                f" (notAfter {self.clientCertificate.notAfter.isoformat()})"
+            )
+        if self.error is not None:
+            return f"reload failed: {self.error}; still {using}"
+        if self.changed:
+            return f"reloaded: now {using}"
+        return f"unchanged: still {using}"
+
+
+@dataclass(frozen=True, eq=False)
+class _ClientMaterial:
+    """
+    Everything client options are built from, swapped as one object.
+
+    @ivar trustRoot: What verifies servers.
+    @ivar caCertificates: The CA certificates in C{trustRoot}, or L{None} for
+        the platform's trust store.
+    @ivar credentials: The client certificate, its key and chain, if any.
+    @ivar digest: Identifies the bytes this was parsed from.
+    """
+
+    # Twisted's IOpenSSLTrustRoot lives in a private module.
+    trustRoot: Any
+    caCertificates: tuple[x509.Certificate, ...] | None
+    credentials: Credentials | None
+    digest: bytes
+
+    def certificateOptions(self) -> dict[str, Any]:
+        """
+        The client certificate as keyword arguments for L{CertificateOptions}.
+
+        They are cryptography objects rather than the pyOpenSSL ones a
+        L{PrivateCertificate <twisted.internet.ssl.PrivateCertificate>} would
+        give: those are deprecated in C{use_certificate}, and this way the
+        chain (intermediate CAs) is sent too.
+        """
+        if self.credentials is None:
+            return {}
+        return {
+            "privateKey": self.credentials.privateKey,
+            "certificate": self.credentials.leaf,
+            "extraCertChain": list(self.credentials.chain),
+        }
+
+    def optionsFor(
+        self, hostname: str, acceptableProtocols: Sequence[bytes] | None
+    ) -> IOpenSSLClientConnectionCreator:
+        """
+        Twisted's client options for C{hostname} with this material.
+        """
+        return optionsForClientTLS(
+            hostname,
+            trustRoot=self.trustRoot,
+            acceptableProtocols=acceptableProtocols,
+            extraCertificateOptions=self.certificateOptions(),
+        )
+
+    @property
+    def clientCertificate(self) -> CertificateInfo | None:
+        return None if self.credentials is None else self.credentials.info
+
+    @property
+    def trustedCAs(self) -> int | None:
+        return None if self.caCertificates is None else len(self.caCertificates)
+
+
+def _utcNow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@implementer(IReloadable)
+class ReloadingClientCredentials:
+    """
+    Trust roots and an optional client certificate for outgoing TLS,
+    reloaded from files.
+
+    Share one instance between every connection creator that should use the
+    same files (L{creatorFor} makes them): one reload then updates them all,
+    and the files are read once per reload, not once per server.
+
+    The files are loaded at construction, which raises L{CredentialError} if
+    they are unusable.  After that L{reload} never raises: a refused reload
+    keeps what was loaded before, logs the file and the reason, and says so
+    in its result.
+
+    Every instance registers itself for process-wide reload triggers such as
+    L{txtlsreload.reloadOnSIGHUP}.
+
+    @ivar lastResult: The result of the most recent load or reload.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        caCertsFile: str | None = None,
+        clientCertificateFile: str | None = None,
+        clientKeyFile: str | None = None,
+        *,
+        passphrase: bytes | None = None,
+        passphraseFile: str | None = None,
+        now: Callable[[], datetime] = _utcNow,
+    ) -> None:
+        """
+        Load the files.
+
+        @param caCertsFile: A PEM bundle of CA certificates; servers must
+            present a certificate issued by one of them.  L{None} trusts the
+            platform's trust store instead, as web browsers do.
+        @param clientCertificateFile: PEM file with a client certificate
+            (optionally followed by its chain) to present to servers that ask
+            for one.  L{None} presents none.
+        @param clientKeyFile: PEM file with the client certificate's key;
+            defaults to C{clientCertificateFile}, for a combined file.
+        @param passphrase: Decrypts an encrypted client key.
+        @param passphraseFile: A file whose first line decrypts the client
+            key, read again on every reload.
+        @param now: The wall clock, for tests.
+
+        @raise CredentialError: If the files are unusable.
+        @raise ValueError: If the options contradict each other.
+        """
+        if clientCertificateFile is None:
+            if clientKeyFile is not None:
+                raise ValueError("clientKeyFile needs clientCertificateFile")
+            if passphrase is not None or passphraseFile is not None:
+                raise ValueError(
+                    "a passphrase decrypts a client key: it needs clientCertificateFile"
+                )
+        if passphrase is not None and passphraseFile is not None:
+            raise ValueError("give passphrase or passphraseFile, not both")
+
+        self.caCertsFile = caCertsFile
+        self.clientFiles: CredentialFiles | None = None
+        if clientCertificateFile is not None:
+            self.clientFiles = CredentialFiles(
+                certificateFile=clientCertificateFile,
+                privateKeyFile=clientKeyFile or clientCertificateFile,
+                passphraseFile=passphraseFile,
+            )
+        self._passphrase = passphrase
+        self._now = now
+        self._creators: WeakSet[ReloadingClientContextFactory] = WeakSet()
+        self._successCallbacks: list[Callable[[ClientReloadResult], object]] = []
+        self._failureCallbacks: list[Callable[[ClientReloadResult], object]] = []
+
+        self._material = self._parse(*self._read(), initial=True)
+        self.lastResult = ClientReloadResult(
+            succeeded=True,
+            changed=True,
+            clientCertificate=self._material.clientCertificate,
+            trustedCAs=self._material.trustedCAs,
+        )
+        self._logLoaded(self._material)
+        register(self)
+
+    def __repr__(self) -> str:
+        client = self.clientCertificate
+        return (
+            f"<ReloadingClientCredentials caCerts={self.caCertsFile!r}"
+            f" clientCertificate="
+            f"{None if client is None else client.serialHex}>"
+        )
+
+    @property
+    def clientCertificate(self) -> CertificateInfo | None:
+        """
+        The client certificate new connections present, if any.
+        """
+        return self._material.clientCertificate
+
+    @property
+    def trustedCAs(self) -> int | None:
+        """
+        How many CA certificates new connections trust, or L{None} when they
+        trust the platform's trust store.
+        """
+        return self._material.trustedCAs
+
+    def watchedPaths(self) -> list[str]:
+        """
+        Every file a reload reads: CA bundle, client certificate, key and
+        passphrase file, without repeats.
+        """
+        paths = [] if self.caCertsFile is None else [self.caCertsFile]
+        if self.clientFiles is not None:
+            paths.extend(p for p in self.clientFiles.paths() if p not in paths)
+        return paths
+
+    def creatorFor(
+        self, hostname: str, acceptableProtocols: Sequence[bytes] | None = None
+    ) -> ReloadingClientContextFactory:
+        """
+        Make a connection creator for the server C{hostname} that uses these
+        credentials and follows their reloads.
+
+        @param hostname: The DNS name or IP address the server's certificate
+            must be valid for.
+        @param acceptableProtocols: Protocols to offer over ALPN.
+        """
+        return ReloadingClientContextFactory(
+            hostname, acceptableProtocols=acceptableProtocols, credentials=self
+        )
+
+    def reload(self) -> ClientReloadResult:
+        """
+        Read every file again and, if all of it is valid and anything
+        changed, use it for every new connection from now on.
+
+        Never raises.  Files whose bytes did not change are not parsed again
+        and rebuild nothing.
+
+        @return: What happened.
+        """
+        current = self._material
+        try:
+            digest, caData, clientRead = self._read()
+            if digest == current.digest:
+                result = self._result(current, changed=False)
+                self._log.debug(
+                    "Client TLS files unchanged: {paths}", paths=self.watchedPaths()
+                )
+            else:
+                material = self._parse(digest, caData, clientRead, initial=False)
+                self._install(material)
+                self._logLoaded(material)
+                result = self._result(material, changed=True)
+        except CredentialError as e:
+            result = self._failed(e, current)
+        except Exception as e:
+            # Building options found a problem the checks did not; report it
+            # like any other refusal rather than let it escape.
+            result = self._failed(
+                CredentialError(
+                    self.watchedPaths()[0],
+                    f"could not build client TLS options: {type(e).__name__}: {e}",
+                ),
+                current,
+            )
+        self.lastResult = result
+        self._notify(result)
+        return result
+
+    def addReloadCallbacks(
+        self,
+        onSuccess: Callable[[ClientReloadResult], object] | None = None,
+        onFailure: Callable[[ClientReloadResult], object] | None = None,
+    ) -> Callable[[], None]:
+        """
+        Be told about reloads.
+
+        @param onSuccess: Called with the result whenever new credentials
+            were installed (not when the files were unchanged).
+        @param onFailure: Called with the result whenever a reload was
+            refused.
+        @return: A function that removes both callbacks again.
+        """
+        if onSuccess is not None:
+            self._successCallbacks.append(onSuccess)
+        if onFailure is not None:
+            self._failureCallbacks.append(onFailure)
+
+        def remove() -> None:
+            if onSuccess in self._successCallbacks:
+                self._successCallbacks.remove(onSuccess)
+            if onFailure in self._failureCallbacks:
+                self._failureCallbacks.remove(onFailure)
+
+        return remove
+
+    def _follow(self, creator: ReloadingClientContextFactory) -> _ClientMaterial:
+        """
+        Rebuild C{creator}'s options on every reload that changes something.
+
+        Creators are held weakly: one nobody uses any more is not kept alive
+        (nor rebuilt) because it once followed these credentials.
+
+        @return: The material to build from now.
+        """
+        self._creators.add(creator)
+        return self._material
+
+    def _read(self) -> tuple[bytes, bytes | None, FileContents | None]:
+        """
+        Read every file and hash what was read.
+
+        @return: The digest, the CA bundle's bytes and the client files.
+        """
+        digest = hashlib.sha256()
+        caData = None
+        if self.caCertsFile is not None:
+            caData = _readFile(self.caCertsFile)
+            digest.update(b"ca:")
+            digest.update(hashlib.sha256(self.caCertsFile.encode()).digest())
+            digest.update(hashlib.sha256(caData).digest())
+        clientRead = None
+        if self.clientFiles is not None:
+            clientRead = readCredentialFiles(self.clientFiles, self._passphrase)
+            digest.update(b"client:" + clientRead.digest)
+        return digest.digest(), caData, clientRead
+
+    def _parse(
+        self,
+        digest: bytes,
+        caData: bytes | None,
+        clientRead: FileContents | None,
+        initial: bool,
+    ) -> _ClientMaterial:
+        """
+        Parse and check what L{_read} read, and prove that client options
+        can be built from it before anything uses it.
+        """
+        caCertificates = None
+        if self.caCertsFile is not None and caData is not None:
+            caCertificates = tuple(
+                _certificatesIn(self.caCertsFile, caData, "CA certificate")
+            )
+            trustRoot = trustRootFromCertificates(  # type: ignore[no-untyped-call]
+                [
+                    Certificate(X509.from_cryptography(ca))  # type: ignore[no-untyped-call]
+                    for ca in caCertificates
+                ]
+            )
+        else:
+            trustRoot = platformTrust()  # type: ignore[no-untyped-call]
+        credentials = None
+        if clientRead is not None:
+            credentials = self._check(
+                parseCredentialFiles(clientRead, self._passphrase), initial
+            )
+        material = _ClientMaterial(
+            trustRoot=trustRoot,
+            caCertificates=caCertificates,
+            credentials=credentials,
+            digest=digest,
+        )
+        self._prove(material)
+        return material
+
+    def _prove(self, material: _ClientMaterial) -> None:
+        """
+        Build one context from C{material}, the way every connection's options
+        will, so that what OpenSSL refuses (a key too weak for its security
+        level, say) is refused here and not on every later connection.
+        """
+        try:
+            CertificateOptions(
+                trustRoot=material.trustRoot, **material.certificateOptions()
+            ).getContext()
+        except SSL.Error as e:
+            path = (
+                self.clientFiles.certificateFile
+                if self.clientFiles is not None
+                else self.caCertsFile or "<platform trust>"
+            )
+            raise CredentialError(path, f"OpenSSL refused it: {e}") from None
+
+    def _check(self, credentials: Credentials, initial: bool) -> Credentials:
+        """
+        Refuse a client certificate that is not valid now (servers would
+        refuse it), unless the one in use is no better.
+        """
+        assert self.clientFiles is not None
+        now = self._now()
+        problem = validityProblem(credentials.info, now)
+        if problem is None:
+            return credentials
+        current = None if initial else self._material.clientCertificate
+        if (
+            current is not None
+            and validityProblem(current, now) is not None
+            and credentials.info.notAfter > current.notAfter
+        ):
+            self._log.warn(
+                "Using client certificate {path} although {problem}: the one"
+                " in use is no longer valid either",
+                path=self.clientFiles.certificateFile,
+                problem=problem,
+            )
+            return credentials
+        raise CredentialError(self.clientFiles.certificateFile, problem)
+
+    def _install(self, material: _ClientMaterial) -> None:
+        """
+        Build every following creator's new options first, then switch them
+        all, so that a failure leaves every creator on the old material.
+        """
+        creators = list(self._creators)
+        rebuilt = [(creator, creator._build(material)) for creator in creators]
+        self._material = material
+        for creator, options in rebuilt:
+            creator._options = options
+
+    def _result(self, material: _ClientMaterial, changed: bool) -> ClientReloadResult:
+        return ClientReloadResult(
+            succeeded=True,
+            changed=changed,
+            clientCertificate=material.clientCertificate,
+            trustedCAs=material.trustedCAs,
+        )
+
+    def _failed(
+        self, error: CredentialError, current: _ClientMaterial
+    ) -> ClientReloadResult:
+        client = current.clientCertificate
+        self._log.error(
+            "Client TLS reload refused: {path}: {error}; still using the"
+            " previous files (client certificate serial {serial})",
+            path=error.path,
+            error=error.reason,
+            serial=None if client is None else client.serialHex,
+        )
+        return ClientReloadResult(
+            succeeded=False,
+            changed=False,
+            clientCertificate=client,
+            trustedCAs=current.trustedCAs,
+            error=error,
+        )
+
+    def _logLoaded(self, material: _ClientMaterial) -> None:
+        client = material.clientCertificate
+        self._log.info(
+            "Client TLS files loaded: trusting {trusting};"
+            " client certificate {clientSubject} serial {serial}",
+            trusting=(
+                "the platform trust store"
+                if material.trustedCAs is None
+                else f"{material.trustedCAs} CA(s) from {self.caCertsFile}"
+            ),
+            clientSubject="none" if client is None else client.subject,
+            serial=None if client is None else client.serialHex,
+            notAfter=None if client is None else client.notAfter.isoformat(),
+        )
+
+    def _notify(self, result: ClientReloadResult) -> None:
+        if result.error is not None:
+            callbacks = self._failureCallbacks
+        elif result.changed:
+            callbacks = self._successCallbacks
+        else:
+            return
+        for callback in list(callbacks):
+            try:
+                callback(result)
+            except Exception:
+                self._log.failure(
+                    "Reload callback {callback!r} failed", callback=callback
+                )
+
+
+def _normalizeHostname(hostname: str) -> str:
+    """
+    Accept a bracketed IPv6 literal as written in URLs, and refuse what is
+    not a name at all with a clear message.
+    """
+    if not isinstance(hostname, str):
+        raise TypeError(f"hostname must be text (str), not {type(hostname).__name__}")
+    if hostname.startswith("[") and hostname.endswith("]"):
+        hostname = hostname[1:-1]
+    if not hostname:
+        raise ValueError("hostname must not be empty")
+    return hostname
+
+
+@implementer(IOpenSSLClientConnectionCreator, IReloadable)
+class ReloadingClientContextFactory:
+    """
+    A TLS client connection creator for one server name whose trust roots
+    and client certificate are reloaded from files.
+
+    Use it wherever Twisted takes client TLS options:
+    L{twisted.internet.endpoints.wrapClientTLS},
+    L{SSL4ClientEndpoint <twisted.internet.endpoints.SSL4ClientEndpoint>},
+    C{reactor.connectSSL}, C{startTLS}.  The server's certificate must chain
+    to a trusted CA I{and} be valid for C{hostname} (a DNS name, or an IP
+    address checked against the certificate's IP address entries).
+
+    Reloading (L{reload}, SIGHUP, file watching) happens in the
+    L{ReloadingClientCredentials} it uses; it reports through that.
+    """
+
+    def __init__(
+        self,
+        hostname: str,
+        caCertsFile: str | None = None,
+        clientCertificateFile: str | None = None,
+        clientKeyFile: str | None = None,
+        *,
+        passphrase: bytes | None = None,
+        passphraseFile: str | None = None,
+        acceptableProtocols: Sequence[bytes] | None = None,
+        credentials: ReloadingClientCredentials | None = None,
+    ) -> None:
+        """
+        Load the files (unless C{credentials} are given) and prepare client
+        options for C{hostname}.
+
+        @param hostname: The DNS name or IP address the server's certificate
+            must be valid for; also sent as SNI when it is a name.
+        @param caCertsFile: See L{ReloadingClientCredentials}.
+        @param clientCertificateFile: See L{ReloadingClientCredentials}.
+        @param clientKeyFile: See L{ReloadingClientCredentials}.
+        @param passphrase: See L{ReloadingClientCredentials}.
+        @param passphraseFile: See L{ReloadingClientCredentials}.
+        @param acceptableProtocols: Protocols to offer over ALPN, most
+            preferred first.
+        @param credentials: Already loaded credentials to share, instead of
+            the file arguments.
+
+        @raise CredentialError: If the files are unusable.
+        @raise ValueError: If C{hostname} is not a DNS name or an IP address,
+            or the options contradict each other.
+        """
+        self.hostname = _normalizeHostname(hostname)
+        if credentials is None:
+            credentials = ReloadingClientCredentials(
+                caCertsFile,
+                clientCertificateFile,
+                clientKeyFile,
+                passphrase=passphrase,
+                passphraseFile=passphraseFile,
+            )
+        elif (
+            caCertsFile,
+            clientCertificateFile,
+            clientKeyFile,
+            passphrase,
+            passphraseFile,
+        ) != (None, None, None, None, None):
+            raise ValueError("give credentials or files, not both")
+        self.credentials = credentials
+        self._acceptableProtocols = (
+            None if acceptableProtocols is None else list(acceptableProtocols)
+        )
+        try:
+            self._options = self._build(credentials._follow(self))
+        except UnicodeError:
+            raise ValueError(
+                f"{self.hostname!r} is neither a valid DNS name nor an IP address"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"<ReloadingClientContextFactory for {self.hostname!r}>"
+
+    def clientConnectionForTLS(
+        self, tlsProtocol: TLSMemoryBIOProtocol
+    ) -> SSL.Connection:
+        """
+        Create a connection with the newest options.
+
+        See L{IOpenSSLClientConnectionCreator.clientConnectionForTLS}.
+        """
+        return self._options.clientConnectionForTLS(tlsProtocol)
+
+    def reload(self) -> ClientReloadResult:
+        """
+        Reload the credentials this creator uses (and so every creator that
+        shares them).
+
+        @see: L{ReloadingClientCredentials.reload}
+        """
+        return self.credentials.reload()
+
+    def watchedPaths(self) -> list[str]:
+        """
+        @see: L{ReloadingClientCredentials.watchedPaths}
+        """
+        return self.credentials.watchedPaths()
+
+    def _build(self, material: _ClientMaterial) -> IOpenSSLClientConnectionCreator:
+        return material.optionsFor(self.hostname, self._acceptableProtocols)
