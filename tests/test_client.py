@@ -47,7 +47,7 @@ from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from txtlsreload import CredentialError, IReloadable, ReloadingContextFactory
+from txtlsreload import CredentialError, IReloadable, ReloadingContextFactory, _sighup
 from txtlsreload._agentpolicy import ReloadingPolicyForHTTPS
 from txtlsreload._client import (
     ClientReloadResult,
@@ -716,13 +716,31 @@ class TestReload:
         assert len(credentials._creators) == 0
 
 
+@pytest.fixture
+def noProcessWideSIGHUP() -> Iterator[None]:
+    """
+    Start without the process-wide SIGHUP handler and remove the one the
+    test installs, so that no other test's (possibly stopped) reactor gets
+    our signal or we get theirs.
+    """
+    if _sighup._processWide is not None:
+        _sighup._processWide.uninstall()
+    yield
+    if _sighup._processWide is not None:
+        _sighup._processWide.uninstall()
+
+
 class TestSIGHUP:
     """
     A real SIGHUP reloads client credentials through the process-wide hook.
     """
 
+    @pytest.mark.usefixtures("noProcessWideSIGHUP")
     def test_signalReloadsRegisteredCredentials(
-        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        caFile: Path,
     ) -> None:
         """
         An untrusted server becomes trusted once the CA bundle is rotated and
@@ -1285,6 +1303,7 @@ class TestAgainstServers:
         assert "certificate required" in outcome.error
         assert outcome.clientSerialSeenByServer is None
 
+    @pytest.mark.usefixtures("noProcessWideSIGHUP")
     def test_untrustedTrustedAfterSIGHUP(
         self,
         startPeer: Callable[..., Peer],

@@ -1,0 +1,393 @@
+"""
+Tests for the C{tlsreload:} client endpoint description and its plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import clientFromString
+from twisted.internet.interfaces import (
+    IStreamClientEndpoint,
+    IStreamClientEndpointStringParserWithReactor,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactorClock
+from twisted.plugin import getPlugins
+from zope.interface.verify import verifyObject
+
+from txtlsreload import CredentialError
+from txtlsreload._client import ClientReloadResult
+from txtlsreload._clientendpoint import ReloadingClientEndpoint, parseClientEndpoint
+
+from .test_client import (
+    ROOT,
+    OurPeer,
+    Outcome,
+    connectOnce,
+    noProcessWideSIGHUP,  # noqa: F401 (a fixture)
+    runInReactor,
+    writeCA,
+    writeClient,
+)
+from .tlshelpers import writeLeaf
+
+
+@pytest.fixture
+def caFile(tmp_path: Path, ca: trustme.CA) -> Path:
+    """
+    The test's CA, as a bundle file.
+    """
+    return writeCA(ca, tmp_path / "ca.pem")
+
+
+def ourPeer(
+    ca: trustme.CA,
+    directory: Path,
+    identities: tuple[str, ...],
+    clientCA: trustme.CA | None = None,
+) -> OurPeer:
+    """
+    Our reloading server with a certificate for C{identities}.
+    """
+    cert, key, _ = writeLeaf(ca, directory, identities=identities)
+    clientCAFile = None
+    if clientCA is not None:
+        clientCAFile = writeCA(clientCA, directory / "client-ca.pem")
+    return OurPeer(cert, key, clientCAFile)
+
+
+def connectWith(peer: OurPeer, description: str) -> Outcome:
+    """
+    Start C{peer}, connect to it with the endpoint C{description} (C{{port}}
+    is filled in) from a reactor of the test's own, and report the outcome.
+    """
+
+    def scenario(reactor: Any) -> Generator[Any, Any, Outcome]:
+        port = yield peer.listen(reactor)
+        endpoint = clientFromString(reactor, description.format(port=port))
+        outcome: Outcome = yield connectOnce(endpoint)
+        return outcome
+
+    result: Outcome = runInReactor(scenario)
+    return result
+
+
+class TestPlugin:
+    """
+    Twisted finds the parser, and loading the plugin stays cheap.
+    """
+
+    def test_found(self) -> None:
+        """
+        The plugin system offers a C{tlsreload} client parser.
+        """
+        parsers = [
+            p
+            for p in getPlugins(IStreamClientEndpointStringParserWithReactor)
+            if p.prefix == "tlsreload"
+        ]
+        assert len(parsers) == 1
+        assert verifyObject(IStreamClientEndpointStringParserWithReactor, parsers[0])
+
+    def test_importIsLight(self) -> None:
+        """
+        Importing the plugin module (as C{twistd --help} does) imports
+        neither OpenSSL nor txtlsreload.
+        """
+        code = (
+            "import sys, twisted.plugins.txtlsreload_client;"
+            "print(sorted(m for m in sys.modules"
+            " if m.split('.')[0] in ('OpenSSL', 'txtlsreload', 'cryptography')))"
+        )
+        completed = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=20,
+            check=True,
+        )
+        assert completed.stdout.strip() == b"[]"
+
+
+class TestConnecting:
+    """
+    Descriptions make endpoints that connect and verify as asked, over
+    loopback.
+    """
+
+    @pytest.mark.parametrize(
+        "description",
+        [
+            "tlsreload:host=127.0.0.1:port={port}:hostname=example.com:caCerts={ca}",
+            "tlsreload:127.0.0.1:{port}:hostname=example.com:caCerts={ca}",
+            "tlsreload:[127.0.0.1]:{port}:hostname=example.com:caCerts={ca}",
+        ],
+    )
+    def test_hostnameVerifiedNotHost(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path, description: str
+    ) -> None:
+        """
+        C{hostname} is the name verified, while C{host} is where to connect.
+        """
+        peer = ourPeer(ca, tmp_path, ("example.com",))
+        outcome = connectWith(
+            peer, description.replace("{ca}", str(caFile)) + ":sighup=no"
+        )
+        assert outcome.succeeded, outcome.error
+
+    def test_hostVerifiedByDefault(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        Without C{hostname}, C{host} is verified: an IP address against the
+        certificate's IP addresses, which a DNS-only certificate lacks.
+        """
+        peer = ourPeer(ca, tmp_path, ("example.com",))
+        outcome = connectWith(
+            peer, f"tlsreload:127.0.0.1:{{port}}:caCerts={caFile}:sighup=no"
+        )
+        assert not outcome.succeeded
+        assert "IPAddressMismatch" in outcome.error
+
+    @pytest.mark.parametrize("separateKey", [False, True])
+    def test_clientCertificate(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path, separateKey: bool
+    ) -> None:
+        """
+        C{certKey} (with the key in it or in C{privateKey}) is presented to
+        the server.
+        """
+        peer = ourPeer(ca, tmp_path, ("localhost",), clientCA=ca)
+        if separateKey:
+            cert, key, serial = writeLeaf(ca, tmp_path, name="client")
+            files = f"certKey={cert}:privateKey={key}"
+        else:
+            serial = writeClient(ca, tmp_path / "client.pem")
+            files = f"certKey={tmp_path / 'client.pem'}"
+        outcome = connectWith(
+            peer,
+            f"tlsreload:host=localhost:port={{port}}:caCerts={caFile}:{files}"
+            ":sighup=no",
+        )
+        assert outcome.succeeded, outcome.error
+        assert outcome.clientSerialSeenByServer == serial
+
+    def test_timeoutAndBindAddress(self, caFile: Path) -> None:
+        """
+        C{timeout} and C{bindAddress} reach the TCP connection attempt.
+        """
+        reactor = MemoryReactorClock()
+        endpoint = clientFromString(
+            reactor,
+            f"tlsreload:host=127.0.0.1:port=8443:caCerts={caFile}"
+            r":timeout=7.5:bindAddress=127.0.0.2:sighup=no",
+        )
+        endpoint.connect(Factory.forProtocol(Protocol))
+        reactor.advance(1)
+        host, port, _, timeout, bindAddress = reactor.tcpClients[0]
+        assert (host, port, timeout, bindAddress) == (
+            "127.0.0.1",
+            8443,
+            7.5,
+            ("127.0.0.2", 0),
+        )
+
+    def test_relativePathsMadeAbsolute(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        caFile: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """
+        File names are resolved when parsed, so reloads after a change of
+        directory read the same files.
+        """
+        writeClient(ca, tmp_path / "client.pem")
+        monkeypatch.chdir(tmp_path)
+        endpoint = parseClientEndpoint(
+            MemoryReactorClock(),
+            "localhost",
+            "443",
+            caCerts="ca.pem",
+            certKey="client.pem",
+        )
+        assert endpoint.contextFactory.watchedPaths() == [
+            str(caFile),
+            str(tmp_path / "client.pem"),
+        ]
+
+    def test_isClientEndpoint(self, caFile: Path) -> None:
+        """
+        The result is a client endpoint exposing its reloading creator.
+        """
+        endpoint = parseClientEndpoint(
+            MemoryReactorClock(), host="localhost", port="443", caCerts=str(caFile)
+        )
+        assert verifyObject(IStreamClientEndpoint, endpoint)
+        assert isinstance(endpoint, ReloadingClientEndpoint)
+        assert endpoint.contextFactory.hostname == "localhost"
+        assert endpoint.contextFactory.credentials.trustedCAs == 1
+
+
+class TestBadDescriptions:
+    """
+    Mistakes in a description fail at parse time with a message saying what
+    is wrong.
+    """
+
+    @pytest.mark.parametrize(
+        ("args", "kwargs", "message"),
+        [
+            ((), {"host": "h", "port": "1", "ca": "x"}, "unknown key(s) 'ca'"),
+            ((), {"port": "443"}, "host is required"),
+            (("h",), {}, "port is required"),
+            (("h", "x"), {}, "port must be a number from 1 to 65535, not 'x'"),
+            (("h", "0"), {}, "port must be"),
+            (("h", "70000"), {}, "port must be"),
+            (("h", "443", "extra"), {}, "unexpected value 'extra'"),
+            (("h", "443"), {"host": "h"}, "host given twice"),
+            (("h", "443"), {"timeout": "0"}, "timeout must be a number of seconds"),
+            (("h", "443"), {"timeout": "soon"}, "timeout must be"),
+            (("h", "443"), {"watch": "-1"}, "watch must be a number of seconds"),
+            (("h", "443"), {"interval": "nan"}, "interval must be"),
+            (("h", "443"), {"sighup": "maybe"}, "sighup must be yes or no"),
+            (("h", "443"), {"privateKey": "k.pem"}, "privateKey= needs certKey"),
+            (("h", "443"), {"passphraseFile": "p"}, "passphraseFile= needs certKey"),
+            (("h", "443"), {"caCerts": ""}, "caCerts is empty"),
+            (("h", "443"), {"hostname": "a b"}, "hostname:"),
+        ],
+    )
+    def test_refused(
+        self, args: tuple[str, ...], kwargs: dict[str, str], message: str
+    ) -> None:
+        """
+        Unknown keys, missing or malformed values raise L{ValueError} naming
+        the key and the problem.
+        """
+        with pytest.raises(ValueError) as raised:
+            parseClientEndpoint(MemoryReactorClock(), *args, **kwargs)
+        assert str(raised.value).startswith("tlsreload: ")
+        assert message in str(raised.value)
+
+    def test_missingFile(self, tmp_path: Path) -> None:
+        """
+        A CA bundle that does not exist fails at parse time, naming it.
+        """
+        missing = tmp_path / "nope.pem"
+        with pytest.raises(CredentialError) as raised:
+            clientFromString(
+                MemoryReactorClock(), f"tlsreload:localhost:443:caCerts={missing}"
+            )
+        assert raised.value.path == str(missing)
+        assert raised.value.reason == "file not found"
+
+
+class TestTriggers:
+    """
+    The endpoint starts SIGHUP reloading and file watching when it first
+    connects.
+    """
+
+    @pytest.mark.parametrize(("sighup", "installs"), [("yes", 1), ("no", 0)])
+    def test_sighupOnFirstConnect(
+        self, caFile: Path, sighup: str, installs: int
+    ) -> None:
+        """
+        The first connection asks for the process-wide SIGHUP handler (unless
+        C{sighup=no}); parsing alone does not.
+        """
+        asked: list[object] = []
+        reactor = MemoryReactorClock()
+        endpoint = parseClientEndpoint(
+            reactor, "localhost", "443", caCerts=str(caFile), sighup=sighup
+        )
+        endpoint._ensureSIGHUP = asked.append  # type: ignore[method-assign]
+        assert asked == []
+        endpoint.connect(Factory.forProtocol(Protocol))
+        endpoint.connect(Factory.forProtocol(Protocol))
+        assert len(asked) == installs
+
+    @pytest.mark.usefixtures("noProcessWideSIGHUP")
+    def test_realSIGHUPThroughEndpoint(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        caFile: Path,
+    ) -> None:
+        """
+        Through the endpoint's own process-wide handler, a real SIGHUP makes
+        a server from a newly trusted CA acceptable.
+        """
+        newCA = trustme.CA()
+        peer = ourPeer(newCA, tmp_path, ("localhost",))
+
+        def scenario(reactor: Any) -> Generator[Any, Any, tuple[Outcome, Outcome]]:
+            port = yield peer.listen(reactor)
+            endpoint = clientFromString(
+                reactor, f"tlsreload:localhost:{port}:caCerts={caFile}"
+            )
+            before = yield connectOnce(endpoint)
+            assert signal.getsignal(signal.SIGHUP) not in (
+                signal.SIG_DFL,
+                signal.SIG_IGN,
+            )
+            writeCA(ca, caFile, newCA)
+            reloaded: Deferred[ClientReloadResult] = Deferred()
+            endpoint.contextFactory.credentials.addReloadCallbacks(
+                onSuccess=reloaded.callback
+            )
+            os.kill(os.getpid(), signal.SIGHUP)
+            yield reloaded
+            after = yield connectOnce(endpoint)
+            return before, after
+
+        before, after = runInReactor(scenario)
+        assert "certificate verify failed" in before.error
+        assert after.succeeded, after.error
+
+    @pytest.mark.parametrize("keys", ["watch=2", "interval=2", "watch=2:interval=60"])
+    def test_watchReloadsChangedFiles(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path, keys: str
+    ) -> None:
+        """
+        With C{watch} or C{interval}, a rotated client certificate is picked
+        up by the next poll, without any signal.
+        """
+        clientFile = tmp_path / "client.pem"
+        writeClient(ca, clientFile)
+        reactor = MemoryReactorClock()
+        endpoint = clientFromString(
+            reactor,
+            f"tlsreload:localhost:443:caCerts={caFile}:certKey={clientFile}"
+            f":sighup=no:{keys}",
+        )
+        endpoint.connect(Factory.forProtocol(Protocol))
+        assert endpoint.watcher is not None
+        try:
+            serial = writeClient(ca, clientFile)
+            reactor.advance(2.5)
+            seen = endpoint.contextFactory.credentials.clientCertificate
+            assert seen is not None and seen.serialNumber == serial
+        finally:
+            endpoint.watcher.stop()
+
+    def test_noWatchByDefault(self, caFile: Path) -> None:
+        """
+        Without C{watch} or C{interval} no watcher runs.
+        """
+        endpoint = parseClientEndpoint(
+            MemoryReactorClock(), "localhost", "443", caCerts=str(caFile), sighup="no"
+        )
+        endpoint.connect(Factory.forProtocol(Protocol))
+        assert endpoint.watcher is None

@@ -1,0 +1,355 @@
+# -*- test-case-name: tests.test_client_endpoint -*-
+"""
+The C{tlsreload:} client endpoint description::
+
+    tlsreload:host=HOST:port=PORT[:hostname=NAME][:caCerts=bundle.pem]
+        [:certKey=client.pem][:privateKey=client.key][:passphraseFile=FILE]
+        [:timeout=SECONDS][:bindAddress=ADDR][:sighup=yes|no]
+        [:watch=SECONDS][:interval=SECONDS]
+
+It is Twisted's C{tls:} client endpoint (a L{HostnameEndpoint} wrapped in
+TLS) with files that reload, and C{hostname} separate from C{host}, so that a
+client can connect to an address and verify a name.  The plugin module in
+C{twisted/plugins} only forwards to L{parseClientEndpoint}, so that
+C{twistd --help}, which imports every plugin, does not import OpenSSL for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IReactorFromThreads,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ._client import ReloadingClientContextFactory
+from ._sighup import ensureProcessWideSIGHUP
+
+__all__ = ["ReloadingClientEndpoint", "parseClientEndpoint"]
+
+_PREFIX = "tlsreload"
+
+# Every key the description accepts, in the order the documentation gives.
+_KEYS = (
+    "host",
+    "port",
+    "hostname",
+    "caCerts",
+    "certKey",
+    "privateKey",
+    "passphraseFile",
+    "timeout",
+    "bindAddress",
+    "sighup",
+    "watch",
+    "interval",
+)
+_POSITIONAL = ("host", "port")
+
+_YES = frozenset({"yes", "true", "on", "1"})
+_NO = frozenset({"no", "false", "off", "0"})
+
+
+@implementer(IStreamClientEndpoint)
+class ReloadingClientEndpoint:
+    """
+    A TLS client endpoint using a L{ReloadingClientContextFactory}, which also
+    sets up the triggers that make it reload.
+
+    This is what a C{tlsreload:} client description becomes.  The triggers
+    start with the first L{connect}, as a server endpoint's start when it
+    listens: parsing a description has no side effects beyond reading files.
+
+    @ivar contextFactory: What every connection's TLS comes from; its
+        C{credentials} take reload callbacks.
+    @ivar sighup: Whether the first connection installs the process-wide
+        SIGHUP handler.
+    @ivar watch: Seconds between checks of the files for changes; 0 for none.
+    @ivar interval: Seconds between unconditional reloads; 0 for none.
+    @ivar watcher: The file watcher, once started; call its C{stop} to stop
+        watching (an endpoint has no "stop" of its own).
+    """
+
+    _log = Logger()
+
+    # The seam through which connecting installs the SIGHUP handler; tests
+    # replace it to keep the test process's signal handling untouched.
+    _ensureSIGHUP: Callable[[IReactorFromThreads | None], None] = staticmethod(
+        ensureProcessWideSIGHUP
+    )
+
+    def __init__(
+        self,
+        reactor: Any,
+        host: str,
+        port: int,
+        contextFactory: ReloadingClientContextFactory,
+        *,
+        timeout: float = 30,
+        bindAddress: str | None = None,
+        sighup: bool = True,
+        watch: float = 0.0,
+        interval: float = 0.0,
+    ) -> None:
+        """
+        @param reactor: Provides L{IReactorTCP}, L{IReactorTime} and, for
+            SIGHUP, L{IReactorFromThreads}.
+        @param host: The name or address to connect to.
+        @param port: The TCP port to connect to.
+        @param contextFactory: The TLS client options; they name the host the
+            server's certificate must be valid for.
+        @param timeout: Seconds to wait for each connection attempt.
+        @param bindAddress: A local address to connect from.
+        """
+        self._reactor = reactor
+        self.contextFactory = contextFactory
+        self.sighup = sighup
+        self.watch = watch
+        self.interval = interval
+        self.watcher: Any = None
+        self._triggersStarted = False
+        self._tlsEndpoint = wrapClientTLS(
+            contextFactory,
+            HostnameEndpoint(
+                reactor,
+                host,
+                port,
+                timeout,
+                None if bindAddress is None else (bindAddress, 0),
+            ),
+            # Writes are batched on this clock: it must be the reactor that
+            # runs the connection, not the global one.
+            IReactorTime(reactor, None),
+        )
+
+    def __repr__(self) -> str:
+        return f"<ReloadingClientEndpoint {self.contextFactory!r}>"
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        Connect with TLS from L{contextFactory}, starting the reload triggers
+        on the first call.
+
+        See L{IStreamClientEndpoint.connect}.
+        """
+        if not self._triggersStarted:
+            try:
+                self._startTriggers()
+            except Exception:
+                # A client whose reload triggers could not start must not
+                # connect as if they had; the next attempt tries again.
+                return fail()
+            self._triggersStarted = True
+        return self._tlsEndpoint.connect(protocolFactory)
+
+    def _startTriggers(self) -> None:
+        if self.sighup:
+            try:
+                self._ensureSIGHUP(IReactorFromThreads(self._reactor, None))
+            except ValueError as e:
+                # signal.signal only works on the main thread.  SIGHUP is on
+                # by default, so refusing to connect would break programs that
+                # never asked for it: say so and connect.
+                self._log.warn(
+                    "Not reloading client TLS files {paths} on SIGHUP: {error};"
+                    " connect from the main thread, or add sighup=no",
+                    paths=self.contextFactory.watchedPaths(),
+                    error=str(e),
+                )
+        if self.watch or self.interval:
+            # Imported here: an endpoint that does not watch should not pay
+            # for the watching module.
+            from ._watching import FileWatcher
+
+            watcher = FileWatcher(
+                self.contextFactory,
+                # interval= alone still needs a poll interval; the forced
+                # reloads' own interval is a sensible one.
+                pollInterval=self.watch or self.interval,
+                reactor=self._reactor,
+                reloadInterval=self.interval,
+            )
+            watcher.start()
+            self.watcher = watcher
+
+
+def parseClientEndpoint(
+    reactor: Any, *args: object, **kwargs: object
+) -> ReloadingClientEndpoint:
+    """
+    Build the endpoint a C{tlsreload:} client description asks for, loading
+    the files now so that a bad file fails at startup, not at the first
+    connection.
+
+    C{host} and C{port} may also be given positionally
+    (C{tlsreload:example.com:443}), as with Twisted's C{tls:}.
+
+    @param reactor: The reactor from L{clientFromString
+        <twisted.internet.endpoints.clientFromString>}.
+    @param args: Positional values: host, then port.
+    @param kwargs: Keyed values; see the module docstring.
+
+    @raise ValueError: For an unknown key, a missing host or port, or a value
+        that is not what its key needs; the message says which.
+    @raise txtlsreload.CredentialError: For an unusable file; the message
+        names the file and the reason.
+    """
+    options = _collect(args, kwargs)
+    host = _required(options, "host")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = _port(_required(options, "port"))
+    hostname = options.get("hostname", host)
+    timeout = _seconds(options, "timeout", 30.0, zeroMeans=None)
+    sighup = _yesNo("sighup", options.get("sighup", "yes"))
+    watch = _seconds(options, "watch", 0.0, zeroMeans="off")
+    interval = _seconds(options, "interval", 0.0, zeroMeans="off")
+    bindAddress = options.get("bindAddress")
+    caCerts = _path(options, "caCerts")
+    certKey = _path(options, "certKey")
+    privateKey = _path(options, "privateKey")
+    passphraseFile = _path(options, "passphraseFile")
+    for needsCertificate in ("privateKey", "passphraseFile"):
+        if needsCertificate in options and certKey is None:
+            raise _problem(
+                f"{needsCertificate}= needs certKey=<file>: the client certificate"
+            )
+    if (watch or interval) and importlib.util.find_spec(
+        "txtlsreload._watching"
+    ) is None:
+        raise _problem(
+            "watch= and interval= need file watching, which this version of"
+            " txtlsreload does not have; use SIGHUP"
+        )
+
+    try:
+        creator = ReloadingClientContextFactory(
+            hostname,
+            caCertsFile=caCerts,
+            clientCertificateFile=certKey,
+            clientKeyFile=privateKey,
+            passphraseFile=passphraseFile,
+        )
+    except ValueError as e:
+        raise _problem(f"hostname: {e}") from None
+    return ReloadingClientEndpoint(
+        reactor,
+        host,
+        port,
+        creator,
+        timeout=timeout,
+        bindAddress=bindAddress,
+        sighup=sighup,
+        watch=watch,
+        interval=interval,
+    )
+
+
+def _problem(message: str) -> ValueError:
+    return ValueError(f"{_PREFIX}: {message}")
+
+
+def _collect(args: tuple[object, ...], kwargs: dict[str, object]) -> dict[str, str]:
+    """
+    Put positional and keyed values in one dictionary of text, refusing
+    unknown keys, extra positional values and keys given twice.
+    """
+    unknown = sorted(set(kwargs) - set(_KEYS))
+    if unknown:
+        raise _problem(
+            f"unknown key(s) {', '.join(map(repr, unknown))}; known keys:"
+            f" {', '.join(_KEYS)} (keys are case-sensitive)"
+        )
+    if len(args) > len(_POSITIONAL):
+        raise _problem(
+            f"unexpected value {_text(args[len(_POSITIONAL)])!r}: only host and"
+            " port may be given without a key="
+        )
+    options = {key: _text(value) for key, value in kwargs.items()}
+    for key, value in zip(_POSITIONAL, args, strict=False):
+        if key in options:
+            raise _problem(f"{key} given twice, with and without {key}=")
+        options[key] = _text(value)
+    return options
+
+
+def _text(value: object) -> str:
+    """
+    Accept values given as bytes, as
+    L{clientFromString <twisted.internet.endpoints.clientFromString>} does.
+    """
+    if isinstance(value, bytes):
+        return os.fsdecode(value)
+    return str(value)
+
+
+def _required(options: dict[str, str], key: str) -> str:
+    value = options.get(key, "")
+    if not value:
+        raise _problem(f"{key} is required, as in tlsreload:host=example.com:port=443")
+    return value
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise _problem(f"port must be a number from 1 to 65535, not {value!r}")
+    return port
+
+
+def _seconds(
+    options: dict[str, str], key: str, default: float, zeroMeans: str | None
+) -> float:
+    """
+    A number of seconds; zero only where it means something (C{zeroMeans}).
+    """
+    if key not in options:
+        return default
+    value = options[key]
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not zeroMeans):
+        detail = (
+            "more than 0" if zeroMeans is None else f"0 or more; 0 turns it {zeroMeans}"
+        )
+        raise _problem(f"{key} must be a number of seconds ({detail}), not {value!r}")
+    return seconds
+
+
+def _yesNo(key: str, value: str) -> bool:
+    if value.lower() in _YES:
+        return True
+    if value.lower() in _NO:
+        return False
+    raise _problem(f"{key} must be yes or no, not {value!r}")
+
+
+def _path(options: dict[str, str], key: str) -> str | None:
+    """
+    Make a file name absolute now: reloads happen later, possibly after the
+    process changed directory (C{twistd} without C{-n} moves to its run
+    directory), and must read the same file.
+    """
+    value = options.get(key)
+    if value is None:
+        return None
+    if not value:
+        raise _problem(f"{key} is empty; give a file name")
+    return os.path.abspath(value)
