@@ -214,15 +214,6 @@ class _DirectoryEvents:
         self._notifier: Any = None
         self._watches: dict[str, _Watch] = {}
 
-    @property
-    def fileno(self) -> int | None:
-        """
-        The inotify descriptor, if one is open.
-        """
-        if self._notifier is None:
-            return None
-        return int(self._notifier.fileno())
-
     def ensure(self, directory: str, subscriber: _Subscriber) -> bool:
         """
         Make sure C{directory} is watched for C{subscriber}.
@@ -289,10 +280,12 @@ class _DirectoryEvents:
             try:
                 from twisted.internet.inotify import INotify, INotifyError
             except ImportError as e:
+                self._unregister()
                 raise _InotifyUnavailable(str(e)) from e
             try:
                 notifier: Any = INotify(reactor=self._reactor)  # type: ignore[no-untyped-call]
             except (INotifyError, OSError) as e:
+                self._unregister()
                 raise _InotifyUnavailable(str(e)) from e
             notifier.startReading()
             self._notifier = notifier
@@ -329,7 +322,6 @@ class _DirectoryEvents:
             subscribers |= watch.subscribers
         self._watches.clear()
         self._notifier = None
-        self._unregister()
         for subscriber in subscribers:
             subscriber._eventsLost()
 

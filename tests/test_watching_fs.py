@@ -1,0 +1,622 @@
+"""
+Tests for L{txtlsreload._watching.FileWatcher} on the real filesystem: the
+ways tools and Kubernetes replace certificate files, each picked up by real
+inotify events and, separately, by polling alone.
+
+No reactor runs: the inotify descriptor is read by hand (waiting for it with
+C{select}, bounded) and time is a L{MemoryReactorClock}, so the poll never
+fires in the inotify runs unless a test advances the clock that far.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trustme
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogEvent, globalLogPublisher
+
+from txtlsreload import ReloadingContextFactory, ReloadResult, _watching
+from txtlsreload._watching import FileWatcher
+
+from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
+
+POLL = 1000.0
+
+
+def _inotifyWorks() -> bool:
+    try:
+        from twisted.internet.inotify import INotify
+
+        notifier = INotify(reactor=MemoryReactorClock())  # type: ignore[no-untyped-call]
+    except Exception:
+        return False
+    notifier.loseConnection()
+    return True
+
+
+INOTIFY = _inotifyWorks()
+
+
+def inotifyDescriptors() -> int:
+    """
+    How many inotify descriptors this process has open.
+    """
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:inotify":
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+@dataclass
+class Harness:
+    """
+    Watchers on one fake reactor, picked up either by inotify or by the poll.
+    """
+
+    mode: str
+    ca: trustme.CA
+    reactor: MemoryReactorClock = field(default_factory=MemoryReactorClock)
+    watchers: list[FileWatcher] = field(default_factory=list)
+
+    def watch(self, factory: ReloadingContextFactory) -> FileWatcher:
+        """
+        Start a watcher for C{factory}.
+        """
+        watcher = FileWatcher(
+            factory, POLL, self.reactor, useInotify=self.mode == "inotify"
+        )
+        watcher.start()
+        self.watchers.append(watcher)
+        assert watcher.inotifyActive == (self.mode == "inotify")
+        return watcher
+
+    def deliver(self, wait: float = 0) -> int:
+        """
+        Hand every queued inotify event to the watchers.
+
+        @param wait: Seconds to wait, at most, for the first event.
+        @return: How many reads found events.
+        """
+        reads = 0
+        while True:
+            readers = self.reactor.getReaders()
+            if not readers:
+                return reads
+            ready, _, _ = select.select(readers, [], [], wait)
+            if not ready:
+                return reads
+            for reader in ready:
+                reader.doRead()  # type: ignore[attr-defined]
+            reads += 1
+            wait = 0
+
+    def pickUp(self) -> None:
+        """
+        Let the watchers notice what was just done to the files: the
+        inotify events and the debounce, or one poll.
+        """
+        if self.mode == "polling":
+            self.reactor.advance(POLL)
+            return
+        assert self.deliver(wait=5) > 0, "no inotify event arrived"
+        for _ in range(10):
+            pending = [
+                call
+                for call in self.reactor.getDelayedCalls()
+                if call.getTime() < POLL / 2
+            ]
+            if not pending:
+                break
+            self.reactor.advance(min(c.getTime() for c in pending) - self.now)
+            self.deliver()
+        assert self.now < POLL, "the poll fired: inotify did not pick this up"
+
+    @property
+    def now(self) -> float:
+        return self.reactor.seconds()
+
+    def stopAll(self) -> None:
+        for watcher in self.watchers:
+            watcher.stop()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(
+            "inotify",
+            marks=pytest.mark.skipif(not INOTIFY, reason="inotify is unavailable"),
+        ),
+        "polling",
+    ]
+)
+def harness(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[Harness]:
+    """
+    A harness for each way of noticing changes; checks at the end that
+    stopping left no timer, reader or descriptor behind.
+    """
+    descriptors = inotifyDescriptors() if INOTIFY else 0
+    harness = Harness(request.param, ca)
+    yield harness
+    harness.stopAll()
+    assert harness.reactor.getDelayedCalls() == []
+    assert harness.reactor.getReaders() == []
+    assert harness.reactor not in _watching._hubs
+    if INOTIFY:
+        assert inotifyDescriptors() == descriptors
+
+
+@pytest.fixture
+def logEvents() -> Iterator[list[LogEvent]]:
+    """
+    Every log event emitted during the test.
+    """
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        yield events
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+
+
+@dataclass
+class Recorded:
+    """
+    What a factory reported through its callbacks.
+    """
+
+    successes: list[ReloadResult] = field(default_factory=list)
+    failures: list[ReloadResult] = field(default_factory=list)
+
+
+def record(factory: ReloadingContextFactory) -> Recorded:
+    recorded = Recorded()
+    factory.addReloadCallbacks(recorded.successes.append, recorded.failures.append)
+    return recorded
+
+
+def issue(ca: trustme.CA, staging: Path) -> tuple[bytes, bytes, int]:
+    """
+    A new certificate and key, as bytes, written nowhere that is watched.
+    """
+    staging.mkdir(exist_ok=True)
+    certPath, keyPath, serial = writeLeaf(ca, staging)
+    return certPath.read_bytes(), keyPath.read_bytes(), serial
+
+
+def servedSerial(factory: ReloadingContextFactory, ca: trustme.CA) -> int:
+    """
+    The serial a client gets in a real handshake (and the factory agrees).
+    """
+    result = handshake(factory, clientOptions(ca))
+    assert result.succeeded, result.failureText()
+    assert result.serverCertificate is not None
+    assert factory.certificate.serialNumber == result.serverCertificate.serial_number
+    return result.serverCertificate.serial_number
+
+
+def publishSecret(directory: Path, files: dict[str, bytes], version: int) -> None:
+    """
+    Publish C{files} the way the kubelet updates a Secret volume: a new
+    timestamped directory, a C{..data_tmp} symlink to it renamed over
+    C{..data}, user-visible symlinks through C{..data}, then the old
+    directory deleted.
+    """
+    directory.mkdir(exist_ok=True)
+    timestamped = directory / f"..2026_11_29_10_00_{version:02d}.{1234 + version}"
+    timestamped.mkdir()
+    for name, data in files.items():
+        (timestamped / name).write_bytes(data)
+    data = directory / "..data"
+    old = os.readlink(data) if data.is_symlink() else None
+    temporary = directory / "..data_tmp"
+    os.symlink(timestamped.name, temporary)
+    os.rename(temporary, data)
+    for name in files:
+        if not (directory / name).is_symlink():
+            os.symlink(f"..data/{name}", directory / name)
+    if old is not None:
+        shutil.rmtree(directory / old)
+
+
+class TestReplacingFiles:
+    """
+    However the files are replaced, the new pair is served.
+    """
+
+    @pytest.mark.parametrize(
+        "how", ["in-place", "rename-over", "delete-then-create"], ids=str
+    )
+    def test_replacement(
+        self, harness: Harness, ca: trustme.CA, tmp_path: Path, how: str
+    ) -> None:
+        """
+        Writing over the files, renaming new ones over them, or deleting and
+        creating them again: the next handshake gets the new certificate.
+        """
+        live = tmp_path / "live"
+        live.mkdir()
+        certPath, keyPath, oldSerial = writeLeaf(ca, live)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        harness.watch(factory)
+        cert, key, newSerial = issue(ca, tmp_path / "staging")
+        for path, data in ((certPath, cert), (keyPath, key)):
+            if how == "in-place":
+                path.write_bytes(data)
+            elif how == "rename-over":
+                replaceAtomically(path, data)
+            else:
+                path.unlink()
+        if how == "delete-then-create":
+            harness.pickUp()
+            assert servedSerial(factory, ca) == oldSerial
+            certPath.write_bytes(cert)
+            keyPath.write_bytes(key)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == newSerial
+
+    def test_symlinkToFileElsewhere(
+        self, harness: Harness, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        A path that is a symlink to a file in another directory is followed:
+        rewriting the target is picked up, and so is pointing the link
+        somewhere else.
+        """
+        store = tmp_path / "store"
+        store.mkdir()
+        realCert, realKey, _ = writeLeaf(ca, store)
+        etc = tmp_path / "etc"
+        etc.mkdir()
+        (etc / "tls.crt").symlink_to(realCert)
+        (etc / "tls.key").symlink_to(realKey)
+        factory = ReloadingContextFactory(str(etc / "tls.crt"), str(etc / "tls.key"))
+        harness.watch(factory)
+
+        cert, key, serial = issue(ca, tmp_path / "staging")
+        realCert.write_bytes(cert)
+        realKey.write_bytes(key)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == serial
+
+        other = tmp_path / "other"
+        cert, key, serial = issue(ca, other)
+        for name, data in (("tls.crt", cert), ("tls.key", key)):
+            (other / name).write_bytes(data)
+            replacement = etc / f"{name}.new"
+            replacement.symlink_to(other / name)
+            os.replace(replacement, etc / name)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == serial
+
+
+class TestKubernetesSecretVolume:
+    """
+    A Secret volume updated by swapping the C{..data} symlink.
+    """
+
+    def test_severalSwapsInARow(
+        self, harness: Harness, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        Three updates one after the other are each served, although every
+        one deletes the directory the previous files lived in.
+        """
+        volume = tmp_path / "secret"
+        cert, key, serial = issue(ca, tmp_path / "staging0")
+        publishSecret(volume, {"tls.crt": cert, "tls.key": key}, 0)
+        factory = ReloadingContextFactory(
+            str(volume / "tls.crt"), str(volume / "tls.key")
+        )
+        recorded = record(factory)
+        harness.watch(factory)
+        served = [servedSerial(factory, ca)]
+        expected = [serial]
+        for version in (1, 2, 3):
+            cert, key, serial = issue(ca, tmp_path / f"staging{version}")
+            publishSecret(volume, {"tls.crt": cert, "tls.key": key}, version)
+            harness.pickUp()
+            served.append(servedSerial(factory, ca))
+            expected.append(serial)
+        assert served == expected
+        assert len(recorded.successes) == 3
+        assert recorded.failures == []
+
+    def test_unchangedUpdate(
+        self,
+        harness: Harness,
+        ca: trustme.CA,
+        tmp_path: Path,
+        logEvents: list[LogEvent],
+    ) -> None:
+        """
+        An update publishing the same bytes again builds no new context and
+        logs nothing at info level.
+        """
+        volume = tmp_path / "secret"
+        cert, key, serial = issue(ca, tmp_path / "staging")
+        files = {"tls.crt": cert, "tls.key": key}
+        publishSecret(volume, files, 0)
+        factory = ReloadingContextFactory(
+            str(volume / "tls.crt"), str(volume / "tls.key")
+        )
+        recorded = record(factory)
+        harness.watch(factory)
+        logEvents.clear()
+        publishSecret(volume, files, 1)
+        harness.pickUp()
+        assert not factory.lastResult.changed
+        assert recorded.successes == []
+        assert loud(logEvents) == []
+        assert servedSerial(factory, ca) == serial
+
+
+def loud(events: list[LogEvent]) -> list[str]:
+    """
+    The txtlsreload events at info level or above, as text.
+    """
+    return [
+        f"{event['log_level'].name}: {event.get('log_format')}"
+        for event in events
+        if event.get("log_namespace", "").startswith("txtlsreload")
+        and event["log_level"].name in ("info", "warn", "error", "critical")
+    ]
+
+
+class TestHalfDoneRotation:
+    """
+    One file of the pair written before the other.
+    """
+
+    @pytest.mark.parametrize("firstWritten", ["cert", "key"])
+    def test_oneThenTheOther(
+        self, harness: Harness, ca: trustme.CA, tmp_path: Path, firstWritten: str
+    ) -> None:
+        """
+        The mismatched pair is refused and the old certificate keeps being
+        served; writing the second file gets the new pair served.
+        """
+        live = tmp_path / "live"
+        live.mkdir()
+        certPath, keyPath, oldSerial = writeLeaf(ca, live)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        recorded = record(factory)
+        watcher = harness.watch(factory)
+        cert, key, newSerial = issue(ca, tmp_path / "staging")
+        pair = [(certPath, cert), (keyPath, key)]
+        if firstWritten == "key":
+            pair.reverse()
+        replaceAtomically(*pair[0])
+        harness.pickUp()
+        assert recorded.failures
+        assert watcher.failing
+        assert servedSerial(factory, ca) == oldSerial
+        replaceAtomically(*pair[1])
+        harness.pickUp()
+        assert servedSerial(factory, ca) == newSerial
+        assert not watcher.failing
+
+    def test_burstIsOneReload(
+        self, harness: Harness, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        A certificate and key written one right after the other are loaded
+        by one reload, with no refusal in between.
+        """
+        live = tmp_path / "live"
+        live.mkdir()
+        certPath, keyPath, _ = writeLeaf(ca, live)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        recorded = record(factory)
+        watcher = harness.watch(factory)
+        before = watcher.reloads
+        cert, key, newSerial = issue(ca, tmp_path / "staging")
+        replaceAtomically(certPath, cert)
+        replaceAtomically(keyPath, key)
+        harness.pickUp()
+        assert watcher.reloads == before + 1
+        assert recorded.failures == []
+        assert servedSerial(factory, ca) == newSerial
+
+
+class TestNoOpRewrite:
+    """
+    The same bytes written again.
+    """
+
+    @pytest.mark.parametrize("atomically", [True, False], ids=["rename", "in-place"])
+    def test_identicalRewrite(
+        self,
+        harness: Harness,
+        ca: trustme.CA,
+        tmp_path: Path,
+        logEvents: list[LogEvent],
+        atomically: bool,
+    ) -> None:
+        """
+        Rewriting identical content installs nothing, calls no callback and
+        logs nothing at info level.
+        """
+        certPath, keyPath, serial = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        recorded = record(factory)
+        watcher = harness.watch(factory)
+        logEvents.clear()
+        before = watcher.reloads
+        for path in (certPath, keyPath):
+            if atomically:
+                replaceAtomically(path, path.read_bytes())
+            else:
+                path.write_bytes(path.read_bytes())
+        harness.pickUp()
+        assert watcher.reloads == before + 1
+        assert not factory.lastResult.changed
+        assert recorded.successes == recorded.failures == []
+        assert loud(logEvents) == []
+        assert servedSerial(factory, ca) == serial
+
+
+class TestDirectories:
+    """
+    The directory holding the files is itself replaced.
+    """
+
+    def test_deletedAndRecreated(
+        self, harness: Harness, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        With the directory gone the old certificate keeps serving; once it
+        is created again with new files they are served, and later changes
+        in the new directory are picked up too.
+        """
+        live = tmp_path / "live"
+        live.mkdir()
+        certPath, keyPath, oldSerial = writeLeaf(ca, live)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        harness.watch(factory)
+        shutil.rmtree(live)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == oldSerial
+
+        live.mkdir()
+        _, _, serial = writeLeaf(ca, live)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == serial
+
+        _, _, serial = writeLeaf(ca, live)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == serial
+
+    def test_renamedOver(
+        self, harness: Harness, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        A new directory renamed into place (the old one moved aside) is
+        served, and later changes in it are picked up too.
+        """
+        live = tmp_path / "live"
+        live.mkdir()
+        certPath, keyPath, _ = writeLeaf(ca, live)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        harness.watch(factory)
+        incoming = tmp_path / "incoming"
+        incoming.mkdir()
+        _, _, serial = writeLeaf(ca, incoming)
+        live.rename(tmp_path / "previous")
+        incoming.rename(live)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == serial
+
+        _, _, serial = writeLeaf(ca, live)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == serial
+
+
+@pytest.mark.skipif(not INOTIFY, reason="inotify is unavailable")
+class TestInotify:
+    """
+    What only the inotify side does.
+    """
+
+    def test_unrelatedFileIgnored(self, ca: trustme.CA, tmp_path: Path) -> None:
+        """
+        Changes to other files in a watched directory do not reload.
+        """
+        harness = Harness("inotify", ca)
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        watcher = harness.watch(factory)
+        before = watcher.reloads
+        (tmp_path / "access.log").write_bytes(b"GET /\n")
+        assert harness.deliver(wait=5) > 0
+        harness.reactor.advance(1)
+        assert watcher.reloads == before
+        harness.stopAll()
+
+    def test_oneDescriptorShared(self, ca: trustme.CA, tmp_path: Path) -> None:
+        """
+        Watchers on one reactor share one inotify descriptor, which stays
+        open until the last of them stops.
+        """
+        descriptors = inotifyDescriptors()
+        harness = Harness("inotify", ca)
+        factories = []
+        for name in ("a", "b"):
+            directory = tmp_path / name
+            directory.mkdir()
+            certPath, keyPath, _ = writeLeaf(ca, directory)
+            factory = ReloadingContextFactory(str(certPath), str(keyPath))
+            harness.watch(factory)
+            factories.append(factory)
+        assert inotifyDescriptors() == descriptors + 1
+        assert len(harness.reactor.getReaders()) == 1
+
+        harness.watchers[0].stop()
+        _, _, serial = writeLeaf(ca, tmp_path / "b")
+        harness.pickUp()
+        assert servedSerial(factories[1], ca) == serial
+        assert inotifyDescriptors() == descriptors + 1
+
+        harness.watchers[1].stop()
+        assert inotifyDescriptors() == descriptors
+        assert harness.reactor.getReaders() == []
+
+    def test_otherDirectoryDeleted(self, ca: trustme.CA, tmp_path: Path) -> None:
+        """
+        When one watcher's directory is deleted (which makes Twisted close
+        the shared descriptor), another watcher's changes are still picked
+        up by inotify.
+        """
+        harness = Harness("inotify", ca)
+        factories = []
+        for name in ("a", "b"):
+            directory = tmp_path / name
+            directory.mkdir()
+            certPath, keyPath, _ = writeLeaf(ca, directory)
+            factories.append(ReloadingContextFactory(str(certPath), str(keyPath)))
+            harness.watch(factories[-1])
+        shutil.rmtree(tmp_path / "a")
+        harness.pickUp()
+        _, _, serial = writeLeaf(ca, tmp_path / "b")
+        harness.pickUp()
+        assert servedSerial(factories[1], ca) == serial
+        harness.stopAll()
+        assert harness.reactor.getReaders() == []
+
+    def test_unavailableMeansPolling(
+        self,
+        ca: trustme.CA,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        logEvents: list[LogEvent],
+    ) -> None:
+        """
+        Where Twisted's inotify module cannot be imported (any platform but
+        Linux), the watcher says so once and polling alone picks changes up.
+        """
+        monkeypatch.setitem(sys.modules, "twisted.internet.inotify", None)
+        reactor = MemoryReactorClock()
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        watcher = FileWatcher(factory, 5, reactor)
+        watcher.start()
+        assert not watcher.inotifyActive
+        assert reactor.getReaders() == []
+        assert [text for text in loud(logEvents) if "inotify unavailable" in text]
+        _, _, serial = writeLeaf(ca, tmp_path)
+        reactor.advance(5)
+        assert servedSerial(factory, ca) == serial
+        watcher.stop()
+        assert reactor.getDelayedCalls() == []
+        assert reactor not in _watching._hubs
