@@ -568,3 +568,26 @@ class TestCallbacksAndLogs:
             for line in keyPem.splitlines()[1:-1]:
                 assert line.decode() not in text
         assert serial == factory.certificate.serialNumber
+
+    def test_repeatedRefusalLoggedOnceAtErrorLevel(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        The same refusal repeated (a watcher retrying a half-done rotation)
+        is logged at error level once, then at debug level; a different
+        refusal is an error again.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        events: list[LogEvent] = []
+        globalLogPublisher.addObserver(events.append)
+        try:
+            keyPath.write_bytes(ca.issue_cert("x.example").private_key_pem.bytes())
+            factory.reload()
+            factory.reload()
+            certPath.write_bytes(b"")
+            factory.reload()
+        finally:
+            globalLogPublisher.removeObserver(events.append)
+        levels = [e["log_level"].name for e in events if "error" in e]
+        assert levels == ["error", "debug", "error"]

@@ -4,7 +4,8 @@ Hitless TLS certificate rotation for Twisted.
 A L{ReloadingContextFactory} serves a certificate, key, chain and client-CA
 bundle from files and swaps in new ones while the program runs: no restart,
 no dropped connection, no failed handshake.  L{reloadOnSIGHUP} makes
-C{kill -HUP} trigger that reload.
+C{kill -HUP} trigger that reload; L{FileWatcher} triggers it when the files
+change.
 """
 
 from ._errors import CredentialError
@@ -12,14 +13,17 @@ from ._factory import ClientAuth, ReloadingContextFactory, ReloadResult
 from ._loading import CertificateInfo
 from ._registry import IReloadable
 from ._sighup import SIGHUPReloader, reloadOnSIGHUP
+from ._watching import FileWatcher, watchFiles
 
 __all__ = [
     "CertificateInfo",
     "ClientAuth",
     "CredentialError",
+    "FileWatcher",
     "IReloadable",
     "ReloadResult",
     "ReloadingContextFactory",
     "SIGHUPReloader",
     "reloadOnSIGHUP",
+    "watchFiles",
 ]

@@ -385,7 +385,15 @@ class ReloadingContextFactory:
             )
 
     def _failed(self, error: CredentialError, current: Credentials) -> ReloadResult:
-        self._log.error(
+        previous = self.lastResult.error
+        repeated = previous is not None and (previous.path, previous.reason) == (
+            error.path,
+            error.reason,
+        )
+        # A watcher retrying a half-done rotation refuses the same files
+        # again and again; say it once at error level, then quietly.
+        emit = self._log.debug if repeated else self._log.error
+        emit(
             "TLS reload refused: {path}: {error}; still serving serial {serial}"
             " (notAfter {notAfter})",
             path=error.path,

@@ -1,0 +1,564 @@
+# -*- test-case-name: tests.test_hello -*-
+# Twisted's web, application and usage modules are not annotated; calling
+# them is fine, so only that strict check is relaxed, for this module alone.
+# mypy: disallow-untyped-calls=False
+"""
+C{twistd tlshello}: an HTTPS hello server whose certificate rotates on SIGHUP.
+
+It is the shortest way to see txtlsreload work: C{twistd -n tlshello} on a
+fresh machine makes a development certificate, serves
+U{https://localhost:8443/}, and tells you how to rotate the certificate.  With
+C{--cert}/C{--key} or C{--listen tlsreload:...} it serves real files.
+
+Everything it does goes through the C{tlsreload:} endpoint, so it behaves
+exactly as C{twistd web --listen tlsreload:...} would.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from ipaddress import IPv4Address, IPv6Address
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from twisted.application import service
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import address
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.web.resource import NoResource, Resource
+from twisted.web.server import Request, Site
+from zope.interface import implementer
+
+from ._endpoint import ReloadingServerEndpoint
+from ._errors import CredentialError
+from ._loading import CredentialFiles, parseCredentialFiles, readCredentialFiles
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEVELOPMENT_DIRECTORY",
+    "DevelopmentCertificate",
+    "HelloResource",
+    "Options",
+    "ensureDevelopmentCertificate",
+    "makeService",
+]
+
+_log = Logger(namespace="tlshello")
+
+DEFAULT_PORT = 8443
+
+# Relative to the directory tlshello is started in, so that each checkout or
+# scratch directory gets its own and nothing is written to $HOME behind the
+# user's back.  Resolved once, at start-up, before twistd changes directory.
+DEVELOPMENT_DIRECTORY = "tlshello-dev"
+
+_DEVELOPMENT_VALIDITY = timedelta(days=90)
+# A certificate this close to its end is replaced at start-up, so that a
+# server started today does not stop working tomorrow.
+_RENEW_BEFORE = timedelta(days=1)
+_HELLO = b"Hello, TLS.\n"
+
+
+class HelloResource(Resource):
+    """
+    C{GET /} says hello in plain text; every other path is not found.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        if request.postpath != [b""]:
+            return NoResource().render(request)  # type: ignore[no-any-return]
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return _HELLO
+
+
+@dataclass(frozen=True)
+class DevelopmentCertificate:
+    """
+    A self-signed certificate for C{localhost}, for trying tlshello out.
+
+    @ivar certificateFile: The certificate; clients trust this file.
+    @ivar privateKeyFile: Its key, readable by its owner only.
+    @ivar notAfter: When it expires.
+    @ivar created: C{True} if it was made just now, C{False} if reused.
+    """
+
+    certificateFile: str
+    privateKeyFile: str
+    notAfter: datetime
+    created: bool
+
+
+def _utcNow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def ensureDevelopmentCertificate(
+    directory: str, now: Callable[[], datetime] = _utcNow
+) -> DevelopmentCertificate:
+    """
+    Reuse the development certificate in C{directory}, or make one if there
+    is none or it cannot serve (corrupt, unreadable, mismatched, expired or
+    about to expire).
+
+    The certificate is self-signed, ECDSA P-256, for C{localhost},
+    C{127.0.0.1} and C{::1}, valid for 90 days.
+
+    @param directory: Where C{cert.pem} and C{key.pem} live; created (mode
+        0700) if missing.
+    @param now: The wall clock, for tests.
+    """
+    directory = os.path.abspath(directory)
+    certificateFile = os.path.join(directory, "cert.pem")
+    privateKeyFile = os.path.join(directory, "key.pem")
+    current = now()
+    problem, notAfter = _reusable(certificateFile, privateKeyFile, current)
+    if problem is None and notAfter is not None:
+        return DevelopmentCertificate(
+            certificateFile, privateKeyFile, notAfter, created=False
+        )
+    if problem != "missing":
+        _log.warn(
+            "Replacing the development certificate {path}: {problem}",
+            path=certificateFile,
+            problem=problem,
+        )
+    notAfter = _writeDevelopmentCertificate(
+        directory, certificateFile, privateKeyFile, current
+    )
+    _log.info("Created a self-signed development certificate in {path}", path=directory)
+    return DevelopmentCertificate(
+        certificateFile, privateKeyFile, notAfter, created=True
+    )
+
+
+def _reusable(
+    certificateFile: str, privateKeyFile: str, now: datetime
+) -> tuple[str | None, datetime | None]:
+    """
+    @return: Why the files cannot be reused (C{"missing"} if neither
+        exists), or L{None} and the certificate's end of validity.
+    """
+    if not os.path.lexists(certificateFile) and not os.path.lexists(privateKeyFile):
+        return "missing", None
+    files = CredentialFiles(
+        certificateFile=certificateFile, privateKeyFile=privateKeyFile
+    )
+    try:
+        info = parseCredentialFiles(readCredentialFiles(files)).info
+    except CredentialError as e:
+        return str(e), None
+    if info.notBefore > now:
+        return f"it is not valid until {info.notBefore.isoformat()}", None
+    if info.notAfter <= now:
+        return f"it expired on {info.notAfter.isoformat()}", None
+    if info.notAfter - now < _RENEW_BEFORE:
+        return f"it expires soon, on {info.notAfter.isoformat()}", None
+    return None, info.notAfter
+
+
+def _writeDevelopmentCertificate(
+    directory: str, certificateFile: str, privateKeyFile: str, now: datetime
+) -> datetime:
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "localhost"),
+            x509.NameAttribute(
+                NameOID.ORGANIZATION_NAME, "txtlsreload tlshello development"
+            ),
+        ]
+    )
+    notAfter = (now + _DEVELOPMENT_VALIDITY).replace(microsecond=0)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        # A little slack for clients whose clock is behind ours.
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(notAfter)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(IPv4Address("127.0.0.1")),
+                    x509.IPAddress(IPv6Address("::1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    # Key first: a reload that runs in between sees a mismatched pair and
+    # keeps serving the old one, rather than a new certificate without its key.
+    _writeAtomically(
+        privateKeyFile,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        0o600,
+    )
+    _writeAtomically(
+        certificateFile, certificate.public_bytes(serialization.Encoding.PEM), 0o644
+    )
+    return notAfter
+
+
+def _writeAtomically(path: str, data: bytes, mode: int) -> None:
+    """
+    Write C{data} to a new file with C{mode} from the start (a key must never
+    be readable by others, not even briefly), then rename it over C{path}.
+    """
+    temporary = f"{path}.{os.getpid()}.tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(descriptor, "wb") as f:
+            f.write(data)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+class Options(usage.Options):
+    """
+    Command line of C{twistd tlshello}.
+    """
+
+    synopsis = "[--listen DESCRIPTION ...] [--port N] [--cert FILE --key FILE]"
+    longdesc = (
+        "An HTTPS server that answers GET / with 'Hello, TLS.' and rotates its"
+        " certificate without dropping connections: replace the files and send"
+        " SIGHUP.  With no options it serves https://localhost:8443/ with a"
+        " self-signed development certificate kept in ./tlshello-dev/."
+    )
+    optParameters = [
+        [
+            "port",
+            None,
+            None,
+            f"Port of the HTTPS listener that --cert/--key or the development"
+            f" certificate serve. [default: {DEFAULT_PORT}]",
+            usage.portCoerce,
+        ],
+        [
+            "cert",
+            None,
+            None,
+            "PEM certificate file (leaf first, then its chain); listens on all"
+            " addresses. [default: a development certificate, on localhost only]",
+        ],
+        ["key", None, None, "PEM private key file. [default: the --cert file]"],
+        [
+            "ca",
+            None,
+            None,
+            "PEM bundle of CAs; clients must present a certificate from one.",
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """
+        Also listen on this endpoint description, usually
+        tlsreload:PORT:privateKey=FILE:certKey=FILE (repeatable).
+        """
+        self["listen"].append(description)
+
+    def usesShortcuts(self) -> bool:
+        """
+        Whether C{--port}, C{--cert}, C{--key} or C{--ca} ask for a listener,
+        or nothing at all was asked for (which means the development one).
+        """
+        shortcuts = [self["port"], self["cert"], self["key"], self["ca"]]
+        return any(value is not None for value in shortcuts) or not self["listen"]
+
+
+def _hasIPv6() -> bool:
+    """
+    Whether this host can listen on IPv6 loopback: not every container can.
+    """
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def _tlsreloadDescription(
+    port: int,
+    interface: str,
+    certificateFile: str,
+    privateKeyFile: str,
+    clientCAFile: str | None,
+) -> str:
+    parts = [
+        f"tlsreload:port={port}",
+        f"interface={quoteStringArgument(interface)}",
+        f"privateKey={quoteStringArgument(os.path.abspath(privateKeyFile))}",
+        f"certKey={quoteStringArgument(os.path.abspath(certificateFile))}",
+    ]
+    if clientCAFile is not None:
+        parts.append(f"clientCA={quoteStringArgument(os.path.abspath(clientCAFile))}")
+    return ":".join(parts)
+
+
+@dataclass(frozen=True)
+class ListenPlan:
+    """
+    What the command line asks tlshello to listen on.
+
+    @ivar descriptions: Endpoint descriptions, from C{--listen}.
+    @ivar shortcut: The C{tlsreload:} description that C{--port}, C{--cert},
+        C{--key} and C{--ca} (or their absence) stand for, if any.
+    @ivar alsoOn: More addresses for the C{shortcut} listener, served from
+        the same certificate (and so reloaded and logged once).
+    @ivar development: The development certificate, if one is served.
+    """
+
+    descriptions: list[str]
+    shortcut: str | None = None
+    alsoOn: list[str] = field(default_factory=list)
+    development: DevelopmentCertificate | None = None
+
+
+def planListeners(
+    options: Options,
+    developmentCertificate: Callable[[], DevelopmentCertificate],
+    hasIPv6: Callable[[], bool] = _hasIPv6,
+) -> ListenPlan:
+    """
+    Turn the command line into endpoint descriptions.
+
+    @param developmentCertificate: Makes or finds the development
+        certificate; called only if it is needed.
+    """
+    descriptions = list(options["listen"])
+    if not options.usesShortcuts():
+        return ListenPlan(descriptions)
+    port = DEFAULT_PORT if options["port"] is None else options["port"]
+    certificateFile = options["cert"] or options["key"]
+    if certificateFile is not None:
+        # "::" also takes IPv4 connections where the system maps them (Linux
+        # does by default).
+        shortcut = _tlsreloadDescription(
+            port,
+            "::" if hasIPv6() else "",
+            certificateFile,
+            options["key"] or certificateFile,
+            options["ca"],
+        )
+        return ListenPlan(descriptions, shortcut)
+    # A self-signed development certificate has no business on a network:
+    # loopback only, both families, so that https://localhost/ works whichever
+    # address the client tries first.
+    development = developmentCertificate()
+    shortcut = _tlsreloadDescription(
+        port,
+        "127.0.0.1",
+        development.certificateFile,
+        development.privateKeyFile,
+        options["ca"],
+    )
+    # Port 0 picks a free port per socket, so a second socket would differ.
+    alsoOn = ["::1"] if port != 0 and hasIPv6() else []
+    return ListenPlan(descriptions, shortcut, alsoOn, development)
+
+
+@implementer(IStreamServerEndpoint)
+class _AnnouncingEndpoint:
+    """
+    Log where a listener can be reached once it listens.
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint, description: str) -> None:
+        self._endpoint = endpoint
+        self._description = description
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        listening = self._endpoint.listen(protocolFactory)
+        listening.addCallback(self._announce)
+        return listening
+
+    def _announce(self, port: IListeningPort) -> IListeningPort:
+        host = port.getHost()
+        _log.info(
+            "Listening on {address}: {url}",
+            address=_address(host),
+            url=_url(host, self._isTLS()),
+            description=self._description,
+        )
+        return port
+
+    def _isTLS(self) -> bool:
+        prefix = self._description.split(":", 1)[0].lower()
+        return isinstance(self._endpoint, ReloadingServerEndpoint) or prefix in (
+            "ssl",
+            "tls",
+        )
+
+
+def _address(host: object) -> str:
+    if isinstance(host, address.IPv6Address):
+        return f"[{host.host}]:{host.port}"
+    if isinstance(host, address.IPv4Address):
+        return f"{host.host}:{host.port}"
+    return str(host)
+
+
+def _url(host: object, tls: bool) -> str:
+    if not isinstance(host, address.IPv4Address | address.IPv6Address):
+        return str(host)
+    scheme = "https" if tls else "http"
+    name = host.host
+    if name in ("", "0.0.0.0", "::", "127.0.0.1", "::1"):  # noqa: S104
+        name = "localhost"
+    elif isinstance(host, address.IPv6Address):
+        name = f"[{name}]"
+    return f"{scheme}://{name}:{host.port}/"
+
+
+class _HelloService(service.MultiService):
+    """
+    The listeners, and a start-up message with what an operator needs: where
+    the certificate is and how to rotate it.
+    """
+
+    def __init__(self, development: DevelopmentCertificate | None) -> None:
+        super().__init__()
+        self._development = development
+        self.rotatable: list[ReloadingServerEndpoint] = []
+
+    def addListener(
+        self,
+        endpoint: IStreamServerEndpoint,
+        factory: IProtocolFactory,
+        description: str,
+    ) -> None:
+        """
+        Listen on C{endpoint} when the service starts.
+        """
+        if isinstance(endpoint, ReloadingServerEndpoint):
+            self.rotatable.append(endpoint)
+        listener = StreamServerEndpointService(
+            _AnnouncingEndpoint(endpoint, description), factory
+        )
+        # As strports.service does for twistd web: a port that cannot be
+        # bound stops the start-up, instead of being logged and skipped.
+        listener._raiseSynchronously = True
+        listener.setServiceParent(self)
+
+    def startService(self) -> None:
+        super().startService()
+        # Logged here rather than when the service is made: twistd forks into
+        # the background in between, and the process id must be the final one.
+        development = self._development
+        if development is not None:
+            _log.info(
+                "Serving a self-signed development certificate, valid until"
+                " {notAfter}: {certificateFile} (key: {privateKeyFile}). Try:"
+                " curl --cacert {certificateFile} https://localhost:{port}/",
+                notAfter=development.notAfter.isoformat(),
+                certificateFile=development.certificateFile,
+                privateKeyFile=development.privateKeyFile,
+                port=self.rotatable[-1].port if self.rotatable else DEFAULT_PORT,
+            )
+        files = sorted(
+            {
+                path
+                for endpoint in self.rotatable
+                if endpoint.sighup
+                for path in endpoint.contextFactory.watchedPaths()
+            }
+        )
+        if files:
+            _log.info(
+                "To rotate the certificate, replace {files} and run: kill -HUP {pid}",
+                files=" and ".join(files),
+                pid=os.getpid(),
+            )
+
+
+def makeService(options: Options) -> service.IService:
+    """
+    Build the hello server from its command line.
+
+    A description or file that cannot be used ends the program with a message
+    saying which and why, not with a traceback: this runs only under
+    C{twistd} and C{twist}, before anything is listening.
+    """
+    from twisted.internet import reactor
+
+    try:
+        plan = planListeners(
+            options, lambda: ensureDevelopmentCertificate(DEVELOPMENT_DIRECTORY)
+        )
+    except (OSError, CredentialError) as e:
+        raise SystemExit(
+            f"tlshello: cannot create the development certificate: {e}"
+        ) from None
+    site = Site(HelloResource())
+    top = _HelloService(plan.development)
+    descriptions = list(plan.descriptions)
+    if plan.shortcut is not None:
+        descriptions.append(plan.shortcut)
+    for description in descriptions:
+        try:
+            endpoint = serverFromString(reactor, description)
+        except (ValueError, CredentialError) as e:
+            if description == plan.shortcut:
+                # The user never saw this description; the files are theirs.
+                raise SystemExit(f"tlshello: {e}") from None
+            raise SystemExit(f"tlshello: --listen {description}: {e}") from None
+        top.addListener(endpoint, site, description)
+    if plan.shortcut is not None:
+        shortcut = endpoint
+        assert isinstance(shortcut, ReloadingServerEndpoint)
+        for interface in plan.alsoOn:
+            top.addListener(
+                ReloadingServerEndpoint(
+                    reactor,
+                    shortcut.contextFactory,
+                    shortcut.port,
+                    interface,
+                    shortcut.backlog,
+                    sighup=shortcut.sighup,
+                ),
+                site,
+                f"{plan.shortcut} (also on {interface})",
+            )
+    return top
