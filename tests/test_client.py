@@ -873,12 +873,18 @@ def _countReads(monkeypatch: pytest.MonkeyPatch, action: Callable[[], object]) -
 
 def describeClient(der: bytes | None) -> bytes:
     """
-    What our test servers send back: the client certificate they saw.
+    What our test servers send back (as a minimal HTTP response, so that
+    HTTP clients can ask too): the client certificate they saw.
     """
     if der is None:
-        return b"No client certificate\n"
-    pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
-    return b"Client certificate\n" + pem
+        body = b"No client certificate\n"
+    else:
+        certificate = x509.load_der_x509_certificate(der)
+        body = b"Client certificate\n" + certificate.public_bytes(
+            serialization.Encoding.PEM
+        )
+    header = f"HTTP/1.0 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
+    return header.encode("ascii") + body
 
 
 def clientSerialIn(response: bytes) -> int | None:
@@ -1442,3 +1448,54 @@ class TestAgent:
         assert report["first"] == firstSerial
         assert report["second"] == secondSerial
         assert "IPAddressMismatch" in report["wrongName"]
+
+
+class TestDocumentation:
+    """
+    The client page's complete program works as the page says.
+    """
+
+    @staticmethod
+    def _program() -> str:
+        lines = (ROOT / "docs" / "client.rst").read_text().splitlines()
+        start = next(i for i, line in enumerate(lines) if "A complete program" in line)
+        while not lines[start].endswith("::"):
+            start += 1
+        block: list[str] = []
+        for line in lines[start + 1 :]:
+            if line and not line.startswith("    "):
+                break
+            block.append(line[4:])
+        return "\n".join(block).strip() + "\n"
+
+    @pytest.mark.skipif(
+        not hasattr(__import__("txtlsreload"), "ReloadingPolicyForHTTPS"),
+        reason="txtlsreload does not export ReloadingPolicyForHTTPS yet",
+    )
+    def test_agentExampleRuns(
+        self, startPeer: Callable[..., Peer], tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        The HTTP example GETs from a server requiring a client certificate,
+        presenting the one it was given.
+        """
+        peer = startPeer("python", ca, clientCA=ca)
+        assert isinstance(peer, PythonPeer)
+        caFile = writeCA(ca, tmp_path / "ca.pem")
+        serial = writeClient(ca, tmp_path / "client.pem")
+        program = tmp_path / "client_get.py"
+        program.write_text(self._program())
+        completed = subprocess.run(
+            [
+                sys.executable,
+                str(program),
+                f"https://localhost:{peer.port}/",
+                str(caFile),
+                str(tmp_path / "client.pem"),
+            ],
+            capture_output=True,
+            timeout=20,
+        )
+        assert completed.returncode == 0, completed.stderr.decode()
+        assert completed.stdout.startswith(b"200 ")
+        assert clientSerialIn(completed.stdout) == serial

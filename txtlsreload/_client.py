@@ -332,7 +332,7 @@ class ReloadingClientCredentials:
             # like any other refusal rather than let it escape.
             result = self._failed(
                 CredentialError(
-                    self.watchedPaths()[0],
+                    self._mainPath(),
                     f"could not build client TLS options: {type(e).__name__}: {e}",
                 ),
                 current,
@@ -448,12 +448,19 @@ class ReloadingClientCredentials:
                 trustRoot=material.trustRoot, **material.certificateOptions()
             ).getContext()
         except SSL.Error as e:
-            path = (
-                self.clientFiles.certificateFile
-                if self.clientFiles is not None
-                else self.caCertsFile or "<platform trust>"
-            )
-            raise CredentialError(path, f"OpenSSL refused it: {e}") from None
+            raise CredentialError(
+                self._mainPath(), f"OpenSSL refused it: {e}"
+            ) from None
+
+    def _mainPath(self) -> str:
+        """
+        The file to blame for a problem no single file was found at fault
+        for: the client certificate (what OpenSSL checks most), else the CA
+        bundle.
+        """
+        if self.clientFiles is not None:
+            return self.clientFiles.certificateFile
+        return self.caCertsFile or "<platform trust store>"
 
     def _check(self, credentials: Credentials, initial: bool) -> Credentials:
         """
