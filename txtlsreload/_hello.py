@@ -39,7 +39,8 @@ from twisted.internet.interfaces import (
 )
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.web.resource import NoResource, Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from zope.interface import implementer
 
@@ -82,7 +83,7 @@ class HelloResource(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         if request.postpath != [b""]:
-            return NoResource().render(request)  # type: ignore[no-any-return]
+            return notFound().render(request)  # type: ignore[no-any-return]
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return _HELLO
 

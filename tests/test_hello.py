@@ -1,0 +1,757 @@
+"""
+Tests for C{twistd tlshello} and for C{tlsreload:} under real C{twistd} and
+C{twist} processes, talked to by curl, C{openssl s_client} and CPython's
+C{ssl}.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from twisted.internet.endpoints import _parse as parseDescription
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.web.test.requesthelper import DummyRequest
+
+from txtlsreload import CertificateInfo
+from txtlsreload._hello import (
+    DEFAULT_PORT,
+    DevelopmentCertificate,
+    HelloResource,
+    Options,
+    ensureDevelopmentCertificate,
+    makeService,
+    planListeners,
+)
+
+from .processes import freePort, waitFor
+from .tlshelpers import replaceAtomically, writeLeaf
+
+ROOT = Path(__file__).parent.parent
+
+_TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+_TWIST = [sys.executable, "-m", "twisted"]
+
+
+class TestHelloResource:
+    """
+    The page itself.
+    """
+
+    def test_root(self) -> None:
+        """
+        C{GET /} answers C{Hello, TLS.} and a newline, as plain text.
+        """
+        request = DummyRequest([b""])
+        body = HelloResource().render(request)
+        assert body == b"Hello, TLS.\n"
+        assert request.responseHeaders.getRawHeaders(b"content-type") == [
+            b"text/plain; charset=utf-8"
+        ]
+
+    def test_otherPath(self) -> None:
+        """
+        Any other path is not found.
+        """
+        request = DummyRequest([b"favicon.ico"])
+        HelloResource().render(request)
+        assert request.responseCode == 404
+
+
+class TestDevelopmentCertificate:
+    """
+    The certificate C{tlshello} makes when given none.
+    """
+
+    def test_created(self, tmp_path: Path) -> None:
+        """
+        A self-signed ECDSA P-256 certificate for localhost, 127.0.0.1 and
+        ::1, valid for 90 days, with a key only its owner can read.
+        """
+        directory = tmp_path / "dev"
+        made = ensureDevelopmentCertificate(str(directory))
+        assert made.created
+        assert made.certificateFile == str(directory / "cert.pem")
+        assert os.stat(directory).st_mode & 0o777 == 0o700
+        assert os.stat(made.privateKeyFile).st_mode & 0o777 == 0o600
+        certificate = x509.load_pem_x509_certificate(
+            Path(made.certificateFile).read_bytes()
+        )
+        assert certificate.issuer == certificate.subject
+        key = certificate.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        assert key.curve.name == "secp256r1"
+        names = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+        assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+        assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == [
+            "127.0.0.1",
+            "::1",
+        ]
+        validity = certificate.not_valid_after_utc - datetime.now(timezone.utc)
+        assert timedelta(days=89) < validity <= timedelta(days=90)
+        assert made.notAfter == certificate.not_valid_after_utc
+
+    def test_reused(self, tmp_path: Path) -> None:
+        """
+        A valid certificate already there is used again, untouched.
+        """
+        first = ensureDevelopmentCertificate(str(tmp_path))
+        before = Path(first.certificateFile).read_bytes()
+        second = ensureDevelopmentCertificate(str(tmp_path))
+        assert not second.created
+        assert Path(second.certificateFile).read_bytes() == before
+
+    @pytest.mark.parametrize(
+        ("later", "problem"),
+        [
+            (timedelta(days=91), "it expired on"),
+            (timedelta(days=89, hours=12), "it expires soon"),
+            (timedelta(days=-1), "it is not valid until"),
+        ],
+    )
+    def test_renewedWhenNotValid(
+        self, tmp_path: Path, later: timedelta, problem: str
+    ) -> None:
+        """
+        A certificate that is expired, about to expire, or not valid yet is
+        replaced, and the log says why.
+        """
+        first = ensureDevelopmentCertificate(str(tmp_path))
+        firstSerial = _serial(first)
+        clock = datetime.now(timezone.utc) + later
+        with _capturedLog() as log:
+            second = ensureDevelopmentCertificate(str(tmp_path), now=lambda: clock)
+        assert second.created
+        assert second.notAfter > clock
+        assert _serial(second) != firstSerial
+        assert any(problem in line and first.certificateFile in line for line in log)
+
+    @pytest.mark.parametrize(
+        ("damage", "reason"),
+        [
+            ("garbageKey", "no PEM data found"),
+            ("missingKey", "file not found"),
+            ("otherKey", "does not match"),
+            ("truncatedCertificate", "truncated PEM data"),
+        ],
+    )
+    def test_renewedWhenDamaged(
+        self, tmp_path: Path, ca: trustme.CA, damage: str, reason: str
+    ) -> None:
+        """
+        Files that cannot serve are replaced, and the log says why.
+        """
+        first = ensureDevelopmentCertificate(str(tmp_path))
+        keyPath = Path(first.privateKeyFile)
+        certPath = Path(first.certificateFile)
+        if damage == "garbageKey":
+            keyPath.write_bytes(b"garbage")
+        elif damage == "missingKey":
+            keyPath.unlink()
+        elif damage == "otherKey":
+            _, otherKey, _ = writeLeaf(ca, tmp_path, name="other")
+            keyPath.write_bytes(otherKey.read_bytes())
+        elif damage == "truncatedCertificate":
+            certPath.write_bytes(certPath.read_bytes()[:200])
+        with _capturedLog() as log:
+            second = ensureDevelopmentCertificate(str(tmp_path))
+        assert second.created
+        assert any(reason in line for line in log)
+        assert os.stat(second.privateKeyFile).st_mode & 0o777 == 0o600
+
+
+class TestPlanListeners:
+    """
+    From the command line to endpoint descriptions.
+    """
+
+    def _plan(
+        self, argv: list[str], tmp_path: Path, hasIPv6: bool = True
+    ) -> tuple[list[str], str | None, list[str], bool]:
+        options = Options()
+        options.parseOptions(argv)
+        made: list[DevelopmentCertificate] = []
+
+        def development() -> DevelopmentCertificate:
+            made.append(ensureDevelopmentCertificate(str(tmp_path / "dev")))
+            return made[-1]
+
+        plan = planListeners(options, development, lambda: hasIPv6)
+        assert (plan.development is not None) == bool(made)
+        return plan.descriptions, plan.shortcut, plan.alsoOn, bool(made)
+
+    def test_noOptions(self, tmp_path: Path) -> None:
+        """
+        No options: the development certificate on localhost port 8443, on
+        IPv4 and IPv6 loopback.
+        """
+        descriptions, shortcut, alsoOn, development = self._plan([], tmp_path)
+        assert descriptions == []
+        assert development
+        assert shortcut is not None
+        _, keywords = parseDescription(shortcut)
+        assert keywords["port"] == str(DEFAULT_PORT)
+        assert keywords["interface"] == "127.0.0.1"
+        assert keywords["certKey"] == str(tmp_path / "dev" / "cert.pem")
+        assert alsoOn == ["::1"]
+
+    def test_noIPv6(self, tmp_path: Path) -> None:
+        """
+        Where IPv6 is missing, only IPv4 loopback is used.
+        """
+        _, _, alsoOn, _ = self._plan([], tmp_path, hasIPv6=False)
+        assert alsoOn == []
+
+    def test_portZero(self, tmp_path: Path) -> None:
+        """
+        Port 0 gets one listener: two would get two different ports.
+        """
+        _, _, alsoOn, _ = self._plan(["--port", "0"], tmp_path)
+        assert alsoOn == []
+
+    @pytest.mark.parametrize(
+        ("argv", "cert", "key"),
+        [
+            (["--cert", "c.pem", "--key", "k.pem"], "c.pem", "k.pem"),
+            (["--cert", "both.pem"], "both.pem", "both.pem"),
+            (["--key", "both.pem"], "both.pem", "both.pem"),
+        ],
+    )
+    def test_certAndKey(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        argv: list[str],
+        cert: str,
+        key: str,
+    ) -> None:
+        """
+        C{--cert}/C{--key} make one listener on every address with absolute
+        file names; a single file serves as both.
+        """
+        monkeypatch.chdir(tmp_path)
+        descriptions, shortcut, alsoOn, development = self._plan(
+            [*argv, "--port", "9443"], tmp_path
+        )
+        assert not development
+        assert descriptions == []
+        assert alsoOn == []
+        assert shortcut is not None
+        _, keywords = parseDescription(shortcut)
+        assert keywords == {
+            "port": "9443",
+            "interface": "::",
+            "certKey": str(tmp_path / cert),
+            "privateKey": str(tmp_path / key),
+        }
+
+    def test_colonsInFileNames(self, tmp_path: Path) -> None:
+        """
+        File names with colons are escaped in the description.
+        """
+        _, shortcut, _, _ = self._plan(
+            ["--cert", "/x:y/c.pem", "--ca", "/x:y/ca.pem"], tmp_path
+        )
+        assert shortcut is not None
+        _, keywords = parseDescription(shortcut)
+        assert keywords["certKey"] == "/x:y/c.pem"
+        assert keywords["clientCA"] == "/x:y/ca.pem"
+
+    def test_listenOnly(self, tmp_path: Path) -> None:
+        """
+        C{--listen} alone listens there only, and makes no certificate.
+        """
+        descriptions, shortcut, _, development = self._plan(
+            ["--listen", "tcp:8080", "--listen", "tlsreload:8443:privateKey=k"],
+            tmp_path,
+        )
+        assert descriptions == ["tcp:8080", "tlsreload:8443:privateKey=k"]
+        assert shortcut is None
+        assert not development
+
+    def test_listenAndPort(self, tmp_path: Path) -> None:
+        """
+        C{--listen} with C{--port} listens on both.
+        """
+        descriptions, shortcut, _, development = self._plan(
+            ["--listen", "tcp:8080", "--port", "9443"], tmp_path
+        )
+        assert descriptions == ["tcp:8080"]
+        assert shortcut is not None
+        assert development
+
+
+class TestMakeService:
+    """
+    The service C{twistd tlshello} runs, made in process without starting.
+    """
+
+    def test_noOptions(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """
+        With no options at all, the service serves a new development
+        certificate in ./tlshello-dev on port 8443 of both loopbacks.
+        """
+        monkeypatch.chdir(tmp_path)
+        options = Options()
+        options.parseOptions([])
+        top = makeService(options)
+        endpoints = top.rotatable  # type: ignore[attr-defined]
+        assert [(e.port, e.interface) for e in endpoints] == [
+            (8443, "127.0.0.1"),
+            (8443, "::1"),
+        ]
+        assert endpoints[0].contextFactory is endpoints[1].contextFactory
+        assert endpoints[0].contextFactory.files.certificateFile == str(
+            tmp_path / "tlshello-dev" / "cert.pem"
+        )
+
+    def test_badFileExits(self, tmp_path: Path) -> None:
+        """
+        A missing file ends the program with a one-line message naming the
+        file and the reason, not a traceback.
+        """
+        options = Options()
+        options.parseOptions(["--cert", str(tmp_path / "nope.pem")])
+        with pytest.raises(SystemExit) as raised:
+            makeService(options)
+        assert raised.value.code == f"tlshello: {tmp_path}/nope.pem: file not found"
+
+    def test_badListenExits(self) -> None:
+        """
+        A wrong C{--listen} description ends the program with a message
+        quoting it and saying what is wrong.
+        """
+        options = Options()
+        options.parseOptions(["--listen", "tlsreload:8443:privateKey=k:color=blue"])
+        with pytest.raises(SystemExit) as raised:
+            makeService(options)
+        assert str(raised.value.code).startswith(
+            "tlshello: --listen tlsreload:8443:privateKey=k:color=blue:"
+            " tlsreload: unknown key 'color'"
+        )
+
+
+# End to end: real processes, real clients.
+
+
+class _Server:
+    """
+    A server process whose output goes to a file the test can read while it
+    runs.
+    """
+
+    def __init__(self, argv: list[str], cwd: Path) -> None:
+        self.logPath = cwd / f"server-{len(list(cwd.glob('server-*.log')))}.log"
+        self._logFile = self.logPath.open("wb")
+        self.process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=_environment(),
+            stdout=self._logFile,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def log(self) -> str:
+        return self.logPath.read_text("utf-8", "replace")
+
+    def waitForLog(self, pattern: str, count: int = 1) -> str:
+        """
+        Wait until C{pattern} (a regular expression) occurs C{count} times in
+        the log, and return the log.
+        """
+
+        def found() -> str | None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log}")
+            log = self.log
+            return log if len(re.findall(pattern, log)) >= count else None
+
+        return waitFor(found)
+
+    def hangUp(self) -> None:
+        os.kill(self.process.pid, signal.SIGHUP)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._logFile.close()
+
+
+def _environment() -> dict[str, str]:
+    """
+    The test's environment, with the source tree first on the path so that
+    Twisted finds the plugins in C{twisted/plugins} there whether or not the
+    project is installed.
+    """
+    environment = dict(os.environ)
+    paths = [str(ROOT), *filter(None, [environment.get("PYTHONPATH")])]
+    environment["PYTHONPATH"] = os.pathsep.join(paths)
+    return environment
+
+
+@pytest.fixture
+def servers() -> Iterator[Callable[[list[str], Path], _Server]]:
+    """
+    Start server processes; every one is stopped at the end of the test.
+    """
+    started: list[_Server] = []
+
+    def start(argv: list[str], cwd: Path) -> _Server:
+        server = _Server(argv, cwd)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _context(caFile: Path | None, sni: bool = True) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=caFile)
+    context.check_hostname = sni
+    return context
+
+
+def _serialOverSSL(
+    port: int, caFile: Path, sni: bool = True, host: str = "127.0.0.1"
+) -> int:
+    """
+    The serial a new CPython C{ssl} handshake sees; with C{sni=False} no
+    server name is sent.
+    """
+    with socket.create_connection((host, port), timeout=5) as raw:
+        with _context(caFile, sni).wrap_socket(
+            raw, server_hostname="localhost" if sni else None
+        ) as tls:
+            der = tls.getpeercert(binary_form=True)
+            assert der is not None
+            return x509.load_der_x509_certificate(der).serial_number
+
+
+def _serialOverOpenSSL(port: int, caFile: Path, sni: bool) -> int:
+    """
+    The serial C{openssl s_client} sees, having verified the chain.
+    """
+    nameOption = ["-servername", "localhost"] if sni else ["-noservername"]
+    result = subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{port}",
+            *nameOption,
+            "-CAfile",
+            str(caFile),
+            "-verify_return_error",
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=20,
+        check=True,
+    )
+    pem = re.search(
+        rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
+        result.stdout,
+        re.DOTALL,
+    )
+    assert pem is not None, result.stdout + result.stderr
+    return x509.load_pem_x509_certificate(pem.group(0)).serial_number
+
+
+def _curl(url: str, caFile: Path, *extra: str) -> str:
+    return subprocess.run(
+        ["curl", "--silent", "--show-error", "--cacert", str(caFile), *extra, url],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    ).stdout
+
+
+def _peerSerial(connection: http.client.HTTPSConnection) -> int:
+    sock = connection.sock
+    assert isinstance(sock, ssl.SSLSocket)
+    der = sock.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def _waitForSerial(port: int, caFile: Path, serial: int) -> None:
+    waitFor(lambda: True if _serialOverSSL(port, caFile) == serial else None)
+
+
+# Each way of running: the command after the Python executable, and the path
+# and body the HTTP requests expect.
+_RUNNERS = {
+    "twistd tlshello": (
+        [*_TWISTD, "-n", "--pidfile=", "tlshello"],
+        ["--port", "{port}", "--cert", "{cert}", "--key", "{key}"],
+        "/",
+        "Hello, TLS.\n",
+    ),
+    "twistd tlshello --listen": (
+        [*_TWISTD, "-n", "--pidfile=", "tlshello"],
+        ["--listen", "{description}"],
+        "/",
+        "Hello, TLS.\n",
+    ),
+    "twistd web --listen": (
+        [*_TWISTD, "-n", "--pidfile=", "web"],
+        ["--path", "{root}", "--listen", "{description}"],
+        "/hello.txt",
+        "hello from a file\n",
+    ),
+    "twist web --listen": (
+        # twist logs JSON when its output is not a terminal.
+        [*_TWIST, "--log-format=text", "web"],
+        ["--path", "{root}", "--listen", "{description}"],
+        "/hello.txt",
+        "hello from a file\n",
+    ),
+}
+
+
+class TestRotationEndToEnd:
+    """
+    A real server process rotates its certificate on SIGHUP without
+    dropping a connection, under each way of running it.
+    """
+
+    @pytest.mark.parametrize("runner", list(_RUNNERS))
+    def test_rotate(
+        self,
+        runner: str,
+        tmp_path: Path,
+        ca: trustme.CA,
+        servers: Callable[[list[str], Path], _Server],
+    ) -> None:
+        """
+        After the files are replaced and SIGHUP sent, new handshakes (curl,
+        openssl s_client, CPython, with and without SNI) get the new
+        certificate, a keep-alive connection opened before keeps working on
+        the old one, and the log shows the new serial and notAfter; a broken
+        file then is refused with its reason while the certificate keeps
+        being served.
+        """
+        command, arguments, path, body = _RUNNERS[runner]
+        caFile = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(caFile))
+        cert, key, firstSerial = writeLeaf(ca, tmp_path)
+        root = tmp_path / "root"
+        root.mkdir()
+        (root / "hello.txt").write_text("hello from a file\n")
+        port = freePort()
+        description = (
+            f"tlsreload:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+        )
+        values = {
+            "port": str(port),
+            "cert": str(cert),
+            "key": str(key),
+            "root": str(root),
+            "description": description,
+        }
+        server = servers([*command, *(a.format(**values) for a in arguments)], tmp_path)
+        waitFor(lambda: _serialOverSSL(port, caFile))
+        assert _serialOverSSL(port, caFile) == firstSerial
+
+        keptAlive = http.client.HTTPSConnection(
+            "localhost", port, context=_context(caFile), timeout=10
+        )
+        try:
+            keptAlive.request("GET", path)
+            response = keptAlive.getresponse()
+            assert (response.status, response.read().decode()) == (200, body)
+            assert _peerSerial(keptAlive) == firstSerial
+            keptSocket = keptAlive.sock
+
+            nextCert, nextKey, nextSerial = writeLeaf(ca, tmp_path, name="next")
+            replaceAtomically(key, nextKey.read_bytes())
+            replaceAtomically(cert, nextCert.read_bytes())
+            server.hangUp()
+            _waitForSerial(port, caFile, nextSerial)
+
+            assert _serialOverSSL(port, caFile, sni=False) == nextSerial
+            assert _serialOverOpenSSL(port, caFile, sni=True) == nextSerial
+            assert _serialOverOpenSSL(port, caFile, sni=False) == nextSerial
+            assert _curl(f"https://localhost:{port}{path}", caFile) == body
+
+            keptAlive.request("GET", path)
+            response = keptAlive.getresponse()
+            assert (response.status, response.read().decode()) == (200, body)
+            assert keptAlive.sock is keptSocket
+            assert _peerSerial(keptAlive) == firstSerial
+        finally:
+            keptAlive.close()
+
+        nextInfo = CertificateInfo.fromCertificate(
+            x509.load_pem_x509_certificate(nextCert.read_bytes())
+        )
+        log = server.waitForLog(
+            re.escape(
+                f"serial {nextInfo.serialHex}, notAfter {nextInfo.notAfter.isoformat()}"
+            )
+        )
+
+        key.write_bytes(b"-----BEGIN PRIVATE KEY-----\ntruncated")
+        server.hangUp()
+        log = server.waitForLog("TLS reload refused")
+        assert f"{key}: truncated PEM data" in log
+        assert _serialOverSSL(port, caFile) == nextSerial
+
+
+class TestHelloEndToEnd:
+    """
+    C{twistd tlshello} without certificate options, as a new user runs it.
+    """
+
+    def test_developmentCertificate(
+        self, tmp_path: Path, servers: Callable[[list[str], Path], _Server]
+    ) -> None:
+        """
+        It makes a development certificate, serves https://localhost/ on
+        IPv4 and IPv6 with it, logs the URL, the certificate and how to
+        rotate it; started again, it reuses the same certificate.
+        """
+        port = freePort()
+        command = [*_TWISTD, "-n", "--pidfile=", "tlshello", "--port", str(port)]
+        server = servers(command, tmp_path)
+        log = server.waitForLog(r"kill -HUP \d+")
+        certFile = tmp_path / "tlshello-dev" / "cert.pem"
+        keyFile = tmp_path / "tlshello-dev" / "key.pem"
+        assert os.stat(keyFile).st_mode & 0o777 == 0o600
+
+        assert _curl(f"https://localhost:{port}/", certFile) == "Hello, TLS.\n"
+        assert _curl(f"https://127.0.0.1:{port}/", certFile) == "Hello, TLS.\n"
+        assert _curl(f"https://[::1]:{port}/", certFile) == "Hello, TLS.\n"
+        notFound = _curl(
+            f"https://localhost:{port}/nope",
+            certFile,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        )
+        assert notFound == "404"
+        serial = _serialOverSSL(port, certFile)
+        assert _serialOverSSL(port, certFile, host="::1") == serial
+
+        assert f"Listening on 127.0.0.1:{port}: https://localhost:{port}/" in log
+        assert f"Listening on [::1]:{port}: https://localhost:{port}/" in log
+        assert f"curl --cacert {certFile} https://localhost:{port}/" in log
+        assert f"replace {certFile} and {keyFile} and run:" in log
+        assert f"kill -HUP {server.process.pid}" in log
+        assert "Created a self-signed development certificate" in log
+
+        server.stop()
+        again = servers(command, tmp_path)
+        log = again.waitForLog(r"kill -HUP \d+")
+        assert "Created" not in log
+        assert _serialOverSSL(port, certFile) == serial
+
+
+class TestErrorsEndToEnd:
+    """
+    What a user sees when a description or file is wrong.
+    """
+
+    def test_twistdWebMissingFile(self, tmp_path: Path) -> None:
+        """
+        C{twistd web} with a missing file exits non-zero, and the last line
+        names the file and the reason.
+        """
+        result = _run(
+            [
+                *_TWISTD,
+                "-n",
+                "--pidfile=",
+                "web",
+                "--listen",
+                "tlsreload:0:privateKey=gone.pem",
+            ],
+            tmp_path,
+        )
+        assert result.returncode != 0
+        assert result.stdout.splitlines()[-1].endswith(
+            f"CredentialError: {tmp_path}/gone.pem: file not found"
+        )
+
+    def test_twistBadValue(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        C{twist web} with a bad value exits non-zero, saying which value.
+        """
+        cert, key, _ = writeLeaf(ca, tmp_path)
+        description = f"tlsreload:0:privateKey={key}:certKey={cert}:clientAuth=bogus"
+        result = _run([*_TWIST, "web", "--listen", description], tmp_path)
+        assert result.returncode != 0
+        assert result.stdout.splitlines()[-1] == (
+            "ValueError: tlsreload: clientAuth must be required or optional,"
+            " not 'bogus'"
+        )
+
+    def test_tlshelloMissingFile(self, tmp_path: Path) -> None:
+        """
+        C{twistd tlshello} with a missing file exits with status 1 and one
+        line naming the file and the reason, no traceback.
+        """
+        result = _run(
+            [*_TWISTD, "-n", "--pidfile=", "tlshello", "--cert", "gone.pem"], tmp_path
+        )
+        assert result.returncode == 1
+        assert result.stdout == f"tlshello: {tmp_path}/gone.pem: file not found\n"
+
+
+def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=cwd,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
+
+
+class _capturedLog:
+    """
+    Collect the formatted text of every log event while in a C{with} block.
+    """
+
+    def __enter__(self) -> list[str]:
+        self.lines: list[str] = []
+        globalLogPublisher.addObserver(self._observe)
+        return self.lines
+
+    def __exit__(self, *exc: object) -> None:
+        globalLogPublisher.removeObserver(self._observe)
+
+    def _observe(self, event: LogEvent) -> None:
+        self.lines.append(formatEvent(event))
+
+
+def _serial(made: DevelopmentCertificate) -> int:
+    return x509.load_pem_x509_certificate(
+        Path(made.certificateFile).read_bytes()
+    ).serial_number
