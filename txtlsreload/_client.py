@@ -45,6 +45,7 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
+from ._callbacks import ReloadCallbacks
 from ._errors import CredentialError
 from ._loading import (
     CertificateInfo,
@@ -241,8 +242,7 @@ class ReloadingClientCredentials:
         self._passphrase = passphrase
         self._now = now
         self._creators: WeakSet[ReloadingClientContextFactory] = WeakSet()
-        self._successCallbacks: list[Callable[[ClientReloadResult], object]] = []
-        self._failureCallbacks: list[Callable[[ClientReloadResult], object]] = []
+        self._callbacks: ReloadCallbacks[ClientReloadResult] = ReloadCallbacks()
 
         self._material = self._parse(*self._read(), initial=True)
         self.lastResult = ClientReloadResult(
@@ -338,7 +338,7 @@ class ReloadingClientCredentials:
                 current,
             )
         self.lastResult = result
-        self._notify(result)
+        self._callbacks.notify(result)
         return result
 
     def addReloadCallbacks(
@@ -355,18 +355,7 @@ class ReloadingClientCredentials:
             refused.
         @return: A function that removes both callbacks again.
         """
-        if onSuccess is not None:
-            self._successCallbacks.append(onSuccess)
-        if onFailure is not None:
-            self._failureCallbacks.append(onFailure)
-
-        def remove() -> None:
-            if onSuccess in self._successCallbacks:
-                self._successCallbacks.remove(onSuccess)
-            if onFailure in self._failureCallbacks:
-                self._failureCallbacks.remove(onFailure)
-
-        return remove
+        return self._callbacks.add(onSuccess, onFailure)
 
     def _follow(self, creator: ReloadingClientContextFactory) -> _ClientMaterial:
         """
@@ -539,21 +528,6 @@ class ReloadingClientCredentials:
             serial=None if client is None else client.serialHex,
             notAfter=None if client is None else client.notAfter.isoformat(),
         )
-
-    def _notify(self, result: ClientReloadResult) -> None:
-        if result.error is not None:
-            callbacks = self._failureCallbacks
-        elif result.changed:
-            callbacks = self._successCallbacks
-        else:
-            return
-        for callback in list(callbacks):
-            try:
-                callback(result)
-            except Exception:
-                self._log.failure(
-                    "Reload callback {callback!r} failed", callback=callback
-                )
 
 
 def _normalizeHostname(hostname: str) -> str:

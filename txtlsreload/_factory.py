@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
+from ._callbacks import ReloadCallbacks
 from ._errors import CredentialError
 from ._loading import (
     CertificateInfo,
@@ -177,8 +178,7 @@ class ReloadingContextFactory:
         self.clientAuth: ClientAuth | None = clientAuth
         self._passphrase = passphrase
         self._now = now
-        self._successCallbacks: list[Callable[[ReloadResult], object]] = []
-        self._failureCallbacks: list[Callable[[ReloadResult], object]] = []
+        self._callbacks: ReloadCallbacks[ReloadResult] = ReloadCallbacks()
 
         credentials = self._load(initial=True)
         self._installed = self._install(credentials)
@@ -275,7 +275,7 @@ class ReloadingContextFactory:
                 current,
             )
         self.lastResult = result
-        self._notify(result)
+        self._callbacks.notify(result)
         return result
 
     def addReloadCallbacks(
@@ -291,18 +291,7 @@ class ReloadingContextFactory:
         @param onFailure: Called with the result whenever a reload was refused.
         @return: A function that removes both callbacks again.
         """
-        if onSuccess is not None:
-            self._successCallbacks.append(onSuccess)
-        if onFailure is not None:
-            self._failureCallbacks.append(onFailure)
-
-        def remove() -> None:
-            if onSuccess in self._successCallbacks:
-                self._successCallbacks.remove(onSuccess)
-            if onFailure in self._failureCallbacks:
-                self._failureCallbacks.remove(onFailure)
-
-        return remove
+        return self._callbacks.add(onSuccess, onFailure)
 
     def _load(self, initial: bool) -> Credentials:
         read = readCredentialFiles(self.files, self._passphrase)
@@ -420,18 +409,3 @@ class ReloadingContextFactory:
             chainLength=len(credentials.chain),
             clientCACount=len(credentials.clientCAs),
         )
-
-    def _notify(self, result: ReloadResult) -> None:
-        if result.error is not None:
-            callbacks = self._failureCallbacks
-        elif result.changed:
-            callbacks = self._successCallbacks
-        else:
-            return
-        for callback in list(callbacks):
-            try:
-                callback(result)
-            except Exception:
-                self._log.failure(
-                    "Reload callback {callback!r} failed", callback=callback
-                )
