@@ -23,6 +23,7 @@ from ._client import (
     ClientReloadResult,
     ReloadingClientContextFactory,
     ReloadingClientCredentials,
+    credentialsFrom,
 )
 from ._registry import IReloadable
 
@@ -73,22 +74,14 @@ class ReloadingPolicyForHTTPS:
         """
         if cacheSize < 1:
             raise ValueError(f"cacheSize must be at least 1, not {cacheSize}")
-        if credentials is None:
-            credentials = ReloadingClientCredentials(
-                caCertsFile,
-                clientCertificateFile,
-                clientKeyFile,
-                passphrase=passphrase,
-                passphraseFile=passphraseFile,
-            )
-        elif (
+        credentials = credentialsFrom(
+            credentials,
             caCertsFile,
             clientCertificateFile,
             clientKeyFile,
             passphrase,
             passphraseFile,
-        ) != (None, None, None, None, None):
-            raise ValueError("give credentials or files, not both")
+        )
         self.credentials = credentials
         self._cacheSize = cacheSize
         self._creators: OrderedDict[str, ReloadingClientContextFactory] = OrderedDict()

@@ -64,6 +64,7 @@ __all__ = [
     "ClientReloadResult",
     "ReloadingClientContextFactory",
     "ReloadingClientCredentials",
+    "credentialsFrom",
 ]
 
 
@@ -530,6 +531,35 @@ class ReloadingClientCredentials:
         )
 
 
+def credentialsFrom(
+    credentials: ReloadingClientCredentials | None,
+    caCertsFile: str | None,
+    clientCertificateFile: str | None,
+    clientKeyFile: str | None,
+    passphrase: bytes | None,
+    passphraseFile: str | None,
+) -> ReloadingClientCredentials:
+    """
+    The credentials a creator or policy was given, or new ones loaded from
+    the files it was given; never both.
+
+    @raise ValueError: If both were given.
+    @raise CredentialError: If the files are unusable.
+    """
+    if credentials is None:
+        return ReloadingClientCredentials(
+            caCertsFile,
+            clientCertificateFile,
+            clientKeyFile,
+            passphrase=passphrase,
+            passphraseFile=passphraseFile,
+        )
+    files = (caCertsFile, clientCertificateFile, clientKeyFile)
+    if files != (None, None, None) or (passphrase, passphraseFile) != (None, None):
+        raise ValueError("give credentials or files, not both")
+    return credentials
+
+
 def _normalizeHostname(hostname: str) -> str:
     """
     Accept a bracketed IPv6 literal as written in URLs, and refuse what is
@@ -594,22 +624,14 @@ class ReloadingClientContextFactory:
             or the options contradict each other.
         """
         self.hostname = _normalizeHostname(hostname)
-        if credentials is None:
-            credentials = ReloadingClientCredentials(
-                caCertsFile,
-                clientCertificateFile,
-                clientKeyFile,
-                passphrase=passphrase,
-                passphraseFile=passphraseFile,
-            )
-        elif (
+        credentials = credentialsFrom(
+            credentials,
             caCertsFile,
             clientCertificateFile,
             clientKeyFile,
             passphrase,
             passphraseFile,
-        ) != (None, None, None, None, None):
-            raise ValueError("give credentials or files, not both")
+        )
         self.credentials = credentials
         self._acceptableProtocols = (
             None if acceptableProtocols is None else list(acceptableProtocols)
