@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -28,6 +29,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, globalLogPublisher
 from twisted.plugin import IPlugin, getPlugins
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from twisted.test.iosim import connectedServerAndClient
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -68,6 +70,27 @@ class _ThreadedMemoryReactor(MemoryReactorClock):
 
     def callFromThread(self, f: Callable[..., object], *args: object) -> None:
         f(*args)
+
+
+class _StoppablePortsReactor(MemoryReactorClock):
+    """
+    A memory reactor that counts how many of its ports stopped listening.
+    """
+
+    stopped = 0
+
+    def listenTCP(self, *args: Any, **kwargs: Any) -> Any:
+        port = super().listenTCP(*args, **kwargs)
+        reactor = self
+
+        class Stoppable:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(port, name)
+
+            def stopListening(self) -> None:
+                reactor.stopped += 1
+
+        return Stoppable()
 
 
 def _parse(reactor: MemoryReactorClock, description: str) -> ReloadingServerEndpoint:
@@ -581,6 +604,28 @@ class TestListening:
         assert len(reloads) >= 2
         port.stopListening()
         assert reactor.getDelayedCalls() == []
+
+    def test_watcherFailureStopsListening(self, files: tuple[Path, Path, int]) -> None:
+        """
+        If the file watcher cannot start, the port stops listening and the
+        listen fails with the watcher's error: no server is left running
+        without the reloads it was asked for.
+        """
+        reactor = _StoppablePortsReactor()
+        cert, key, _ = files
+        endpoint = ReloadingServerEndpoint(
+            reactor,
+            ReloadingContextFactory(str(cert), str(key)),
+            0,
+            sighup=False,
+            watch=-1,
+        )
+        failures: list[Failure] = []
+        endpoint.listen(Factory.forProtocol(Protocol)).addErrback(failures.append)
+        [failure] = failures
+        assert failure.check(ValueError)
+        assert "pollInterval must be positive" in str(failure.value)
+        assert reactor.stopped == 1
 
     def test_noWatchNoTimers(
         self, reactor: MemoryReactorClock, files: tuple[Path, Path, int]

@@ -128,12 +128,12 @@ def ensureDevelopmentCertificate(
     certificateFile = os.path.join(directory, "cert.pem")
     privateKeyFile = os.path.join(directory, "key.pem")
     current = now()
-    problem, notAfter = _reusable(certificateFile, privateKeyFile, current)
-    if problem is None and notAfter is not None:
-        return DevelopmentCertificate(
-            certificateFile, privateKeyFile, notAfter, created=False
-        )
-    if problem != "missing":
+    if os.path.lexists(certificateFile) or os.path.lexists(privateKeyFile):
+        problem, notAfter = _reusable(certificateFile, privateKeyFile, current)
+        if problem is None:
+            return DevelopmentCertificate(
+                certificateFile, privateKeyFile, notAfter, created=False
+            )
         _log.warn(
             "Replacing the development certificate {path}: {problem}",
             path=certificateFile,
@@ -150,26 +150,24 @@ def ensureDevelopmentCertificate(
 
 def _reusable(
     certificateFile: str, privateKeyFile: str, now: datetime
-) -> tuple[str | None, datetime | None]:
+) -> tuple[str | None, datetime]:
     """
-    @return: Why the files cannot be reused (C{"missing"} if neither
-        exists), or L{None} and the certificate's end of validity.
+    @return: Why the files cannot be reused, or L{None}; and the
+        certificate's end of validity, if it could be read.
     """
-    if not os.path.lexists(certificateFile) and not os.path.lexists(privateKeyFile):
-        return "missing", None
     files = CredentialFiles(
         certificateFile=certificateFile, privateKeyFile=privateKeyFile
     )
     try:
         info = parseCredentialFiles(readCredentialFiles(files)).info
     except CredentialError as e:
-        return str(e), None
+        return str(e), now
     if info.notBefore > now:
-        return f"it is not valid until {info.notBefore.isoformat()}", None
+        return f"it is not valid until {info.notBefore.isoformat()}", info.notAfter
     if info.notAfter <= now:
-        return f"it expired on {info.notAfter.isoformat()}", None
+        return f"it expired on {info.notAfter.isoformat()}", info.notAfter
     if info.notAfter - now < _RENEW_BEFORE:
-        return f"it expires soon, on {info.notAfter.isoformat()}", None
+        return f"it expires soon, on {info.notAfter.isoformat()}", info.notAfter
     return None, info.notAfter
 
 
