@@ -5,13 +5,15 @@ collects nothing here (no test functions).
 
 from __future__ import annotations
 
-from twisted.internet import endpoints
 from twisted.internet.interfaces import IReactorTCP
 
 from txtlsreload import (
     CertificateInfo,
     CredentialError,
+    ReloadingClientContextFactory,
     ReloadingContextFactory,
+    ReloadingPolicyForHTTPS,
+    ReloadingServerEndpoint,
     ReloadResult,
     SIGHUPReloader,
     reloadOnSIGHUP,
@@ -42,5 +44,18 @@ def serve(reactor: IReactorTCP, certificate: str, key: str) -> SIGHUPReloader:
     result = factory.reload()
     if result.succeeded and not result.changed:
         removeCallbacks()
-    endpoints.SSL4ServerEndpoint(reactor, 8443, factory)
+    ReloadingServerEndpoint(reactor, factory, 8443, "::1", watch=5.0)
     return reloadOnSIGHUP([factory])
+
+
+def call(certificate: str, key: str) -> ReloadingPolicyForHTTPS:
+    client = ReloadingClientContextFactory(
+        "example.com",
+        caCertsFile="ca.pem",
+        clientCertificateFile=certificate,
+        clientKeyFile=key,
+    )
+    outcome = client.reload()
+    if not outcome.succeeded:
+        print(outcome.error)
+    return ReloadingPolicyForHTTPS(credentials=client.credentials)

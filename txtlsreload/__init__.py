@@ -16,6 +16,7 @@ from ._client import (
     ReloadingClientCredentials,
 )
 from ._clientendpoint import ReloadingClientEndpoint
+from ._endpoint import ReloadingServerEndpoint
 from ._errors import CredentialError
 from ._factory import ClientAuth, ReloadingContextFactory, ReloadResult
 from ._loading import CertificateInfo
@@ -36,6 +37,7 @@ __all__ = [
     "ReloadingClientEndpoint",
     "ReloadingContextFactory",
     "ReloadingPolicyForHTTPS",
+    "ReloadingServerEndpoint",
     "SIGHUPReloader",
     "reloadOnSIGHUP",
     "watchFiles",
