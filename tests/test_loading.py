@@ -393,3 +393,44 @@ class TestCABundle:
             str(certPath), str(keyPath), clientCAFile=str(bundle)
         )
         assert len(factory._installed.credentials.clientCAs) == 3
+
+
+class TestDamagedKey:
+    """
+    A key whose public half matches but whose private half is wrong is
+    refused before it can break handshakes.
+    """
+
+    def test_damagedRSAKeyRefused(self, tmp_path: Path) -> None:
+        """
+        An RSA key with corrupted private exponents (public modulus intact,
+        so it "matches" the certificate) is refused as damaged.
+        """
+        key = rsa.generate_private_key(65537, 2048)
+        certificate = _selfSigned(key)
+        numbers = key.private_numbers()
+        damaged = rsa.RSAPrivateNumbers(
+            p=numbers.p,
+            q=numbers.q,
+            d=numbers.d + 2,
+            dmp1=numbers.dmp1 + 2,
+            dmq1=numbers.dmq1 + 2,
+            iqmp=numbers.iqmp,
+            public_numbers=numbers.public_numbers,
+        ).private_key(unsafe_skip_rsa_key_validation=True)
+        certPath = tmp_path / "cert.pem"
+        certPath.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        keyPath = tmp_path / "key.pem"
+        keyPath.write_bytes(
+            damaged.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+        with pytest.raises(CredentialError) as raised:
+            ReloadingContextFactory(str(certPath), str(keyPath))
+
+        assert raised.value.path == str(keyPath)
+        assert "damaged" in raised.value.reason
