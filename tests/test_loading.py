@@ -188,6 +188,13 @@ def _corrupt(
     """
     certPem = certPath.read_bytes()
     keyPem = keyPath.read_bytes()
+    if kind == "DER certificate":
+        certPath.write_bytes(
+            x509.load_pem_x509_certificate(certPem).public_bytes(
+                serialization.Encoding.DER
+            )
+        )
+        return certPath, "looks like DER", {}
     if kind == "garbage certificate":
         certPath.write_bytes(b"this is not a certificate\n")
         return certPath, "no PEM data", {}
@@ -263,6 +270,7 @@ def _corrupt(
 
 
 _BAD_INPUTS = [
+    "DER certificate",
     "garbage certificate",
     "empty certificate",
     "truncated certificate",

@@ -315,7 +315,12 @@ def _pemBlocks(path: str, data: bytes) -> list[tuple[bytes, bytes]]:
             path, "truncated PEM data: a BEGIN line has no matching END line"
         )
     if not blocks:
-        raise CredentialError(path, "no PEM data found (expected PEM, not DER)")
+        if data[:1] == b"\x30":
+            # An ASN.1 SEQUENCE: most likely a DER certificate or key.
+            raise CredentialError(
+                path, "no PEM data found: looks like DER, which is not supported"
+            )
+        raise CredentialError(path, "no PEM data found: no -----BEGIN line")
     return blocks
 
 
