@@ -209,25 +209,40 @@ def measureHandshakeCost(
         directory = workDirectory / f"handshake-{keyType}"
         directory.mkdir()
         (certificates,) = makeCertificateSets(directory, keyType, count=1)
-        tlsreload = processes.startServer(
-            "tlsreload",
-            tlsreloadArguments(
-                certificates.leafFile, certificates.keyFile, certificates.chainFile
-            ),
-        )
-        ssl = processes.startServer(
-            "ssl",
+        tlsreload, ssl = processes.startServers(
             [
-                "--endpoint",
-                sslEndpoint(
-                    certificates.leafFile, certificates.keyFile, certificates.chainFile
+                (
+                    "tlsreload",
+                    tlsreloadArguments(
+                        certificates.leafFile,
+                        certificates.keyFile,
+                        certificates.chainFile,
+                    ),
                 ),
-            ],
+                (
+                    "ssl",
+                    [
+                        "--endpoint",
+                        sslEndpoint(
+                            certificates.leafFile,
+                            certificates.keyFile,
+                            certificates.chainFile,
+                        ),
+                    ],
+                ),
+            ]
         )
         how = tlsreload.how
         try:
             # Warm both up: imports, first allocations, branch caches.
-            _pythonLoad(processes, (tlsreload, ssl), certificates.caFile, True, 40, 2)
+            _pythonLoad(
+                processes,
+                (tlsreload, ssl),
+                certificates.caFile,
+                True,
+                min(40, settings.handshakes // 2),
+                2,
+            )
             for client, sni, label in clients:
                 perServer: dict[str, list[dict[str, float]]] = {
                     "tlsreload": [],

@@ -171,41 +171,59 @@ class Processes:
         """
         Start C{server.py} with C{arguments} and wait until it listens.
         """
-        self._count += 1
-        logFile = self._work / f"server-{self._count}-{name}.log"
-        with logFile.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(HERE / "server.py"),
-                    *arguments,
-                    "--lifetime",
-                    str(lifetime),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-            )
-        self._started.append(process)
-        assert process.stdout is not None
-        line = _readLine(process, 30.0)
-        if not line:
-            process.kill()
-            process.wait()
-            raise RuntimeError(
-                f"{name} server did not start:\n{logFile.read_text(errors='replace')}"
-            )
-        ready = json.loads(line)
-        server = ServerProcess(
-            name=name,
-            process=process,
-            port=ready["port"],
-            controlPort=ready["control"],
-            how=ready["how"],
-            logFile=logFile,
-        )
-        self._servers.append(server)
+        (server,) = self.startServers([(name, arguments)], lifetime)
         return server
+
+    def startServers(
+        self, servers: Sequence[tuple[str, Sequence[str]]], lifetime: float = 900.0
+    ) -> list[ServerProcess]:
+        """
+        Start several C{server.py} processes at once (each takes a while to
+        import Twisted and OpenSSL) and wait until all of them listen.
+
+        @param servers: A name and the arguments for each.
+        """
+        launched = []
+        for name, arguments in servers:
+            self._count += 1
+            logFile = self._work / f"server-{self._count}-{name}.log"
+            with logFile.open("wb") as log:
+                process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(HERE / "server.py"),
+                        *arguments,
+                        "--lifetime",
+                        str(lifetime),
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    stdin=subprocess.DEVNULL,
+                )
+            self._started.append(process)
+            launched.append((name, process, logFile))
+        ready = []
+        for name, process, logFile in launched:
+            line = _readLine(process, 30.0)
+            if not line:
+                process.kill()
+                process.wait()
+                raise RuntimeError(
+                    f"{name} server did not start:\n"
+                    f"{logFile.read_text(errors='replace')}"
+                )
+            announced = json.loads(line)
+            server = ServerProcess(
+                name=name,
+                process=process,
+                port=announced["port"],
+                controlPort=announced["control"],
+                how=announced["how"],
+                logFile=logFile,
+            )
+            self._servers.append(server)
+            ready.append(server)
+        return ready
 
     def startClient(self, arguments: Sequence[str]) -> subprocess.Popen[bytes]:
         """

@@ -73,7 +73,7 @@ QUICK = Settings(
         handshakes=60,
         clients=2,
         sTimeSeconds=1,
-        sTimeRounds=2,
+        sTimeRounds=1,
     ),
     latencyReloads=30,
     rotations=8,
@@ -83,17 +83,17 @@ QUICK = Settings(
     memoryReloads=600,
     memoryBaselineAt=100,
     reloadTimeECDSA=20,
-    reloadTimeRSA4096=3,
+    reloadTimeRSA4096=2,
 )
 
 FULL = Settings(
     handshakes=HandshakeSettings(
         keyTypes=("ecdsa-p256", "rsa2048"),
-        rounds=11,
-        handshakes=800,
+        rounds=9,
+        handshakes=600,
         clients=2,
         sTimeSeconds=1,
-        sTimeRounds=21,
+        sTimeRounds=15,
     ),
     latencyReloads=500,
     rotations=100,

@@ -18,7 +18,8 @@ Behind it runs either an echo protocol that counts finished handshakes
 
 The control port speaks lines: C{stats} answers a JSON object with the
 process's CPU time (C{getrusage(RUSAGE_SELF)}, user plus system), the number
-of finished handshakes and the number of warnings and errors logged;
+of finished handshakes, the number of warnings and errors logged and, for a
+C{tlsreload} server, when its latest reloads installed new credentials;
 C{quit} stops the server.  The server also stops by itself after
 C{--lifetime} seconds, so a crashed benchmark leaves nothing running.
 """
@@ -31,6 +32,7 @@ import os
 import re
 import resource
 import sys
+import time
 from typing import Any
 
 from twisted.internet import reactor as _reactor
@@ -55,6 +57,20 @@ reactor: Any = _reactor
 class _Counters:
     handshakes = 0
     problemsLogged = 0
+    # When (system-wide monotonic clock) each reload installed new
+    # credentials, so the runner can tell the server's part of a reload's
+    # latency from the client's.
+    installedAt: list[float] = []
+
+
+def _recordInstalled(result: object) -> None:
+    _Counters.installedAt.append(time.monotonic())
+
+
+def _watchReloads(contextFactory: object) -> None:
+    add = getattr(contextFactory, "addReloadCallbacks", None)
+    if add is not None:
+        add(onSuccess=_recordInstalled)
 
 
 @implementer(IHandshakeListener)
@@ -103,6 +119,7 @@ class _Control(LineReceiver):
                 "handshakes": _Counters.handshakes,
                 "problemsLogged": _Counters.problemsLogged,
                 "maxRSSKiB": usage.ru_maxrss,
+                "installedAt": _Counters.installedAt[-100:],
             }
             self.sendLine(json.dumps(answer).encode("ascii"))
         elif command == "quit":
@@ -129,6 +146,7 @@ def _libraryServer(
     factory = txtlsreload.ReloadingContextFactory(
         certificateFile, keyFile, extraChainFile=chainFile
     )
+    _watchReloads(factory)
     txtlsreload.reloadOnSIGHUP()
     how = "ReloadingContextFactory + SSL4ServerEndpoint + reloadOnSIGHUP"
     if watch is not None:
@@ -180,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
 
         findProjectPlugins()
         endpoint = serverFromString(reactor, options.endpoint)
+        # tlsreload: endpoints say what serves their TLS; ssl: ones do not.
+        _watchReloads(getattr(endpoint, "contextFactory", None))
         # Name the endpoint without its file paths.
         prefix = options.endpoint.split(":", 1)[0]
         how = f"serverFromString({prefix}:...)"
