@@ -312,7 +312,7 @@ class TestTriggers:
         endpoint = parseClientEndpoint(
             reactor, "localhost", "443", caCerts=str(caFile), sighup=sighup
         )
-        endpoint._ensureSIGHUP = asked.append  # type: ignore[method-assign]
+        endpoint._ensureSIGHUP = lambda *args: asked.append(args)  # type: ignore[method-assign]
         assert asked == []
         endpoint.connect(Factory.forProtocol(Protocol))
         endpoint.connect(Factory.forProtocol(Protocol))

@@ -97,7 +97,7 @@ def _parse(reactor: MemoryReactorClock, description: str) -> ReloadingServerEndp
     endpoint = serverFromString(reactor, description)
     assert isinstance(endpoint, ReloadingServerEndpoint)
     # Never touch this test process's SIGHUP handling.
-    endpoint._ensureSIGHUP = lambda reactor: None  # type: ignore[method-assign,assignment]
+    endpoint._ensureSIGHUP = lambda reactor, reloadable: None  # type: ignore[method-assign,assignment]
     return endpoint
 
 
@@ -504,10 +504,10 @@ class TestListening:
         reactor = _ThreadedMemoryReactor()
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}")
         calls: list[object] = []
-        endpoint._ensureSIGHUP = calls.append
+        endpoint._ensureSIGHUP = lambda *args: calls.append(args)
         assert calls == []
         self._listen(endpoint)
-        assert calls == [reactor]
+        assert calls == [(reactor, endpoint.contextFactory)]
 
     def test_sighupNo(
         self, reactor: MemoryReactorClock, files: tuple[Path, Path, int]
@@ -517,7 +517,7 @@ class TestListening:
         """
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}:sighup=no")
         calls: list[object] = []
-        endpoint._ensureSIGHUP = calls.append
+        endpoint._ensureSIGHUP = lambda *args: calls.append(args)
         self._listen(endpoint)
         assert calls == []
 

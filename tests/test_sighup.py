@@ -17,7 +17,7 @@ import pytest
 import trustme
 from zope.interface import implementer
 
-from txtlsreload import ReloadingContextFactory, reloadOnSIGHUP
+from txtlsreload import ReloadingContextFactory, _sighup, reloadOnSIGHUP
 from txtlsreload._registry import registered
 
 from .processes import (
@@ -174,6 +174,40 @@ class TestInProcess:
         finally:
             reloader.uninstall()
         assert [f.certificate.serialNumber for f in factories] == serials
+
+
+class TestProcessWide:
+    """
+    The one handler that C{tlsreload:} endpoints share.
+    """
+
+    def test_onlyOptedInReloaded(
+        self, tmp_path: Path, ca: trustme.CA, previousHandler: list[int]
+    ) -> None:
+        """
+        The shared handler reloads what asked for it and leaves alone a
+        factory that did not (an endpoint with C{sighup=no}), although both
+        live in the same process.
+        """
+        optedIn, optedOut = tmp_path / "in", tmp_path / "out"
+        optedIn.mkdir()
+        optedOut.mkdir()
+        inFactory = ReloadingContextFactory(*map(str, writeLeaf(ca, optedIn)[:2]))
+        outFactory = ReloadingContextFactory(*map(str, writeLeaf(ca, optedOut)[:2]))
+        outSerial = outFactory.certificate.serialNumber
+        queue = _ThreadCallQueue()
+        _sighup.ensureProcessWideSIGHUP(queue, inFactory)  # type: ignore[arg-type]
+        try:
+            newIn = writeLeaf(ca, optedIn)[2]
+            writeLeaf(ca, optedOut)
+            _raiseSIGHUP()
+            queue.runUntilIdle()
+        finally:
+            assert _sighup._processWide is not None
+            _sighup._processWide.uninstall()
+            _sighup._processWideReloadables.discard(inFactory)
+        assert inFactory.certificate.serialNumber == newIn
+        assert outFactory.certificate.serialNumber == outSerial
 
 
 class TestEndToEnd:

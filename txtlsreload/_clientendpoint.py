@@ -35,6 +35,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ._client import ReloadingClientContextFactory
+from ._registry import IReloadable
 from ._sighup import ensureProcessWideSIGHUP
 
 __all__ = ["ReloadingClientEndpoint", "parseClientEndpoint"]
@@ -86,8 +87,8 @@ class ReloadingClientEndpoint:
 
     # The seam through which connecting installs the SIGHUP handler; tests
     # replace it to keep the test process's signal handling untouched.
-    _ensureSIGHUP: Callable[[IReactorFromThreads | None], None] = staticmethod(
-        ensureProcessWideSIGHUP
+    _ensureSIGHUP: Callable[[IReactorFromThreads | None, IReloadable], None] = (
+        staticmethod(ensureProcessWideSIGHUP)
     )
 
     def __init__(
@@ -157,7 +158,10 @@ class ReloadingClientEndpoint:
     def _startTriggers(self) -> None:
         if self.sighup:
             try:
-                self._ensureSIGHUP(IReactorFromThreads(self._reactor, None))
+                self._ensureSIGHUP(
+                    IReactorFromThreads(self._reactor, None),
+                    self.contextFactory.credentials,
+                )
             except ValueError as e:
                 # signal.signal only works on the main thread.  SIGHUP is on
                 # by default, so refusing to connect would break programs that

@@ -48,6 +48,7 @@ from zope.interface import implementer
 
 from ._errors import CredentialError
 from ._factory import ClientAuth, ReloadingContextFactory
+from ._registry import IReloadable
 from ._sighup import ensureProcessWideSIGHUP
 from ._watching import FileWatcher
 
@@ -194,8 +195,8 @@ class ReloadingServerEndpoint:
 
     # The seam through which listening installs the SIGHUP handler; tests
     # replace it to keep the test process's signal handling untouched.
-    _ensureSIGHUP: Callable[[IReactorFromThreads | None], None] = staticmethod(
-        ensureProcessWideSIGHUP
+    _ensureSIGHUP: Callable[[IReactorFromThreads | None, IReloadable], None] = (
+        staticmethod(ensureProcessWideSIGHUP)
     )
 
     def __init__(
@@ -249,7 +250,9 @@ class ReloadingServerEndpoint:
 
     def _installSIGHUP(self) -> None:
         try:
-            self._ensureSIGHUP(IReactorFromThreads(self._reactor, None))
+            self._ensureSIGHUP(
+                IReactorFromThreads(self._reactor, None), self.contextFactory
+            )
         except ValueError as e:
             # signal.signal only works on the main thread.  Refusing to listen
             # would break programs that never asked for SIGHUP (it is on by

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
+from weakref import WeakSet
 
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
@@ -40,10 +41,17 @@ class SIGHUPReloader:
     def __init__(
         self,
         reactor: IReactorFromThreads,
-        reloadables: Iterable[IReloadable] | None,
+        reloadables: Iterable[IReloadable] | Callable[[], list[IReloadable]] | None,
     ) -> None:
         self._reactor = reactor
-        self._reloadables = None if reloadables is None else list(reloadables)
+        self._reloadables: Callable[[], list[IReloadable]]
+        if reloadables is None:
+            self._reloadables = registered
+        elif callable(reloadables):
+            self._reloadables = reloadables
+        else:
+            fixed = list(reloadables)
+            self._reloadables = lambda: fixed
         self._pending = False
         self._installed = False
         self._previous: _Handler = None
@@ -99,7 +107,7 @@ class SIGHUPReloader:
 
     def _reloadAll(self) -> None:
         self._pending = False
-        reloadables = registered() if self._reloadables is None else self._reloadables
+        reloadables = self._reloadables()
         self._log.info(
             "SIGHUP: reloading {count} TLS configuration(s)", count=len(reloadables)
         )
@@ -114,7 +122,7 @@ class SIGHUPReloader:
 
 
 def reloadOnSIGHUP(
-    reloadables: Iterable[IReloadable] | None = None,
+    reloadables: Iterable[IReloadable] | Callable[[], list[IReloadable]] | None = None,
     reactor: IReactorFromThreads | None = None,
 ) -> SIGHUPReloader:
     """
@@ -125,9 +133,10 @@ def reloadOnSIGHUP(
     still called.  A burst of signals becomes one reload.  Must be called from
     the main thread.
 
-    @param reloadables: What to reload; by default every
-        L{ReloadingContextFactory <txtlsreload.ReloadingContextFactory>} alive
-        in the process when the signal arrives.
+    @param reloadables: What to reload: a fixed collection, or a function
+        asked on every signal; by default every reloadable object (server
+        factories, client credentials) alive in the process when the signal
+        arrives.
     @param reactor: The reactor to run reloads in; the global one by default.
     @return: The installed handler; call its C{uninstall} to remove it.
     """
@@ -141,13 +150,21 @@ def reloadOnSIGHUP(
 
 
 _processWide: SIGHUPReloader | None = None
+_processWideReloadables: WeakSet[IReloadable] = WeakSet()
 
 
-def ensureProcessWideSIGHUP(reactor: IReactorFromThreads | None = None) -> None:
+def ensureProcessWideSIGHUP(
+    reactor: IReactorFromThreads | None, reloadable: IReloadable
+) -> None:
     """
-    Install the one handler that reloads everything registered, once per
-    process, for endpoints that each ask for it.
+    Make SIGHUP reload C{reloadable}, through one handler per process shared
+    by every endpoint that asks.
+
+    Only what was handed to this function is reloaded by that handler, so an
+    endpoint that opted out (C{sighup=no}) is left alone even when others in
+    the same process opted in.
     """
     global _processWide
+    _processWideReloadables.add(reloadable)
     if _processWide is None or not _processWide._installed:
-        _processWide = reloadOnSIGHUP(None, reactor)
+        _processWide = reloadOnSIGHUP(lambda: list(_processWideReloadables), reactor)
