@@ -853,9 +853,9 @@ def _countReads(monkeypatch: pytest.MonkeyPatch, action: Callable[[], object]) -
     """
     Run C{action} and count how often it opened the client file.
     """
-    import builtins
+    import os
 
-    real = builtins.open
+    real = os.open
     opened: list[str] = []
 
     def counting(file: Any, *args: Any, **kwargs: Any) -> Any:
@@ -863,7 +863,7 @@ def _countReads(monkeypatch: pytest.MonkeyPatch, action: Callable[[], object]) -
         return real(file, *args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(builtins, "open", counting)
+        patch.setattr(os, "open", counting)
         action()
     return sum(1 for name in opened if name.endswith("client.pem"))
 

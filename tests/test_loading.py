@@ -104,6 +104,24 @@ class TestKeyFormats:
         assert result.succeeded, result.failureText()
         assert result.serverCertificate == certificate
 
+    def test_ecParametersBesideKey(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        An C{EC PARAMETERS} block before the key, as C{openssl ecparam
+        -genkey} writes it, is accepted in the key file and in a combined
+        file.
+        """
+        leaf = ca.issue_cert("localhost")
+        parameters = (
+            b"-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n"
+            b"-----END EC PARAMETERS-----\n"
+        )
+        combined = tmp_path / "combined.pem"
+        combined.write_bytes(
+            parameters + leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes()
+        )
+        factory = ReloadingContextFactory(str(combined))
+        assert handshake(factory, clientOptions(ca)).succeeded
+
     def test_combinedFile(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
         With no key file, the key is read from the certificate file, as with
@@ -236,6 +254,21 @@ def _corrupt(
         certPath.unlink()
         certPath.mkdir()
         return certPath, "is a directory", {}
+    if kind == "FIFO instead of key":
+        keyPath.unlink()
+        os.mkfifo(keyPath)
+        return keyPath, "not a regular file", {}
+    if kind == "TRUSTED CERTIFICATE in CA bundle":
+        bundle = certPath.parent / "ca.pem"
+        trusted = ca.cert_pem.bytes().replace(
+            b"CERTIFICATE-----", b"TRUSTED CERTIFICATE-----"
+        )
+        bundle.write_bytes(ca.cert_pem.bytes() + trusted)
+        return (
+            bundle,
+            "PEM block 2 is an OpenSSL TRUSTED CERTIFICATE",
+            {"clientCAFile": str(bundle)},
+        )
     if kind == "unreadable key":
         if os.geteuid() == 0:
             pytest.skip("root reads files whatever their mode")
@@ -265,7 +298,7 @@ def _corrupt(
     if kind == "CA bundle without certificates":
         bundle = certPath.parent / "ca.pem"
         bundle.write_bytes(keyPem)
-        return bundle, "no CA certificate", {"clientCAFile": str(bundle)}
+        return bundle, "private key", {"clientCAFile": str(bundle)}
     raise AssertionError(kind)
 
 
@@ -284,6 +317,8 @@ _BAD_INPUTS = [
     "missing key",
     "directory instead of certificate",
     "unreadable key",
+    "FIFO instead of key",
+    "TRUSTED CERTIFICATE in CA bundle",
     "encrypted key without passphrase",
     "encrypted key with wrong passphrase",
     "expired certificate",
@@ -360,6 +395,8 @@ class TestBadInputOnReload:
 
         if certPath.is_dir():
             certPath.rmdir()
+        if keyPath.is_fifo():
+            keyPath.unlink()
         if bundle.exists():
             bundle.write_bytes(ca.cert_pem.bytes())
         factory._passphrase = None

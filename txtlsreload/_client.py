@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from weakref import WeakSet
 
@@ -52,11 +52,12 @@ from ._loading import (
     CredentialFiles,
     Credentials,
     FileContents,
-    _certificatesIn,
-    _readFile,
+    acceptValidity,
+    certificatesIn,
     parseCredentialFiles,
     readCredentialFiles,
-    validityProblem,
+    readFile,
+    utcNow,
 )
 from ._registry import IReloadable, register
 
@@ -166,10 +167,6 @@ class _ClientMaterial:
         return None if self.caCertificates is None else len(self.caCertificates)
 
 
-def _utcNow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 @implementer(IReloadable)
 class ReloadingClientCredentials:
     """
@@ -201,7 +198,7 @@ class ReloadingClientCredentials:
         *,
         passphrase: bytes | None = None,
         passphraseFile: str | None = None,
-        now: Callable[[], datetime] = _utcNow,
+        now: Callable[[], datetime] = utcNow,
     ) -> None:
         """
         Load the files.
@@ -379,7 +376,7 @@ class ReloadingClientCredentials:
         digest = hashlib.sha256()
         caData = None
         if self.caCertsFile is not None:
-            caData = _readFile(self.caCertsFile)
+            caData = readFile(self.caCertsFile)
             digest.update(b"ca:")
             digest.update(hashlib.sha256(self.caCertsFile.encode()).digest())
             digest.update(hashlib.sha256(caData).digest())
@@ -403,7 +400,7 @@ class ReloadingClientCredentials:
         caCertificates = None
         if self.caCertsFile is not None and caData is not None:
             caCertificates = tuple(
-                _certificatesIn(self.caCertsFile, caData, "CA certificate")
+                certificatesIn(self.caCertsFile, caData, "CA certificate")
             )
             trustRoot = trustRootFromCertificates(  # type: ignore[no-untyped-call]
                 [
@@ -458,24 +455,18 @@ class ReloadingClientCredentials:
         refuse it), unless the one in use is no better.
         """
         assert self.clientFiles is not None
-        now = self._now()
-        problem = validityProblem(credentials.info, now)
-        if problem is None:
-            return credentials
         current = None if initial else self._material.clientCertificate
-        if (
-            current is not None
-            and validityProblem(current, now) is not None
-            and credentials.info.notAfter > current.notAfter
-        ):
+        problem = acceptValidity(
+            self.clientFiles.certificateFile, credentials.info, current, self._now()
+        )
+        if problem is not None:
             self._log.warn(
                 "Using client certificate {path} although {problem}: the one"
                 " in use is no longer valid either",
                 path=self.clientFiles.certificateFile,
                 problem=problem,
             )
-            return credentials
-        raise CredentialError(self.clientFiles.certificateFile, problem)
+        return credentials
 
     def _install(self, material: _ClientMaterial) -> None:
         """

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_factory,tests.test_rotation,tests.test_clientauth -*-
+# -*- test-case-name: tests.test_factory,tests.test_loading,tests.test_sighup -*-
 """
 The reloading server connection creator.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal
 
 from OpenSSL import SSL
@@ -36,9 +36,10 @@ from ._loading import (
     CertificateInfo,
     CredentialFiles,
     Credentials,
+    acceptValidity,
     parseCredentialFiles,
     readCredentialFiles,
-    validityProblem,
+    utcNow,
 )
 from ._registry import IReloadable, register
 
@@ -95,10 +96,6 @@ class _Installed:
     credentials: Credentials
 
 
-def _utcNow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
 class ReloadingContextFactory:
     """
@@ -132,7 +129,7 @@ class ReloadingContextFactory:
         clientAuth: ClientAuth | None = None,
         passphrase: bytes | None = None,
         passphraseFile: str | None = None,
-        now: Callable[[], datetime] = _utcNow,
+        now: Callable[[], datetime] = utcNow,
     ) -> None:
         """
         Load the files and prepare to serve them.
@@ -302,24 +299,18 @@ class ReloadingContextFactory:
         Refuse a certificate that is not valid now, unless what is being
         served is no better.
         """
-        now = self._now()
-        problem = validityProblem(credentials.info, now)
-        if problem is None:
-            return credentials
-        if not initial:
-            served = self._installed.credentials.info
-            if (
-                validityProblem(served, now) is not None
-                and credentials.info.notAfter > served.notAfter
-            ):
-                self._log.warn(
-                    "Installing {path} although {problem}: the certificate"
-                    " being served is no longer valid either",
-                    path=self.files.certificateFile,
-                    problem=problem,
-                )
-                return credentials
-        raise CredentialError(self.files.certificateFile, problem)
+        served = None if initial else self._installed.credentials.info
+        problem = acceptValidity(
+            self.files.certificateFile, credentials.info, served, self._now()
+        )
+        if problem is not None:
+            self._log.warn(
+                "Installing {path} although {problem}: the certificate"
+                " being served is no longer valid either",
+                path=self.files.certificateFile,
+                problem=problem,
+            )
+        return credentials
 
     def _install(self, credentials: Credentials) -> _Installed:
         return _Installed(

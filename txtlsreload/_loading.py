@@ -14,15 +14,18 @@ costs a read and a hash, not a parse.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from ipaddress import IPv4Address, IPv6Address
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from ._errors import CredentialError
 
@@ -32,8 +35,12 @@ __all__ = [
     "Credentials",
     "FileContents",
     "ServableKey",
+    "acceptValidity",
+    "certificatesIn",
     "parseCredentialFiles",
     "readCredentialFiles",
+    "readFile",
+    "utcNow",
     "validityProblem",
 ]
 
@@ -54,6 +61,7 @@ _PEM_BLOCK = re.compile(
 _PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 
 _CERTIFICATE_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE"})
+_KEY_FILE_LABELS_EXTRA = frozenset({b"EC PARAMETERS"})
 _KEY_LABELS = frozenset(
     {
         b"PRIVATE KEY",
@@ -62,6 +70,9 @@ _KEY_LABELS = frozenset(
         b"EC PRIVATE KEY",
     }
 )
+# What may stand beside the key in a key or combined file: `openssl ecparam
+# -genkey` writes the curve's parameters before the key.
+_KEY_FILE_LABELS = _KEY_LABELS | _KEY_FILE_LABELS_EXTRA
 
 
 @dataclass(frozen=True)
@@ -207,7 +218,7 @@ def readCredentialFiles(
     contents: dict[str, bytes] = {}
     digest = hashlib.sha256()
     for path in files.paths():
-        data = _readFile(path)
+        data = readFile(path)
         contents[path] = data
         digest.update(hashlib.sha256(path.encode("utf-8", "surrogateescape")).digest())
         digest.update(hashlib.sha256(data).digest())
@@ -231,13 +242,16 @@ def parseCredentialFiles(
     if files.passphraseFile is not None:
         passphrase = _passphraseFrom(files.passphraseFile, read.contents)
 
-    certificates = _certificatesIn(
-        files.certificateFile, read.contents[files.certificateFile], "certificate"
+    certificates = certificatesIn(
+        files.certificateFile,
+        read.contents[files.certificateFile],
+        "certificate",
+        allowKeys=True,
     )
     leaf, chain = certificates[0], list(certificates[1:])
     if files.extraChainFile is not None:
         chain.extend(
-            _certificatesIn(
+            certificatesIn(
                 files.extraChainFile,
                 read.contents[files.extraChainFile],
                 "chain certificate",
@@ -247,7 +261,7 @@ def parseCredentialFiles(
     privateKey = _privateKeyIn(
         files.privateKeyFile, read.contents[files.privateKeyFile], passphrase
     )
-    if _publicKeyBytes(privateKey) != _publicKeyBytesOfCertificate(leaf):
+    if _spki(privateKey.public_key()) != _spki(leaf.public_key()):
         raise CredentialError(
             files.privateKeyFile,
             f"private key does not match the certificate in {files.certificateFile}"
@@ -258,7 +272,7 @@ def parseCredentialFiles(
 
     clientCAs: list[x509.Certificate] = []
     if files.clientCAFile is not None:
-        clientCAs = _certificatesIn(
+        clientCAs = certificatesIn(
             files.clientCAFile, read.contents[files.clientCAFile], "CA certificate"
         )
 
@@ -272,6 +286,40 @@ def parseCredentialFiles(
     )
 
 
+def utcNow() -> datetime:
+    """
+    The current time, timezone-aware, for validity checks.
+    """
+    return datetime.now(timezone.utc)
+
+
+def acceptValidity(
+    path: str, new: CertificateInfo, served: CertificateInfo | None, now: datetime
+) -> str | None:
+    """
+    Decide whether a certificate may replace the one in use, as far as its
+    validity period goes.
+
+    A certificate that is not valid now is refused while the one in use
+    (C{served}; L{None} at start-up) is valid.  When that one is no longer
+    valid either, a certificate that expires later is accepted, since it is
+    no worse, and its problem is returned for the caller to warn about.
+
+    @return: L{None} if C{new} is valid now, else the problem it has.
+    @raise CredentialError: If C{new} is refused.
+    """
+    problem = validityProblem(new, now)
+    if problem is None:
+        return None
+    if (
+        served is not None
+        and validityProblem(served, now) is not None
+        and new.notAfter > served.notAfter
+    ):
+        return problem
+    raise CredentialError(path, problem)
+
+
 def validityProblem(info: CertificateInfo, now: datetime) -> str | None:
     """
     Say why a certificate is not valid at C{now}, or return L{None}.
@@ -283,23 +331,47 @@ def validityProblem(info: CertificateInfo, now: datetime) -> str | None:
     return None
 
 
-def _readFile(path: str) -> bytes:
+def readFile(path: str) -> bytes:
+    """
+    Read a credential file, refusing anything that is not a regular file.
+
+    The file is opened without blocking and checked with C{fstat} before it
+    is read, so a FIFO or a device put where a certificate should be is
+    refused instead of blocking the reactor forever.
+
+    @raise CredentialError: If the file cannot be read.
+    """
     try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_FILE_SIZE + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise CredentialError(path, "file not found") from None
-    except IsADirectoryError:
-        raise CredentialError(path, "is a directory, not a file") from None
     except PermissionError:
         raise CredentialError(path, "permission denied") from None
     except OSError as e:
         raise CredentialError(path, f"cannot read: {e.strerror or e}") from None
-    if len(data) > _MAX_FILE_SIZE:
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise CredentialError(path, "is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise CredentialError(path, "is not a regular file")
+        chunks = []
+        size = 0
+        while size <= _MAX_FILE_SIZE:
+            chunk = os.read(fd, _MAX_FILE_SIZE + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise CredentialError(path, f"cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if size > _MAX_FILE_SIZE:
         raise CredentialError(
             path, f"file is larger than {_MAX_FILE_SIZE} bytes; not a PEM file?"
         )
-    return data
+    return b"".join(chunks)
 
 
 def _pemBlocks(path: str, data: bytes) -> list[tuple[bytes, bytes]]:
@@ -324,15 +396,26 @@ def _pemBlocks(path: str, data: bytes) -> list[tuple[bytes, bytes]]:
     return blocks
 
 
-def _certificatesIn(path: str, data: bytes, what: str) -> list[x509.Certificate]:
+def certificatesIn(
+    path: str, data: bytes, what: str, allowKeys: bool = False
+) -> list[x509.Certificate]:
     """
     Parse every certificate in C{data}; there must be at least one.
+
+    Any other kind of PEM block is refused rather than skipped, so that a
+    bundle is never silently cut short; only a certificate file may also hold
+    the key (C{allowKeys}), as in a combined PEM file.
+
+    @param what: What the certificates are, for messages.
+    @raise CredentialError: Naming the file and the block at fault.
     """
     blocks = _pemBlocks(path, data)
     certificates = []
     for number, (label, block) in enumerate(blocks, start=1):
         if label not in _CERTIFICATE_LABELS:
-            continue
+            if allowKeys and label in _KEY_FILE_LABELS:
+                continue
+            raise CredentialError(path, _unexpectedBlock(number, label, what))
         try:
             certificates.append(x509.load_pem_x509_certificate(block))
         except ValueError:
@@ -344,6 +427,20 @@ def _certificatesIn(path: str, data: bytes, what: str) -> list[x509.Certificate]
             raise CredentialError(path, f"holds a private key but no {what}")
         raise CredentialError(path, f"no {what} found")
     return certificates
+
+
+def _unexpectedBlock(number: int, label: bytes, what: str) -> str:
+    name = label.decode("ascii")
+    if label in _KEY_LABELS:
+        return (
+            f"PEM block {number} is a private key, which does not belong with {what}s"
+        )
+    if label == b"TRUSTED CERTIFICATE":
+        return (
+            f"PEM block {number} is an OpenSSL TRUSTED CERTIFICATE; convert it"
+            " to a plain CERTIFICATE with 'openssl x509'"
+        )
+    return f"PEM block {number} is a {name} block, not a {what}"
 
 
 def _privateKeyIn(path: str, data: bytes, passphrase: bytes | None) -> ServableKey:
@@ -445,14 +542,8 @@ def _passphraseFrom(path: str, contents: dict[str, bytes]) -> bytes:
     return lines[0]
 
 
-def _publicKeyBytes(key: ServableKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def _publicKeyBytesOfCertificate(certificate: x509.Certificate) -> bytes:
-    return certificate.public_key().public_bytes(
+def _spki(publicKey: CertificatePublicKeyTypes) -> bytes:
+    return publicKey.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
