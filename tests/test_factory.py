@@ -569,13 +569,18 @@ class TestCallbacksAndLogs:
                 assert line.decode() not in text
         assert serial == factory.certificate.serialNumber
 
-    def test_repeatedRefusalLoggedOnceAtErrorLevel(
-        self, tmp_path: Path, ca: trustme.CA
+    @pytest.mark.parametrize(
+        "quiet, levels",
+        [(True, ["error", "debug", "error"]), (False, ["error", "error", "error"])],
+        ids=["watcher-retry", "sighup-or-call"],
+    )
+    def test_repeatedRefusalLogging(
+        self, tmp_path: Path, ca: trustme.CA, quiet: bool, levels: list[str]
     ) -> None:
         """
-        The same refusal repeated (a watcher retrying a half-done rotation)
-        is logged at error level once, then at debug level; a different
-        refusal is an error again.
+        A refusal repeated by a watcher's retry is logged at error level once,
+        then at debug level; repeated by SIGHUP or a call it is an error every
+        time; a different refusal is an error again.
         """
         certPath, keyPath, _ = writeLeaf(ca, tmp_path)
         factory = ReloadingContextFactory(str(certPath), str(keyPath))
@@ -583,11 +588,35 @@ class TestCallbacksAndLogs:
         globalLogPublisher.addObserver(events.append)
         try:
             keyPath.write_bytes(ca.issue_cert("x.example").private_key_pem.bytes())
-            factory.reload()
-            factory.reload()
+            factory.reload(quietIfRepeated=quiet)
+            factory.reload(quietIfRepeated=quiet)
             certPath.write_bytes(b"")
-            factory.reload()
+            factory.reload(quietIfRepeated=quiet)
         finally:
             globalLogPublisher.removeObserver(events.append)
-        levels = [e["log_level"].name for e in events if "error" in e]
-        assert levels == ["error", "debug", "error"]
+        assert [e["log_level"].name for e in events if "error" in e] == levels
+
+    def test_recoveryReportedToSuccessCallbacks(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        When broken files are put back as they were, the reload installs
+        nothing new but success callbacks still hear that the failure is
+        over; a further unchanged reload tells nobody.
+        """
+        certPath, keyPath, serial = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        successes: list[ReloadResult] = []
+        failures: list[ReloadResult] = []
+        factory.addReloadCallbacks(successes.append, failures.append)
+        good = keyPath.read_bytes()
+
+        keyPath.write_bytes(b"")
+        factory.reload()
+        keyPath.write_bytes(good)
+        factory.reload()
+        factory.reload()
+
+        assert len(failures) == 1
+        assert [(r.succeeded, r.changed) for r in successes] == [(True, False)]
+        assert successes[0].certificate.serialNumber == serial

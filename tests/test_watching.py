@@ -51,7 +51,7 @@ class RecordingReloadable:
     def watchedPaths(self) -> list[str]:
         return [str(path) for path in self.paths]
 
-    def reload(self) -> Outcome:
+    def reload(self, quietIfRepeated: bool = False) -> Outcome:
         self.calls.append(self.clock.seconds())
         if self.raiseError:
             raise RuntimeError("broken reloadable")
@@ -340,6 +340,25 @@ class TestHalfDoneRotation:
         assert [call.func for call in clock.getDelayedCalls()] == [watcher._poll]
         watcher.stop()
 
+    def test_retriesLogOneError(
+        self, served: Served, ca: trustme.CA, tmp_path: Path, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        A half-done rotation retried five times logs its refusal at error
+        level once, not five times.
+        """
+        clock = Clock()
+        watcher = watching(served.factory, clock, retryDelays=(0.1, 0.25, 0.5))
+        cert, _, _ = issue(ca, tmp_path / "next")
+        replaceAtomically(served.certPath, cert)
+        for delay in (POLL, 0.1, 0.25, 0.5, 0.5):
+            clock.advance(delay)
+        watcher.stop()
+        assert len(served.failures) == 5
+        errors = [e for e in logEvents if e["log_level"].name == "error"]
+        assert len(errors) == 1
+        assert errors[0]["path"] == str(served.keyPath)
+
     def test_secondFileNoticedByPoll(
         self, served: Served, ca: trustme.CA, tmp_path: Path
     ) -> None:
@@ -535,7 +554,7 @@ class TestReloadInterval:
             def watchedPaths(self) -> list[str]:
                 return []
 
-            def reload(self) -> ReloadResult:
+            def reload(self, quietIfRepeated: bool = False) -> ReloadResult:
                 return served.factory.reload()
 
         clock = Clock()

@@ -114,13 +114,13 @@ class ReloadingPolicyForHTTPS:
             self._creators.popitem(last=False)
         return creator
 
-    def reload(self) -> ClientReloadResult:
+    def reload(self, quietIfRepeated: bool = False) -> ClientReloadResult:
         """
         Reload the files for every host.
 
         @see: L{ReloadingClientCredentials.reload}
         """
-        return self.credentials.reload()
+        return self.credentials.reload(quietIfRepeated)
 
     def watchedPaths(self) -> list[str]:
         """

@@ -29,9 +29,12 @@ class ReloadCallbacks(Generic[R]):
     """
     The callbacks registered with C{addReloadCallbacks}.
 
-    Success callbacks hear about installed reloads, failure callbacks about
-    refused ones; an unchanged reload tells nobody.  A callback that raises
-    is logged and never stops the others or the reload.
+    Success callbacks hear about installed reloads and about recovery: the
+    first good reload after refused ones, even if it installs nothing new
+    (the files were put back as they were), so that whoever was told about
+    a failure also learns it is over.  Failure callbacks hear about refused
+    reloads.  Any other unchanged reload tells nobody.  A callback that
+    raises is logged and never stops the others or the reload.
     """
 
     _log = Logger()
@@ -39,6 +42,7 @@ class ReloadCallbacks(Generic[R]):
     def __init__(self) -> None:
         self._onSuccess: list[Callable[[R], object]] = []
         self._onFailure: list[Callable[[R], object]] = []
+        self._failing = False
 
     def add(
         self,
@@ -67,9 +71,10 @@ class ReloadCallbacks(Generic[R]):
         """
         Tell the right callbacks about C{result}.
         """
+        recovered, self._failing = self._failing, result.error is not None
         if result.error is not None:
             callbacks = self._onFailure
-        elif result.changed:
+        elif result.changed or recovered:
             callbacks = self._onSuccess
         else:
             return

@@ -300,7 +300,7 @@ class ReloadingClientCredentials:
             hostname, acceptableProtocols=acceptableProtocols, credentials=self
         )
 
-    def reload(self) -> ClientReloadResult:
+    def reload(self, quietIfRepeated: bool = False) -> ClientReloadResult:
         """
         Read every file again and, if all of it is valid and anything
         changed, use it for every new connection from now on.
@@ -308,6 +308,8 @@ class ReloadingClientCredentials:
         Never raises.  Files whose bytes did not change are not parsed again
         and rebuild nothing.
 
+        @param quietIfRepeated: Log a refusal identical to the previous one
+            at debug level only (for watchers retrying a half-done rotation).
         @return: What happened.
         """
         current = self._material
@@ -324,7 +326,7 @@ class ReloadingClientCredentials:
                 self._logLoaded(material)
                 result = self._result(material, changed=True)
         except CredentialError as e:
-            result = self._failed(e, current)
+            result = self._failed(e, current, quietIfRepeated)
         except Exception as e:
             # Building options found a problem the checks did not; report it
             # like any other refusal rather than let it escape.
@@ -334,6 +336,7 @@ class ReloadingClientCredentials:
                     f"could not build client TLS options: {type(e).__name__}: {e}",
                 ),
                 current,
+                quietIfRepeated,
             )
         self.lastResult = result
         self._callbacks.notify(result)
@@ -488,10 +491,16 @@ class ReloadingClientCredentials:
         )
 
     def _failed(
-        self, error: CredentialError, current: _ClientMaterial
+        self, error: CredentialError, current: _ClientMaterial, quietIfRepeated: bool
     ) -> ClientReloadResult:
         client = current.clientCertificate
-        self._log.error(
+        previous = self.lastResult.error
+        repeated = previous is not None and (previous.path, previous.reason) == (
+            error.path,
+            error.reason,
+        )
+        emit = self._log.debug if quietIfRepeated and repeated else self._log.error
+        emit(
             "Client TLS reload refused: {path}: {error}; still using the"
             " previous files (client certificate serial {serial})",
             path=error.path,
@@ -647,14 +656,14 @@ class ReloadingClientContextFactory:
         """
         return self._options.clientConnectionForTLS(tlsProtocol)
 
-    def reload(self) -> ClientReloadResult:
+    def reload(self, quietIfRepeated: bool = False) -> ClientReloadResult:
         """
         Reload the credentials this creator uses (and so every creator that
         shares them).
 
         @see: L{ReloadingClientCredentials.reload}
         """
-        return self.credentials.reload()
+        return self.credentials.reload(quietIfRepeated)
 
     def watchedPaths(self) -> list[str]:
         """

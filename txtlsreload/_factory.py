@@ -228,7 +228,7 @@ class ReloadingContextFactory:
         """
         return self._dispatchContext
 
-    def reload(self) -> ReloadResult:
+    def reload(self, quietIfRepeated: bool = False) -> ReloadResult:
         """
         Read every file again and, if all of it is valid and anything
         changed, serve it to every handshake from now on.
@@ -238,6 +238,8 @@ class ReloadingContextFactory:
         certificate keeps being served.  Files whose bytes did not change are
         not parsed again and install nothing.
 
+        @param quietIfRepeated: Log a refusal identical to the previous one
+            at debug level only (for watchers retrying a half-done rotation).
         @return: What happened.
         """
         current = self._installed.credentials
@@ -260,7 +262,7 @@ class ReloadingContextFactory:
                     succeeded=True, changed=True, certificate=credentials.info
                 )
         except CredentialError as e:
-            result = self._failed(e, current)
+            result = self._failed(e, current, quietIfRepeated)
         except Exception as e:
             # Building the context found a problem the checks did not; report
             # it like any other refusal rather than let it escape.
@@ -270,6 +272,7 @@ class ReloadingContextFactory:
                     f"could not build a TLS context: {type(e).__name__}: {e}",
                 ),
                 current,
+                quietIfRepeated,
             )
         self.lastResult = result
         self._callbacks.notify(result)
@@ -364,15 +367,17 @@ class ReloadingContextFactory:
                 "Could not switch a TLS connection to the current context"
             )
 
-    def _failed(self, error: CredentialError, current: Credentials) -> ReloadResult:
+    def _failed(
+        self, error: CredentialError, current: Credentials, quietIfRepeated: bool
+    ) -> ReloadResult:
         previous = self.lastResult.error
         repeated = previous is not None and (previous.path, previous.reason) == (
             error.path,
             error.reason,
         )
         # A watcher retrying a half-done rotation refuses the same files
-        # again and again; say it once at error level, then quietly.
-        emit = self._log.debug if repeated else self._log.error
+        # again and again; it asks for the repeats to be quiet.
+        emit = self._log.debug if quietIfRepeated and repeated else self._log.error
         emit(
             "TLS reload refused: {path}: {error}; still serving serial {serial}"
             " (notAfter {notAfter})",

@@ -9,11 +9,30 @@ weak references: a factory that is no longer used is not kept alive by it.
 
 from __future__ import annotations
 
+from typing import Protocol
 from weakref import WeakSet
 
 from zope.interface import Interface
 
-__all__ = ["IReloadable", "register", "registered"]
+__all__ = ["IReloadable", "ReloadOutcome", "register", "registered"]
+
+
+class ReloadOutcome(Protocol):
+    """
+    What every reload reports, whichever side it reloads.
+    """
+
+    @property
+    def succeeded(self) -> bool:
+        """
+        The files were usable (changed or not).
+        """
+
+    @property
+    def changed(self) -> bool:
+        """
+        New credentials were installed.
+        """
 
 
 class IReloadable(Interface):
@@ -21,12 +40,15 @@ class IReloadable(Interface):
     Something that re-reads its TLS files on request.
     """
 
-    def reload() -> object:
+    def reload(quietIfRepeated: bool = False) -> ReloadOutcome:
         """
         Re-read the files now.  Must not raise; reports its own failures.
 
-        @return: An object with boolean C{succeeded} and C{changed}
-            attributes, such as L{txtlsreload.ReloadResult}.
+        @param quietIfRepeated: Log a refusal identical to the previous one
+            at debug level only.  File watchers retrying a half-done rotation
+            ask for this; SIGHUP and explicit calls do not, so an operator
+            always sees why.
+        @return: What happened, such as L{txtlsreload.ReloadResult}.
         """
 
     def watchedPaths() -> list[str]:
@@ -47,6 +69,6 @@ def register(reloadable: object) -> None:
 
 def registered() -> list[IReloadable]:
     """
-    @return: Every live registered reloadable, oldest first is not promised.
+    @return: Every live registered reloadable, in no particular order.
     """
     return [IReloadable(r) for r in list(_reloadables)]

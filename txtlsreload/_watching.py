@@ -601,10 +601,16 @@ class FileWatcher:
         self._retryCall = None
         self.reloads += 1
         try:
-            result = self._reloadable.reload()
-            succeeded = bool(getattr(result, "succeeded", False))
+            # Retries of a refusal that nothing new on disk explains are
+            # asked to log quietly; a change, SIGHUP or a call is not.
+            result = self._reloadable.reload(
+                quietIfRepeated=self.failing and not changed
+            )
+            succeeded = bool(result.succeeded)
         except Exception:
-            self._log.failure("Reloading {reloadable!r} failed", reloadable=self)
+            self._log.failure(
+                "Reloading {reloadable!r} failed", reloadable=self._reloadable
+            )
             succeeded = False
         if not self.running:
             return
