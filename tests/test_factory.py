@@ -385,25 +385,77 @@ class TestClientAuthentication:
             == b"3"
         )
 
-    def test_requiredAfterReloadStillRequired(
-        self, tmp_path: Path, ca: trustme.CA
+    @pytest.mark.parametrize(
+        "before, after, anonymousServed",
+        [("optional", "required", False), ("required", "optional", True)],
+    )
+    def test_changeAppliesToAcceptedConnections(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        before: str,
+        after: str,
+        anonymousServed: bool,
     ) -> None:
         """
-        The verify mode is set on each connection, so a connection created
-        before a reload that turns the bundle over still demands a client
-        certificate from the new CA.
+        A client-auth change made by a reload applies to a connection
+        accepted before it and handshaking after it: the verify mode is set
+        on each connection at its handshake, since switching contexts does
+        not carry it over.
         """
-        oldCA, newCA = trustme.CA(), trustme.CA()
+        clientCA = trustme.CA()
         factory, bundle = _clientAuthFactory(
-            tmp_path, ca, [oldCA.cert_pem.bytes()], "required"
+            tmp_path, ca, [clientCA.cert_pem.bytes()], before
         )
-        _, finish = startThenHandshake(
-            factory, clientOptions(ca, clientCert=oldCA.issue_cert("c@x"))
-        )
-        replaceAtomically(bundle, newCA.cert_pem.bytes())
-        factory.reload()
-        result = finish()
-        assert result.roundTrip(b"x") == b""
+        _, finish = startThenHandshake(factory, clientOptions(ca))
+
+        result = factory.changeClientAuthentication(str(bundle), after)  # type: ignore[arg-type]
+
+        assert result.succeeded and result.changed
+        assert factory.clientAuth == after
+        served = finish().roundTrip(b"x") == b"x"
+        assert served is anonymousServed
+
+    def test_turnClientAuthOnAndOff(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Client authentication can be started on a factory that had none and
+        stopped again, each time for new handshakes only.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        clientCA = trustme.CA()
+        bundle = tmp_path / "clients.pem"
+        bundle.write_bytes(clientCA.cert_pem.bytes())
+        open_ = handshake(factory, clientOptions(ca))
+
+        assert factory.changeClientAuthentication(str(bundle)).changed
+        assert factory.clientAuth == "required"
+        assert handshake(factory, clientOptions(ca)).roundTrip(b"x") == b""
+        withCertificate = clientOptions(ca, clientCert=clientCA.issue_cert("c@x"))
+        assert handshake(factory, withCertificate).roundTrip(b"x") == b"x"
+        assert open_.roundTrip(b"still") == b"still"
+
+        assert factory.changeClientAuthentication(None).changed
+        assert factory.clientAuth is None
+        assert handshake(factory, clientOptions(ca)).roundTrip(b"x") == b"x"
+
+    def test_badChangeKeepsSettings(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A change to an unusable CA bundle is refused with its reason and the
+        settings in force stay as they were.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        missing = tmp_path / "missing.pem"
+
+        result = factory.changeClientAuthentication(str(missing), "optional")
+
+        assert result.error is not None and result.error.path == str(missing)
+        assert factory.clientAuth is None
+        assert factory.files.clientCAFile is None
+        assert handshake(factory, clientOptions(ca)).roundTrip(b"x") == b"x"
+        with pytest.raises(ValueError, match="needs clientCAFile"):
+            factory.changeClientAuthentication(None, "required")
 
     @pytest.mark.parametrize(
         "kwargs, message",
@@ -463,19 +515,29 @@ class TestProtocols:
     @pytest.mark.parametrize(
         "version", [SSL.TLS1_VERSION, SSL.TLS1_1_VERSION], ids=["1.0", "1.1"]
     )
+    @pytest.mark.parametrize("reloaded", [False, True], ids=["initial", "reloaded"])
     def test_oldProtocolsRefused(
-        self, served: tuple[ReloadingContextFactory, int], ca: trustme.CA, version: int
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        version: int,
+        reloaded: bool,
     ) -> None:
         """
-        Clients limited to TLS 1.0 or 1.1 are refused, before and after a
-        reload.
+        Clients limited to TLS 1.0 or 1.1 are refused for their protocol
+        version, before and after a reload.
         """
-        factory, _ = served
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        if reloaded:
+            writeLeaf(ca, tmp_path)
+            assert factory.reload().changed
         result = handshake(
             factory, clientOptions(ca, hostname=None, maximumVersion=version)
         )
         assert not result.succeeded
         assert result.serverCertificate is None
+        assert "protocol version" in result.failureText()
 
     def test_tls12Accepted(
         self, served: tuple[ReloadingContextFactory, int], ca: trustme.CA

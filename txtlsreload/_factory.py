@@ -15,7 +15,7 @@ Connections that already finished their handshake keep the context they got.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -94,6 +94,27 @@ class _Installed:
     context: SSL.Context
     verifyMode: int
     credentials: Credentials
+    files: CredentialFiles
+    clientAuth: ClientAuth | None
+
+
+def _effectiveClientAuth(
+    clientCAFile: str | None, clientAuth: ClientAuth | None
+) -> ClientAuth | None:
+    """
+    Check client-authentication settings and fill in the default.
+
+    @raise ValueError: If they contradict each other.
+    """
+    if clientAuth is not None and clientAuth not in ("required", "optional"):
+        raise ValueError(
+            f"clientAuth must be 'required' or 'optional', not {clientAuth!r}"
+        )
+    if clientAuth is not None and clientCAFile is None:
+        raise ValueError("clientAuth needs clientCAFile: the CAs to trust")
+    if clientCAFile is not None and clientAuth is None:
+        return "required"
+    return clientAuth
 
 
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
@@ -154,31 +175,25 @@ class ReloadingContextFactory:
         @raise CredentialError: If the files are unusable.
         @raise ValueError: If the options contradict each other.
         """
-        if clientAuth is not None and clientAuth not in ("required", "optional"):
-            raise ValueError(
-                f"clientAuth must be 'required' or 'optional', not {clientAuth!r}"
-            )
-        if clientAuth is not None and clientCAFile is None:
-            raise ValueError("clientAuth needs clientCAFile: the CAs to trust")
+        clientAuth = _effectiveClientAuth(clientCAFile, clientAuth)
         if passphrase is not None and passphraseFile is not None:
             raise ValueError("give passphrase or passphraseFile, not both")
-        if clientCAFile is not None and clientAuth is None:
-            clientAuth = "required"
-
-        self.files = CredentialFiles(
+        files = CredentialFiles(
             certificateFile=certificateFile,
             privateKeyFile=privateKeyFile or certificateFile,
             extraChainFile=extraChainFile,
             clientCAFile=clientCAFile,
             passphraseFile=passphraseFile,
         )
-        self.clientAuth: ClientAuth | None = clientAuth
         self._passphrase = passphrase
         self._now = now
         self._callbacks: ReloadCallbacks[ReloadResult] = ReloadCallbacks()
 
-        credentials = self._load(initial=True)
-        self._installed = self._install(credentials)
+        read = readCredentialFiles(files, self._passphrase)
+        credentials = self._check(
+            parseCredentialFiles(read, passphrase), None, certificateFile
+        )
+        self._installed = self._install(credentials, files, clientAuth)
         self._dispatchContext = self._buildDispatchContext()
         self.lastResult = ReloadResult(
             succeeded=True, changed=True, certificate=credentials.info
@@ -191,6 +206,21 @@ class ReloadingContextFactory:
             f"<ReloadingContextFactory {self.files.certificateFile!r} "
             f"serial={self.certificate.serialHex}>"
         )
+
+    @property
+    def files(self) -> CredentialFiles:
+        """
+        The files being served.
+        """
+        return self._installed.files
+
+    @property
+    def clientAuth(self) -> ClientAuth | None:
+        """
+        Whether client certificates are C{"required"}, C{"optional"} or not
+        asked for (L{None}); change it with L{changeClientAuthentication}.
+        """
+        return self._installed.clientAuth
 
     @property
     def certificate(self) -> CertificateInfo:
@@ -242,21 +272,55 @@ class ReloadingContextFactory:
             at debug level only (for watchers retrying a half-done rotation).
         @return: What happened.
         """
-        current = self._installed.credentials
+        installed = self._installed
+        return self._reloadWith(installed.files, installed.clientAuth, quietIfRepeated)
+
+    def changeClientAuthentication(
+        self, clientCAFile: str | None, clientAuth: ClientAuth | None = None
+    ) -> ReloadResult:
+        """
+        Start or stop asking for client certificates, switch between
+        C{"required"} and C{"optional"}, or trust another CA bundle file.
+
+        This is a reload with new settings: everything is read and checked
+        again and the change applies to every handshake from now on,
+        including connections accepted before it, or not at all.
+
+        @param clientCAFile: The CA bundle to trust, or L{None} to stop
+            asking for client certificates.
+        @param clientAuth: As for the constructor; C{"required"} by default
+            when C{clientCAFile} is given.
+        @raise ValueError: If the settings contradict each other.
+        @return: What happened.
+        """
+        clientAuth = _effectiveClientAuth(clientCAFile, clientAuth)
+        files = replace(self._installed.files, clientCAFile=clientCAFile)
+        return self._reloadWith(files, clientAuth, quietIfRepeated=False)
+
+    def _reloadWith(
+        self,
+        files: CredentialFiles,
+        clientAuth: ClientAuth | None,
+        quietIfRepeated: bool,
+    ) -> ReloadResult:
+        installed = self._installed
+        current = installed.credentials
         try:
-            read = readCredentialFiles(self.files, self._passphrase)
-            if read.digest == current.digest:
+            read = readCredentialFiles(files, self._passphrase)
+            if read.digest == current.digest and clientAuth == installed.clientAuth:
                 result = ReloadResult(
                     succeeded=True, changed=False, certificate=current.info
                 )
                 self._log.debug(
-                    "TLS files unchanged: {path}", path=self.files.certificateFile
+                    "TLS files unchanged: {path}", path=files.certificateFile
                 )
             else:
                 credentials = self._check(
-                    parseCredentialFiles(read, self._passphrase), initial=False
+                    parseCredentialFiles(read, self._passphrase),
+                    current.info,
+                    files.certificateFile,
                 )
-                self._installed = self._install(credentials)
+                self._installed = self._install(credentials, files, clientAuth)
                 self._logInstalled(credentials)
                 result = ReloadResult(
                     succeeded=True, changed=True, certificate=credentials.info
@@ -268,7 +332,7 @@ class ReloadingContextFactory:
             # it like any other refusal rather than let it escape.
             result = self._failed(
                 CredentialError(
-                    self.files.certificateFile,
+                    files.certificateFile,
                     f"could not build a TLS context: {type(e).__name__}: {e}",
                 ),
                 current,
@@ -293,36 +357,40 @@ class ReloadingContextFactory:
         """
         return self._callbacks.add(onSuccess, onFailure)
 
-    def _load(self, initial: bool) -> Credentials:
-        read = readCredentialFiles(self.files, self._passphrase)
-        return self._check(parseCredentialFiles(read, self._passphrase), initial)
-
-    def _check(self, credentials: Credentials, initial: bool) -> Credentials:
+    def _check(
+        self, credentials: Credentials, served: CertificateInfo | None, path: str
+    ) -> Credentials:
         """
         Refuse a certificate that is not valid now, unless what is being
-        served is no better.
+        served (L{None} at start-up) is no better.
         """
-        served = None if initial else self._installed.credentials.info
-        problem = acceptValidity(
-            self.files.certificateFile, credentials.info, served, self._now()
-        )
+        problem = acceptValidity(path, credentials.info, served, self._now())
         if problem is not None:
             self._log.warn(
                 "Installing {path} although {problem}: the certificate"
                 " being served is no longer valid either",
-                path=self.files.certificateFile,
+                path=path,
                 problem=problem,
             )
         return credentials
 
-    def _install(self, credentials: Credentials) -> _Installed:
+    def _install(
+        self,
+        credentials: Credentials,
+        files: CredentialFiles,
+        clientAuth: ClientAuth | None,
+    ) -> _Installed:
         return _Installed(
-            context=self._buildContext(credentials),
-            verifyMode=_VERIFY_MODES[self.clientAuth],
+            context=self._buildContext(credentials, clientAuth),
+            verifyMode=_VERIFY_MODES[clientAuth],
             credentials=credentials,
+            files=files,
+            clientAuth=clientAuth,
         )
 
-    def _buildContext(self, credentials: Credentials) -> SSL.Context:
+    def _buildContext(
+        self, credentials: Credentials, clientAuth: ClientAuth | None
+    ) -> SSL.Context:
         """
         Build the context handshakes switch to, through L{CertificateOptions}.
         """
@@ -337,7 +405,7 @@ class ReloadingContextFactory:
             extraCertChain=list(credentials.chain),  # type: ignore[arg-type]
             verify=clientCAs is not None,
             caCerts=clientCAs,
-            requireCertificate=self.clientAuth == "required",
+            requireCertificate=clientAuth == "required",
         )
         return options.getContext()
 
