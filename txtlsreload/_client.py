@@ -24,6 +24,7 @@ Two layers:
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -381,7 +382,7 @@ class ReloadingClientCredentials:
         if self.caCertsFile is not None:
             caData = readFile(self.caCertsFile)
             digest.update(b"ca:")
-            digest.update(hashlib.sha256(self.caCertsFile.encode()).digest())
+            digest.update(hashlib.sha256(os.fsencode(self.caCertsFile)).digest())
             digest.update(hashlib.sha256(caData).digest())
         clientRead = None
         if self.clientFiles is not None:

@@ -220,7 +220,7 @@ def readCredentialFiles(
     for path in files.paths():
         data = readFile(path)
         contents[path] = data
-        digest.update(hashlib.sha256(path.encode("utf-8", "surrogateescape")).digest())
+        digest.update(hashlib.sha256(os.fsencode(path)).digest())
         digest.update(hashlib.sha256(data).digest())
     if passphrase is not None:
         digest.update(b"passphrase:" + hashlib.sha256(passphrase).digest())

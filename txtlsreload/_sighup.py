@@ -54,6 +54,7 @@ class SIGHUPReloader:
             self._reloadables = lambda: fixed
         self._pending = False
         self._installed = False
+        self._everInstalled = False
         self._previous: _Handler = None
         self.reloads = 0
 
@@ -62,11 +63,20 @@ class SIGHUPReloader:
         Install the handler, remembering the previous one to chain to.
 
         @raise ValueError: If called from a thread other than the main one.
+        @raise RuntimeError: If this reloader was uninstalled before.
         """
         if self._installed:
             return
+        if self._everInstalled:
+            # The handler installed on top of ours may chain to ours; taking
+            # it as our "previous" would make the two call each other forever.
+            raise RuntimeError(
+                "a SIGHUPReloader cannot be installed again once uninstalled;"
+                " call reloadOnSIGHUP() for a new one"
+            )
         self._previous = signal.signal(signal.SIGHUP, self._handleSignal)
         self._installed = True
+        self._everInstalled = True
 
     def uninstall(self) -> None:
         """
