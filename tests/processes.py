@@ -9,10 +9,11 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from cryptography import x509
 
@@ -75,14 +76,21 @@ def servedSerial(port: int, caPem: bytes, serverName: str | None = "localhost") 
 
 def startPython(args: list[str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
     """
-    Start C{sys.executable} with C{args}, output captured.
+    Start C{sys.executable} with C{args}, its output going to a temporary
+    file (a pipe nobody reads until the end could fill up and block it).
     """
-    return subprocess.Popen(
+    output = tempfile.TemporaryFile()
+    process = subprocess.Popen(
         [sys.executable, *args],
         cwd=cwd,
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
     )
+    _outputs[process.pid] = output
+    return process
+
+
+_outputs: dict[int, IO[bytes]] = {}
 
 
 def stop(process: subprocess.Popen[bytes]) -> str:
@@ -96,5 +104,7 @@ def stop(process: subprocess.Popen[bytes]) -> str:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    assert process.stdout is not None
-    return process.stdout.read().decode("utf-8", "replace")
+    output = _outputs.pop(process.pid)
+    with output:
+        output.seek(0)
+        return output.read().decode("utf-8", "replace")
