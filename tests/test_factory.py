@@ -6,6 +6,7 @@ client authentication, ALPN, protocol versions, results, callbacks and logs.
 from __future__ import annotations
 
 import datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +265,26 @@ class TestExpiry:
         result = factory.reload()
         assert result.error is not None
         assert "expired on" in result.error.reason
+
+    def test_notYetValidRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A certificate whose validity starts in the future is refused while
+        the served one is valid, and the served one stays.
+        """
+        clock = [datetime.datetime.now(datetime.timezone.utc)]
+        factory = self._factoryAt(tmp_path, ca, clock)
+        serial = factory.certificate.serialNumber
+        leaf = ca.issue_cert(
+            "localhost", not_before=clock[0] + datetime.timedelta(hours=2)
+        )
+        (tmp_path / "server.crt").write_bytes(leaf.cert_chain_pems[0].bytes())
+        (tmp_path / "server.key").write_bytes(leaf.private_key_pem.bytes())
+
+        result = factory.reload()
+
+        assert result.error is not None
+        assert "not valid until" in result.error.reason
+        assert factory.certificate.serialNumber == serial
 
     def test_expiredAcceptedOverWorseExpired(
         self, tmp_path: Path, ca: trustme.CA
@@ -552,6 +573,32 @@ class TestProtocols:
             clientOptions(ca, hostname=None, maximumVersion=SSL.TLS1_2_VERSION),
         )
         assert result.succeeded, result.failureText()
+
+
+class TestServernameCallback:
+    """
+    The callback that swaps contexts never lets an exception out.
+    """
+
+    def test_brokenStateIsLoggedNotRaised(
+        self, served: tuple[ReloadingContextFactory, int], ca: trustme.CA
+    ) -> None:
+        """
+        If switching the connection fails, the failure is logged and the
+        handshake ends with an ordinary TLS alert rather than an exception in
+        the reactor.
+        """
+        factory, _ = served
+        factory._installed = replace(factory._installed, context=None)  # type: ignore[arg-type]
+        events: list[LogEvent] = []
+        globalLogPublisher.addObserver(events.append)
+        try:
+            result = handshake(factory, clientOptions(ca))
+        finally:
+            globalLogPublisher.removeObserver(events.append)
+        assert not result.succeeded
+        assert "alert" in result.failureText()
+        assert any("Could not switch" in (e.get("log_format") or "") for e in events)
 
 
 class TestCallbacksAndLogs:

@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -28,24 +28,8 @@ from .processes import (
     stop,
     waitFor,
 )
+from .reactors import CallsFromThreads
 from .tlshelpers import writeLeaf
-
-
-class _ThreadCallQueue:
-    """
-    The part of a reactor that C{reloadOnSIGHUP} uses: calls from the signal
-    handler are queued and run when the test says so, as the reactor would.
-    """
-
-    def __init__(self) -> None:
-        self.calls: list[Callable[[], object]] = []
-
-    def callFromThread(self, f: Callable[..., object], *args: object) -> None:
-        self.calls.append(lambda: f(*args))
-
-    def runUntilIdle(self) -> None:
-        while self.calls:
-            self.calls.pop(0)()
 
 
 @pytest.fixture
@@ -87,7 +71,7 @@ class TestInProcess:
         """
         certPath, keyPath, _ = writeLeaf(ca, tmp_path)
         factory = ReloadingContextFactory(str(certPath), str(keyPath))
-        queue = _ThreadCallQueue()
+        queue = CallsFromThreads()
         reloader = reloadOnSIGHUP([factory], reactor=queue)  # type: ignore[arg-type]
         try:
             _, _, newSerial = writeLeaf(ca, tmp_path)
@@ -118,7 +102,7 @@ class TestInProcess:
             def watchedPaths(self) -> list[str]:
                 return []
 
-        queue = _ThreadCallQueue()
+        queue = CallsFromThreads()
         reloader = reloadOnSIGHUP([Counting()], reactor=queue)  # type: ignore[list-item, arg-type]
         try:
             for _ in range(5):
@@ -138,7 +122,7 @@ class TestInProcess:
         reactor is no longer called.
         """
         before = signal.getsignal(signal.SIGHUP)
-        queue = _ThreadCallQueue()
+        queue = CallsFromThreads()
         reloader = reloadOnSIGHUP([], reactor=queue)  # type: ignore[arg-type]
         assert signal.getsignal(signal.SIGHUP) != before
 
@@ -166,7 +150,7 @@ class TestInProcess:
         ]
         assert all(f in registered() for f in factories)
         serials = [writeLeaf(ca, d)[2] for d in (first, second)]
-        queue = _ThreadCallQueue()
+        queue = CallsFromThreads()
         reloader = reloadOnSIGHUP(reactor=queue)  # type: ignore[arg-type]
         try:
             _raiseSIGHUP()
@@ -195,7 +179,7 @@ class TestProcessWide:
         inFactory = ReloadingContextFactory(*map(str, writeLeaf(ca, optedIn)[:2]))
         outFactory = ReloadingContextFactory(*map(str, writeLeaf(ca, optedOut)[:2]))
         outSerial = outFactory.certificate.serialNumber
-        queue = _ThreadCallQueue()
+        queue = CallsFromThreads()
         _sighup.ensureProcessWideSIGHUP(queue, inFactory)  # type: ignore[arg-type]
         try:
             newIn = writeLeaf(ca, optedIn)[2]
