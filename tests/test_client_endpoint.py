@@ -4,11 +4,12 @@ Tests for the C{tlsreload:} client endpoint description and its plugin.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -22,51 +23,34 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.plugin import getPlugins
 from zope.interface.verify import verifyObject
 
 from txtlsreload import CredentialError
-from txtlsreload._client import ClientReloadResult
+from txtlsreload._client import ClientReloadResult, ReloadingClientContextFactory
 from txtlsreload._clientendpoint import ReloadingClientEndpoint, parseClientEndpoint
 
-from .test_client import (
-    ROOT,
-    OurPeer,
+from .peers import (
     Outcome,
+    Peer,
+    caFileFixture,  # noqa: F401 (the caFile fixture)
     connectOnce,
-    noProcessWideSIGHUP,  # noqa: F401 (a fixture)
-    runInReactor,
+    startPeerFixture,  # noqa: F401 (the startPeer fixture)
     writeCA,
     writeClient,
 )
+from .reactors import (
+    ThreadedMemoryReactor,
+    noProcessWideSIGHUP,  # noqa: F401 (a fixture)
+    runInReactor,
+)
 from .tlshelpers import writeLeaf
 
-
-@pytest.fixture
-def caFile(tmp_path: Path, ca: trustme.CA) -> Path:
-    """
-    The test's CA, as a bundle file.
-    """
-    return writeCA(ca, tmp_path / "ca.pem")
+ROOT = Path(__file__).parent.parent
 
 
-def ourPeer(
-    ca: trustme.CA,
-    directory: Path,
-    identities: tuple[str, ...],
-    clientCA: trustme.CA | None = None,
-) -> OurPeer:
-    """
-    Our reloading server with a certificate for C{identities}.
-    """
-    cert, key, _ = writeLeaf(ca, directory, identities=identities)
-    clientCAFile = None
-    if clientCA is not None:
-        clientCAFile = writeCA(clientCA, directory / "client-ca.pem")
-    return OurPeer(cert, key, clientCAFile)
-
-
-def connectWith(peer: OurPeer, description: str) -> Outcome:
+def connectWith(peer: Peer, description: str) -> Outcome:
     """
     Start C{peer}, connect to it with the endpoint C{description} (C{{port}}
     is filled in) from a reactor of the test's own, and report the outcome.
@@ -134,25 +118,29 @@ class TestConnecting:
         ],
     )
     def test_hostnameVerifiedNotHost(
-        self, tmp_path: Path, ca: trustme.CA, caFile: Path, description: str
+        self,
+        startPeer: Callable[..., Peer],
+        ca: trustme.CA,
+        caFile: Path,
+        description: str,
     ) -> None:
         """
         C{hostname} is the name verified, while C{host} is where to connect.
         """
-        peer = ourPeer(ca, tmp_path, ("example.com",))
+        peer = startPeer("txtlsreload", ca, ("example.com",))
         outcome = connectWith(
             peer, description.replace("{ca}", str(caFile)) + ":sighup=no"
         )
         assert outcome.succeeded, outcome.error
 
     def test_hostVerifiedByDefault(
-        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+        self, startPeer: Callable[..., Peer], ca: trustme.CA, caFile: Path
     ) -> None:
         """
         Without C{hostname}, C{host} is verified: an IP address against the
         certificate's IP addresses, which a DNS-only certificate lacks.
         """
-        peer = ourPeer(ca, tmp_path, ("example.com",))
+        peer = startPeer("txtlsreload", ca, ("example.com",))
         outcome = connectWith(
             peer, f"tlsreload:127.0.0.1:{{port}}:caCerts={caFile}:sighup=no"
         )
@@ -161,13 +149,18 @@ class TestConnecting:
 
     @pytest.mark.parametrize("separateKey", [False, True])
     def test_clientCertificate(
-        self, tmp_path: Path, ca: trustme.CA, caFile: Path, separateKey: bool
+        self,
+        startPeer: Callable[..., Peer],
+        tmp_path: Path,
+        ca: trustme.CA,
+        caFile: Path,
+        separateKey: bool,
     ) -> None:
         """
         C{certKey} (with the key in it or in C{privateKey}) is presented to
         the server.
         """
-        peer = ourPeer(ca, tmp_path, ("localhost",), clientCA=ca)
+        peer = startPeer("txtlsreload", ca, ("localhost",), clientCA=ca)
         if separateKey:
             cert, key, serial = writeLeaf(ca, tmp_path, name="client")
             files = f"certKey={cert}:privateKey={key}"
@@ -293,6 +286,26 @@ class TestBadDescriptions:
         assert raised.value.reason == "file not found"
 
 
+class TestConstructor:
+    """
+    A L{ReloadingClientEndpoint} built in Python checks its arguments.
+    """
+
+    @pytest.mark.parametrize("key", ["watch", "interval"])
+    @pytest.mark.parametrize("value", [-1, -0.5, math.nan, math.inf])
+    def test_badSecondsRefused(self, caFile: Path, key: str, value: float) -> None:
+        """
+        A negative, infinite or NaN C{watch} or C{interval} is refused when
+        the endpoint is built, naming the argument, rather than at the first
+        connection.
+        """
+        creator = ReloadingClientContextFactory("localhost", str(caFile))
+        with pytest.raises(ValueError, match=f"^tlsreload: {key} must be"):
+            ReloadingClientEndpoint(
+                MemoryReactorClock(), "localhost", 443, creator, **{key: value}
+            )
+
+
 class TestTriggers:
     """
     The endpoint starts SIGHUP reloading and file watching when it first
@@ -318,10 +331,33 @@ class TestTriggers:
         endpoint.connect(Factory.forProtocol(Protocol))
         assert len(asked) == installs
 
+    @pytest.mark.parametrize("threaded", [True, False])
+    def test_sighupReactor(self, caFile: Path, threaded: bool) -> None:
+        """
+        The SIGHUP handler is asked for with the endpoint's reactor; one that
+        cannot be called from threads is replaced by the global reactor
+        (L{None}), with a warning saying so.
+        """
+        asked: list[object] = []
+        reactor = ThreadedMemoryReactor() if threaded else MemoryReactorClock()
+        endpoint = parseClientEndpoint(reactor, "localhost", "443", caCerts=str(caFile))
+        endpoint._ensureSIGHUP = lambda *args: asked.append(args)  # type: ignore[method-assign]
+        with capturedLogs() as events:
+            endpoint.connect(Factory.forProtocol(Protocol))
+        warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+        credentials = endpoint.contextFactory.credentials
+        if threaded:
+            assert (asked, warnings) == ([(reactor, credentials)], [])
+        else:
+            assert asked == [(None, credentials)]
+            assert len(warnings) == 1
+            assert "scheduled on the global reactor" in warnings[0]
+            assert str(caFile) in warnings[0]
+
     @pytest.mark.usefixtures("noProcessWideSIGHUP")
     def test_realSIGHUPThroughEndpoint(
         self,
-        tmp_path: Path,
+        startPeer: Callable[..., Peer],
         ca: trustme.CA,
         caFile: Path,
     ) -> None:
@@ -330,7 +366,7 @@ class TestTriggers:
         a server from a newly trusted CA acceptable.
         """
         newCA = trustme.CA()
-        peer = ourPeer(newCA, tmp_path, ("localhost",))
+        peer = startPeer("txtlsreload", newCA, ("localhost",))
 
         def scenario(reactor: Any) -> Generator[Any, Any, tuple[Outcome, Outcome]]:
             port = yield peer.listen(reactor)

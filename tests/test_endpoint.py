@@ -5,11 +5,11 @@ listening does, and the plugin that makes Twisted find it.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +20,22 @@ from twisted.application.service import IServiceMaker
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import (
     IListeningPort,
-    IReactorFromThreads,
     IStreamServerEndpoint,
     IStreamServerEndpointStringParser,
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogEvent, globalLogPublisher
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.plugin import IPlugin, getPlugins
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.test.iosim import connectedServerAndClient
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from txtlsreload import CredentialError, ReloadingContextFactory
 from txtlsreload._endpoint import ReloadingServerEndpoint, TLSReloadParser
 
+from .reactors import ThreadedMemoryReactor
 from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
 
 ROOT = Path(__file__).parent.parent
@@ -62,19 +61,11 @@ def reactor() -> MemoryReactorClock:
     return MemoryReactorClock()
 
 
-@implementer(IReactorFromThreads)
-class _ThreadedMemoryReactor(MemoryReactorClock):
+class _NoTimersReactor(MemoryReactorClock):
     """
-    A memory reactor that, like every real one, can be called from threads.
-    """
-
-    def callFromThread(self, f: Callable[..., object], *args: object) -> None:
-        f(*args)
-
-
-class _StoppablePortsReactor(MemoryReactorClock):
-    """
-    A memory reactor that counts how many of its ports stopped listening.
+    A memory reactor that counts how many of its ports stopped listening, and
+    whose clock refuses to schedule anything, so that no file watcher can
+    start on it.
     """
 
     stopped = 0
@@ -91,6 +82,9 @@ class _StoppablePortsReactor(MemoryReactorClock):
                 reactor.stopped += 1
 
         return Stoppable()
+
+    def callLater(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no timers on this reactor")
 
 
 def _parse(reactor: MemoryReactorClock, description: str) -> ReloadingServerEndpoint:
@@ -463,6 +457,46 @@ class TestBadFiles:
         assert not any(str(path).endswith("_loading.py") for path in frames)
 
 
+class TestConstructor:
+    """
+    A L{ReloadingServerEndpoint} built in Python, without a description.
+    """
+
+    def test_factoryUsableDirectly(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        An endpoint can be built around an existing factory, and serves it.
+        """
+        cert, key, serial = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(cert), str(key))
+        endpoint = ReloadingServerEndpoint(
+            MemoryReactorClock(), factory, 0, sighup=False
+        )
+        assert endpoint.contextFactory is factory
+        result = handshake(endpoint.contextFactory, clientOptions(ca))
+        assert result.serverCertificate is not None
+        assert result.serverCertificate.serial_number == serial
+
+    @pytest.mark.parametrize("key", ["watch", "interval"])
+    @pytest.mark.parametrize("value", [-1, -0.5, math.nan, math.inf])
+    def test_badSecondsRefused(
+        self, files: tuple[Path, Path, int], key: str, value: float
+    ) -> None:
+        """
+        A negative, infinite or NaN C{watch} or C{interval} is refused when
+        the endpoint is built, naming the argument, rather than when it
+        listens.
+        """
+        cert, keyFile, _ = files
+        factory = ReloadingContextFactory(str(cert), str(keyFile))
+        with pytest.raises(ValueError, match=f"^tlsreload: {key} must be"):
+            ReloadingServerEndpoint(
+                MemoryReactorClock(),
+                factory,
+                0,
+                **{key: value},  # type: ignore[arg-type]
+            )
+
+
 class TestListening:
     """
     Listening serves TLS from the factory and starts the reload triggers.
@@ -501,13 +535,34 @@ class TestListening:
         With C{sighup} on (the default), listening, not parsing, installs the
         process-wide SIGHUP handler for this reactor.
         """
-        reactor = _ThreadedMemoryReactor()
+        reactor = ThreadedMemoryReactor()
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}")
         calls: list[object] = []
         endpoint._ensureSIGHUP = lambda *args: calls.append(args)
         assert calls == []
-        self._listen(endpoint)
+        with capturedLogs() as events:
+            self._listen(endpoint)
         assert calls == [(reactor, endpoint.contextFactory)]
+        assert not [e for e in events if e["log_level"] == LogLevel.warn]
+
+    def test_sighupWithoutThreadsWarns(
+        self, reactor: MemoryReactorClock, files: tuple[Path, Path, int]
+    ) -> None:
+        """
+        With a reactor that cannot be called from threads, listening warns
+        that SIGHUP reloads will be scheduled on the global reactor, and asks
+        for the handler without a reactor, which means the global one.
+        """
+        endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}")
+        calls: list[object] = []
+        endpoint._ensureSIGHUP = lambda *args: calls.append(args)
+        with capturedLogs() as events:
+            self._listen(endpoint)
+        assert calls == [(None, endpoint.contextFactory)]
+        warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+        assert len(warnings) == 1
+        assert "scheduled on the global reactor" in warnings[0]
+        assert endpoint.contextFactory.files.certificateFile in warnings[0]
 
     def test_sighupNo(
         self, reactor: MemoryReactorClock, files: tuple[Path, Path, int]
@@ -521,20 +576,18 @@ class TestListening:
         self._listen(endpoint)
         assert calls == []
 
-    def test_listenOffMainThread(
-        self, reactor: MemoryReactorClock, files: tuple[Path, Path, int]
-    ) -> None:
+    def test_listenOffMainThread(self, files: tuple[Path, Path, int]) -> None:
         """
         Listening from a thread other than the main one, where no signal
         handler can be installed, still listens and logs a warning saying how
         to silence it.
         """
-        endpoint = serverFromString(reactor, f"tlsreload:0:{_basic(files)}")
+        endpoint = serverFromString(
+            ThreadedMemoryReactor(), f"tlsreload:0:{_basic(files)}"
+        )
         assert isinstance(endpoint, ReloadingServerEndpoint)
-        events: list[LogEvent] = []
-        globalLogPublisher.addObserver(events.append)
         ports: list[IListeningPort] = []
-        try:
+        with capturedLogs() as events:
             thread = threading.Thread(
                 target=lambda: endpoint.listen(
                     Factory.forProtocol(Protocol)
@@ -542,11 +595,10 @@ class TestListening:
             )
             thread.start()
             thread.join()
-        finally:
-            globalLogPublisher.removeObserver(events.append)
         assert len(ports) == 1
-        warnings = [e for e in events if "sighup=no" in e.get("log_format", "")]
+        warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
         assert len(warnings) == 1
+        assert "sighup=no" in warnings[0]
 
     def test_watchReloadsChangedFiles(
         self,
@@ -594,14 +646,14 @@ class TestListening:
         reloads: list[object] = []
         original = endpoint.contextFactory.reload
 
-        def counting() -> object:
+        def counting(quietIfRepeated: bool = False) -> object:
             reloads.append(1)
-            return original()
+            return original(quietIfRepeated)
 
         endpoint.contextFactory.reload = counting  # type: ignore[method-assign,assignment]
         reactor.advance(30)
         reactor.advance(30)
-        assert len(reloads) >= 2
+        assert len(reloads) == 2
         port.stopListening()
         assert reactor.getDelayedCalls() == []
 
@@ -611,20 +663,20 @@ class TestListening:
         listen fails with the watcher's error: no server is left running
         without the reloads it was asked for.
         """
-        reactor = _StoppablePortsReactor()
+        reactor = _NoTimersReactor()
         cert, key, _ = files
         endpoint = ReloadingServerEndpoint(
             reactor,
             ReloadingContextFactory(str(cert), str(key)),
             0,
             sighup=False,
-            watch=-1,
+            watch=2,
         )
         failures: list[Failure] = []
         endpoint.listen(Factory.forProtocol(Protocol)).addErrback(failures.append)
         [failure] = failures
-        assert failure.check(ValueError)
-        assert "pollInterval must be positive" in str(failure.value)
+        assert failure.check(RuntimeError)
+        assert "no timers on this reactor" in str(failure.value)
         assert reactor.stopped == 1
 
     def test_noWatchNoTimers(
@@ -656,17 +708,3 @@ def _servedSerial(
     pump.flush()
     peer = clientProtocol._tlsConnection.get_peer_certificate(as_cryptography=True)
     return None if peer is None else peer.serial_number
-
-
-def test_factoryUsableDirectly(tmp_path: Path, ca: trustme.CA) -> None:
-    """
-    A L{ReloadingServerEndpoint} can be built in Python around an existing
-    factory, and serves it.
-    """
-    cert, key, serial = writeLeaf(ca, tmp_path)
-    factory = ReloadingContextFactory(str(cert), str(key))
-    endpoint = ReloadingServerEndpoint(MemoryReactorClock(), factory, 0, sighup=False)
-    assert endpoint.contextFactory is factory
-    result = handshake(endpoint.contextFactory, clientOptions(ca))
-    assert result.serverCertificate is not None
-    assert result.serverCertificate.serial_number == serial

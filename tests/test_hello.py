@@ -33,9 +33,9 @@ from txtlsreload._hello import (
     HelloResource,
     Options,
     _hasIPv6,
+    _planListeners,
     ensureDevelopmentCertificate,
     makeService,
-    planListeners,
 )
 
 from .processes import freePort, waitFor
@@ -195,7 +195,7 @@ class TestPlanListeners:
             made.append(ensureDevelopmentCertificate(str(tmp_path / "dev")))
             return made[-1]
 
-        plan = planListeners(options, development, lambda: hasIPv6)
+        plan = _planListeners(options, development, lambda: hasIPv6)
         assert (plan.development is not None) == bool(made)
         return plan.descriptions, plan.shortcut, plan.alsoOn, bool(made)
 

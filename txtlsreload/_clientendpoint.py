@@ -16,11 +16,8 @@ C{twistd --help}, which imports every plugin, does not import OpenSSL for it.
 
 from __future__ import annotations
 
-import importlib.util
-import math
-import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
@@ -35,12 +32,15 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ._client import ReloadingClientContextFactory
+from ._descriptions import path, portNumber, problem, seconds, text, yesNo
 from ._registry import IReloadable
 from ._sighup import ensureProcessWideSIGHUP
 
-__all__ = ["ReloadingClientEndpoint", "parseClientEndpoint"]
+if TYPE_CHECKING:
+    # Imported at run time only by an endpoint that watches.
+    from ._watching import FileWatcher
 
-_PREFIX = "tlsreload"
+__all__ = ["ReloadingClientEndpoint", "parseClientEndpoint"]
 
 # Every key the description accepts, in the order the documentation gives.
 _KEYS = (
@@ -58,9 +58,6 @@ _KEYS = (
     "interval",
 )
 _POSITIONAL = ("host", "port")
-
-_YES = frozenset({"yes", "true", "on", "1"})
-_NO = frozenset({"no", "false", "off", "0"})
 
 
 @implementer(IStreamClientEndpoint)
@@ -106,20 +103,34 @@ class ReloadingClientEndpoint:
     ) -> None:
         """
         @param reactor: Provides L{IReactorTCP}, L{IReactorTime} and, for
-            SIGHUP, L{IReactorFromThreads}.
+            SIGHUP, L{IReactorFromThreads}, as every real reactor does.
+            SIGHUP reloads are scheduled with that reactor's
+            C{callFromThread}; with a reactor that lacks it (a test double
+            such as L{MemoryReactor <twisted.internet.testing.MemoryReactor>})
+            the first connection logs a warning and they are scheduled on the
+            global reactor instead.  A warning, not a refusal, because SIGHUP
+            is on by default and such a reactor is otherwise perfectly usable.
         @param host: The name or address to connect to.
         @param port: The TCP port to connect to.
         @param contextFactory: The TLS client options; they name the host the
             server's certificate must be valid for.
         @param timeout: Seconds to wait for each connection attempt.
         @param bindAddress: A local address to connect from.
+        @param sighup: Whether the first connection makes SIGHUP reload the
+            files of C{contextFactory}.
+        @param watch: Seconds between checks of the files for changes; 0 for
+            none.
+        @param interval: Seconds between unconditional reloads; 0 for none.
+
+        @raise ValueError: If C{watch} or C{interval} is negative, infinite
+            or not a number.
         """
         self._reactor = reactor
         self.contextFactory = contextFactory
         self.sighup = sighup
-        self.watch = watch
-        self.interval = interval
-        self.watcher: Any = None
+        self.watch = seconds("watch", watch)
+        self.interval = seconds("interval", interval)
+        self.watcher: FileWatcher | None = None
         self._triggersStarted = False
         self._tlsEndpoint = wrapClientTLS(
             contextFactory,
@@ -157,11 +168,17 @@ class ReloadingClientEndpoint:
 
     def _startTriggers(self) -> None:
         if self.sighup:
-            try:
-                self._ensureSIGHUP(
-                    IReactorFromThreads(self._reactor, None),
-                    self.contextFactory.credentials,
+            reactor = IReactorFromThreads(self._reactor, None)
+            if reactor is None:
+                self._log.warn(
+                    "{reactor!r} cannot be called from threads: SIGHUP reloads"
+                    " of client TLS files {paths} will be scheduled on the"
+                    " global reactor",
+                    reactor=self._reactor,
+                    paths=self.contextFactory.watchedPaths(),
                 )
+            try:
+                self._ensureSIGHUP(reactor, self.contextFactory.credentials)
             except ValueError as e:
                 # signal.signal only works on the main thread.  SIGHUP is on
                 # by default, so refusing to connect would break programs that
@@ -214,29 +231,22 @@ def parseClientEndpoint(
     host = _required(options, "host")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    port = _port(_required(options, "port"))
+    port = portNumber(_required(options, "port"), lowest=1)
     hostname = options.get("hostname", host)
-    timeout = _seconds(options, "timeout", 30.0, zeroMeans=None)
-    sighup = _yesNo("sighup", options.get("sighup", "yes"))
-    watch = _seconds(options, "watch", 0.0, zeroMeans="off")
-    interval = _seconds(options, "interval", 0.0, zeroMeans="off")
+    timeout = seconds("timeout", options.get("timeout", "30"), zeroMeans=None)
+    sighup = yesNo("sighup", options.get("sighup", "yes"))
+    watch = seconds("watch", options.get("watch", "0"))
+    interval = seconds("interval", options.get("interval", "0"))
     bindAddress = options.get("bindAddress")
-    caCerts = _path(options, "caCerts")
-    certKey = _path(options, "certKey")
-    privateKey = _path(options, "privateKey")
-    passphraseFile = _path(options, "passphraseFile")
+    caCerts = path("caCerts", options.get("caCerts"))
+    certKey = path("certKey", options.get("certKey"))
+    privateKey = path("privateKey", options.get("privateKey"))
+    passphraseFile = path("passphraseFile", options.get("passphraseFile"))
     for needsCertificate in ("privateKey", "passphraseFile"):
         if needsCertificate in options and certKey is None:
-            raise _problem(
+            raise problem(
                 f"{needsCertificate}= needs certKey=<file>: the client certificate"
             )
-    if (watch or interval) and importlib.util.find_spec(
-        "txtlsreload._watching"
-    ) is None:
-        raise _problem(
-            "watch= and interval= need file watching, which this version of"
-            " txtlsreload does not have; use SIGHUP"
-        )
 
     try:
         creator = ReloadingClientContextFactory(
@@ -247,7 +257,7 @@ def parseClientEndpoint(
             passphraseFile=passphraseFile,
         )
     except ValueError as e:
-        raise _problem(f"hostname: {e}") from None
+        raise problem(f"hostname: {e}") from None
     return ReloadingClientEndpoint(
         reactor,
         host,
@@ -261,10 +271,6 @@ def parseClientEndpoint(
     )
 
 
-def _problem(message: str) -> ValueError:
-    return ValueError(f"{_PREFIX}: {message}")
-
-
 def _collect(args: tuple[object, ...], kwargs: dict[str, object]) -> dict[str, str]:
     """
     Put positional and keyed values in one dictionary of text, refusing
@@ -272,88 +278,25 @@ def _collect(args: tuple[object, ...], kwargs: dict[str, object]) -> dict[str, s
     """
     unknown = sorted(set(kwargs) - set(_KEYS))
     if unknown:
-        raise _problem(
+        raise problem(
             f"unknown key(s) {', '.join(map(repr, unknown))}; known keys:"
             f" {', '.join(_KEYS)} (keys are case-sensitive)"
         )
     if len(args) > len(_POSITIONAL):
-        raise _problem(
-            f"unexpected value {_text(args[len(_POSITIONAL)])!r}: only host and"
+        raise problem(
+            f"unexpected value {text(args[len(_POSITIONAL)])!r}: only host and"
             " port may be given without a key="
         )
-    options = {key: _text(value) for key, value in kwargs.items()}
+    options = {key: text(value) for key, value in kwargs.items()}
     for key, value in zip(_POSITIONAL, args, strict=False):
         if key in options:
-            raise _problem(f"{key} given twice, with and without {key}=")
-        options[key] = _text(value)
+            raise problem(f"{key} given twice, with and without {key}=")
+        options[key] = text(value)
     return options
-
-
-def _text(value: object) -> str:
-    """
-    Accept values given as bytes, as
-    L{clientFromString <twisted.internet.endpoints.clientFromString>} does.
-    """
-    if isinstance(value, bytes):
-        return os.fsdecode(value)
-    return str(value)
 
 
 def _required(options: dict[str, str], key: str) -> str:
     value = options.get(key, "")
     if not value:
-        raise _problem(f"{key} is required, as in tlsreload:host=example.com:port=443")
+        raise problem(f"{key} is required, as in tlsreload:host=example.com:port=443")
     return value
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        port = 0
-    if not 0 < port < 65536:
-        raise _problem(f"port must be a number from 1 to 65535, not {value!r}")
-    return port
-
-
-def _seconds(
-    options: dict[str, str], key: str, default: float, zeroMeans: str | None
-) -> float:
-    """
-    A number of seconds; zero only where it means something (C{zeroMeans}).
-    """
-    if key not in options:
-        return default
-    value = options[key]
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not zeroMeans):
-        detail = (
-            "more than 0" if zeroMeans is None else f"0 or more; 0 turns it {zeroMeans}"
-        )
-        raise _problem(f"{key} must be a number of seconds ({detail}), not {value!r}")
-    return seconds
-
-
-def _yesNo(key: str, value: str) -> bool:
-    if value.lower() in _YES:
-        return True
-    if value.lower() in _NO:
-        return False
-    raise _problem(f"{key} must be yes or no, not {value!r}")
-
-
-def _path(options: dict[str, str], key: str) -> str | None:
-    """
-    Make a file name absolute now: reloads happen later, possibly after the
-    process changed directory (C{twistd} without C{-n} moves to its run
-    directory), and must read the same file.
-    """
-    value = options.get(key)
-    if value is None:
-        return None
-    if not value:
-        raise _problem(f"{key} is empty; give a file name")
-    return os.path.abspath(value)

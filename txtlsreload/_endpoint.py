@@ -20,8 +20,6 @@ listening.
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +44,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ._descriptions import PREFIX, path, portNumber, problem, seconds, text, yesNo
 from ._errors import CredentialError
 from ._factory import ClientAuth, ReloadingContextFactory
 from ._registry import IReloadable
@@ -53,8 +52,6 @@ from ._sighup import ensureProcessWideSIGHUP
 from ._watching import FileWatcher
 
 __all__ = ["ReloadingServerEndpoint", "TLSReloadParser"]
-
-_PREFIX = "tlsreload"
 
 # What each key means, for the "unknown key" message and the docs' sake.
 _KEYS = {
@@ -84,35 +81,6 @@ _UNSUPPORTED = {
     ),
 }
 
-_YES = frozenset({"yes", "true", "on", "1"})
-_NO = frozenset({"no", "false", "off", "0"})
-
-
-def _problem(message: str) -> ValueError:
-    return ValueError(f"{_PREFIX}: {message}")
-
-
-def _text(value: object) -> str:
-    """
-    Accept the values of a description given as bytes, as
-    L{serverFromString <twisted.internet.endpoints.serverFromString>} does.
-    """
-    if isinstance(value, bytes):
-        return os.fsdecode(value)
-    return str(value)
-
-
-def _portNumber(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise _problem(
-            f"port must be a number from 0 to 65535, not {value!r}"
-        ) from None
-    if not 0 <= port <= 65535:
-        raise _problem(f"port must be a number from 0 to 65535, not {value!r}")
-    return port
-
 
 def _backlog(value: str) -> int:
     try:
@@ -120,50 +88,17 @@ def _backlog(value: str) -> int:
     except ValueError:
         backlog = 0
     if backlog < 1:
-        raise _problem(f"backlog must be a positive whole number, not {value!r}")
+        raise problem(f"backlog must be a positive whole number, not {value!r}")
     return backlog
-
-
-def _yesNo(key: str, value: str) -> bool:
-    if value.lower() in _YES:
-        return True
-    if value.lower() in _NO:
-        return False
-    raise _problem(f"{key} must be yes or no, not {value!r}")
-
-
-def _seconds(key: str, value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds < 0:
-        raise _problem(
-            f"{key} must be a number of seconds (0 turns it off), not {value!r}"
-        )
-    return seconds
-
-
-def _path(key: str, value: str | None) -> str | None:
-    """
-    Make a file name absolute now: reloads happen later, possibly after the
-    process changed directory (C{twistd} without C{-n} moves to its run
-    directory), and must read the same file.
-    """
-    if value is None:
-        return None
-    if not value:
-        raise _problem(f"{key} is empty; give a file name")
-    return os.path.abspath(value)
 
 
 def _clientAuth(value: str | None, clientCA: str | None) -> ClientAuth | None:
     if value is None:
         return None
     if value not in ("required", "optional"):
-        raise _problem(f"clientAuth must be required or optional, not {value!r}")
+        raise problem(f"clientAuth must be required or optional, not {value!r}")
     if clientCA is None:
-        raise _problem(
+        raise problem(
             f"clientAuth={value} needs clientCA=<file>: the CAs whose client"
             " certificates to accept"
         )
@@ -185,8 +120,9 @@ class ReloadingServerEndpoint:
     @ivar interface: The address to listen on; an IPv6 address listens on
         IPv6, anything else on IPv4.  Empty for every IPv4 address.
     @ivar backlog: The listen queue length.
-    @ivar sighup: Whether listening installs the process-wide SIGHUP handler
-        that reloads every L{ReloadingContextFactory} of the process.
+    @ivar sighup: Whether listening hands L{contextFactory} to the
+        process-wide SIGHUP handler (installing it if need be), which reloads
+        the factories of every endpoint that asked for it.
     @ivar watch: Seconds between checks of the files for changes; 0 for none.
     @ivar interval: Seconds between unconditional reloads; 0 for none.
     """
@@ -211,14 +147,37 @@ class ReloadingServerEndpoint:
         watch: float = 0.0,
         interval: float = 0.0,
     ) -> None:
+        """
+        @param reactor: Provides L{IReactorTCP} and L{IReactorTime}, and
+            L{IReactorFromThreads} for SIGHUP, as every real reactor does.
+            SIGHUP reloads are scheduled with that reactor's
+            C{callFromThread}; with a reactor that lacks it (a test double
+            such as L{MemoryReactor <twisted.internet.testing.MemoryReactor>})
+            listening logs a warning and they are scheduled on the global
+            reactor instead.  A warning, not a refusal, because SIGHUP is on
+            by default and such a reactor is otherwise perfectly usable.
+        @param contextFactory: Where every connection's TLS comes from.
+        @param port: The TCP port to listen on (0 for any free one).
+        @param interface: The address to listen on; empty for every IPv4
+            address.
+        @param backlog: The listen queue length.
+        @param sighup: Whether listening makes SIGHUP reload
+            C{contextFactory}.
+        @param watch: Seconds between checks of the files for changes; 0 for
+            none.
+        @param interval: Seconds between unconditional reloads; 0 for none.
+
+        @raise ValueError: If C{watch} or C{interval} is negative, infinite
+            or not a number.
+        """
         self._reactor = reactor
         self.contextFactory = contextFactory
         self.port = port
         self.interface = interface
         self.backlog = backlog
         self.sighup = sighup
-        self.watch = watch
-        self.interval = interval
+        self.watch = seconds("watch", watch)
+        self.interval = seconds("interval", interval)
         transport: IStreamServerEndpoint
         if isIPv6Address(interface):
             transport = TCP6ServerEndpoint(reactor, port, backlog, interface)
@@ -249,10 +208,16 @@ class ReloadingServerEndpoint:
         return listening
 
     def _installSIGHUP(self) -> None:
-        try:
-            self._ensureSIGHUP(
-                IReactorFromThreads(self._reactor, None), self.contextFactory
+        reactor = IReactorFromThreads(self._reactor, None)
+        if reactor is None:
+            self._log.warn(
+                "{reactor!r} cannot be called from threads: SIGHUP reloads of"
+                " {path} will be scheduled on the global reactor",
+                reactor=self._reactor,
+                path=self.contextFactory.files.certificateFile,
             )
+        try:
+            self._ensureSIGHUP(reactor, self.contextFactory)
         except ValueError as e:
             # signal.signal only works on the main thread.  Refusing to listen
             # would break programs that never asked for SIGHUP (it is on by
@@ -325,7 +290,7 @@ class TLSReloadParser:
     can stay light.
     """
 
-    prefix = _PREFIX
+    prefix = PREFIX
 
     def parseStreamServer(
         self, reactor: Any, *args: object, **kwargs: object
@@ -342,8 +307,8 @@ class TLSReloadParser:
         try:
             return self._parse(
                 reactor,
-                [_text(a) for a in args],
-                {key: _text(value) for key, value in kwargs.items()},
+                [text(a) for a in args],
+                {key: text(value) for key, value in kwargs.items()},
             )
         except (ValueError, CredentialError) as e:
             # Under twistd this reaches the user as a traceback; what is wrong
@@ -356,40 +321,40 @@ class TLSReloadParser:
     ) -> ReloadingServerEndpoint:
         for key in options:
             if key in _UNSUPPORTED:
-                raise _problem(f"{key} is not supported: {_UNSUPPORTED[key]}")
+                raise problem(f"{key} is not supported: {_UNSUPPORTED[key]}")
             if key not in _KEYS:
-                raise _problem(
+                raise problem(
                     f"unknown key {key!r}; known keys: {', '.join(_KEYS)}"
                     " (keys are case-sensitive)"
                 )
 
         if len(positional) > 1:
-            raise _problem(
+            raise problem(
                 f"unexpected value {positional[1]!r}: only the port may be"
                 " given without a key=; did you mean privateKey=...?"
             )
         if positional and "port" in options:
-            raise _problem("port given twice, with and without port=")
+            raise problem("port given twice, with and without port=")
         portText = positional[0] if positional else options.get("port")
         if portText is None:
-            raise _problem("no port given, as in tlsreload:8443:privateKey=...")
-        port = _portNumber(portText)
+            raise problem("no port given, as in tlsreload:8443:privateKey=...")
+        port = portNumber(portText, lowest=0)
 
         if "privateKey" not in options:
-            raise _problem(
+            raise problem(
                 "privateKey=<file> is required: the PEM file with the private key"
             )
-        privateKey = _path("privateKey", options["privateKey"])
+        privateKey = path("privateKey", options["privateKey"])
         assert privateKey is not None
-        certKey = _path("certKey", options.get("certKey")) or privateKey
-        extraCertChain = _path("extraCertChain", options.get("extraCertChain"))
-        clientCA = _path("clientCA", options.get("clientCA"))
-        passphraseFile = _path("passphraseFile", options.get("passphraseFile"))
+        certKey = path("certKey", options.get("certKey")) or privateKey
+        extraCertChain = path("extraCertChain", options.get("extraCertChain"))
+        clientCA = path("clientCA", options.get("clientCA"))
+        passphraseFile = path("passphraseFile", options.get("passphraseFile"))
         clientAuth = _clientAuth(options.get("clientAuth"), clientCA)
         backlog = _backlog(options.get("backlog", "50"))
-        sighup = _yesNo("sighup", options.get("sighup", "yes"))
-        watch = _seconds("watch", options.get("watch", "0"))
-        interval = _seconds("interval", options.get("interval", "0"))
+        sighup = yesNo("sighup", options.get("sighup", "yes"))
+        watch = seconds("watch", options.get("watch", "0"))
+        interval = seconds("interval", options.get("interval", "0"))
         factory = ReloadingContextFactory(
             certificateFile=certKey,
             privateKeyFile=privateKey,

@@ -337,7 +337,7 @@ def _tlsreloadDescription(
 
 
 @dataclass(frozen=True)
-class ListenPlan:
+class _ListenPlan:
     """
     What the command line asks tlshello to listen on.
 
@@ -355,11 +355,11 @@ class ListenPlan:
     development: DevelopmentCertificate | None = None
 
 
-def planListeners(
+def _planListeners(
     options: Options,
     developmentCertificate: Callable[[], DevelopmentCertificate],
     hasIPv6: Callable[[], bool] = _hasIPv6,
-) -> ListenPlan:
+) -> _ListenPlan:
     """
     Turn the command line into endpoint descriptions.
 
@@ -368,7 +368,7 @@ def planListeners(
     """
     descriptions = list(options["listen"])
     if not options.usesShortcuts():
-        return ListenPlan(descriptions)
+        return _ListenPlan(descriptions)
     port = DEFAULT_PORT if options["port"] is None else options["port"]
     certificateFile = options["cert"] or options["key"]
     if certificateFile is not None:
@@ -381,7 +381,7 @@ def planListeners(
             options["key"] or certificateFile,
             options["ca"],
         )
-        return ListenPlan(descriptions, shortcut)
+        return _ListenPlan(descriptions, shortcut)
     # A self-signed development certificate has no business on a network:
     # loopback only, both families, so that https://localhost/ works whichever
     # address the client tries first.
@@ -395,7 +395,7 @@ def planListeners(
     )
     # Port 0 picks a free port per socket, so a second socket would differ.
     alsoOn = ["::1"] if port != 0 and hasIPv6() else []
-    return ListenPlan(descriptions, shortcut, alsoOn, development)
+    return _ListenPlan(descriptions, shortcut, alsoOn, development)
 
 
 @implementer(IStreamServerEndpoint)
@@ -523,7 +523,7 @@ def makeService(options: Options) -> service.IService:
     from twisted.internet import reactor
 
     try:
-        plan = planListeners(
+        plan = _planListeners(
             options, lambda: ensureDevelopmentCertificate(DEVELOPMENT_DIRECTORY)
         )
     except (OSError, CredentialError) as e:
@@ -532,21 +532,18 @@ def makeService(options: Options) -> service.IService:
         ) from None
     site = Site(HelloResource())
     top = _HelloService(plan.development)
-    descriptions = list(plan.descriptions)
-    if plan.shortcut is not None:
-        descriptions.append(plan.shortcut)
-    for description in descriptions:
-        try:
-            endpoint = serverFromString(reactor, description)
-        except (ValueError, CredentialError) as e:
-            if description == plan.shortcut:
-                # The user never saw this description; the files are theirs.
-                raise SystemExit(f"tlshello: {e}") from None
-            raise SystemExit(f"tlshello: --listen {description}: {e}") from None
+    for description in plan.descriptions:
+        endpoint = _parseListener(reactor, description, f"--listen {description}: ")
         top.addListener(endpoint, site, description)
-    if plan.shortcut is not None:
-        shortcut = endpoint
-        assert isinstance(shortcut, ReloadingServerEndpoint)
+    if plan.shortcut is None:
+        return top
+    # The user never saw this description (only the files in it are theirs),
+    # so its errors are shown without it.
+    shortcut = _parseListener(reactor, plan.shortcut, "")
+    top.addListener(shortcut, site, plan.shortcut)
+    # Always true, as the shortcut is a tlsreload: description; the check
+    # tells the type checker so.
+    if isinstance(shortcut, ReloadingServerEndpoint):
         for interface in plan.alsoOn:
             top.addListener(
                 ReloadingServerEndpoint(
@@ -561,3 +558,16 @@ def makeService(options: Options) -> service.IService:
                 f"{plan.shortcut} (also on {interface})",
             )
     return top
+
+
+def _parseListener(
+    reactor: object, description: str, context: str
+) -> IStreamServerEndpoint:
+    """
+    The endpoint for C{description}, or the end of the program with a
+    message (starting with C{context}) saying why there is none.
+    """
+    try:
+        return serverFromString(reactor, description)  # type: ignore[no-any-return]
+    except (ValueError, CredentialError) as e:
+        raise SystemExit(f"tlshello: {context}{e}") from None

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_client_endpoint -*-
 """
 The C{tlsreload:} client endpoint for L{clientFromString
 <twisted.internet.endpoints.clientFromString>}.
