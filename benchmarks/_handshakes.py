@@ -279,6 +279,11 @@ def _summarise(
     ours = [r["cpuPerHandshakeUs"] for r in perServer["tlsreload"]]
     theirs = [r["cpuPerHandshakeUs"] for r in perServer["ssl"]]
     ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    quartiles = (
+        statistics.quantiles(ratios, n=4, method="inclusive")
+        if len(ratios) > 1
+        else [ratios[0]] * 3
+    )
     return {
         "keyType": keyType,
         "client": client,
@@ -287,6 +292,8 @@ def _summarise(
         "ratioOfMedians": statistics.median(ours) / statistics.median(theirs),
         "ratioMedian": statistics.median(ratios),
         "ratioMin": min(ratios),
+        "ratioQ1": quartiles[0],
+        "ratioQ3": quartiles[2],
         "ratioMax": max(ratios),
         "tlsreloadRounds": ours,
         "sslRounds": theirs,

@@ -349,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
 
+    if importlib.util.find_spec("matplotlib") is None:
+        # Found out now rather than after minutes of measuring.
+        parser.error("matplotlib is needed for the plots: pip install '.[bench]'")
+
     progress = _Progress()
     env = environment(options.quick)
     progress(
