@@ -7,6 +7,9 @@ from __future__ import annotations
 import pytest
 import trustme
 
+# Fixtures shared by several test modules live beside the helpers they use.
+pytest_plugins = ["tests.peers", "tests.reactors"]
+
 
 @pytest.fixture
 def ca() -> trustme.CA:

@@ -120,6 +120,8 @@ def noProcessWideSIGHUP() -> Iterator[None]:
     """
     if _sighup._processWide is not None:
         _sighup._processWide.uninstall()
+    _sighup._processWideReloadables.clear()
     yield
     if _sighup._processWide is not None:
         _sighup._processWide.uninstall()
+    _sighup._processWideReloadables.clear()

@@ -50,16 +50,13 @@ from .peers import (
     Outcome,
     Peer,
     PythonPeer,
-    caFileFixture,  # noqa: F401 (the caFile fixture)
     clientSerialIn,
     connectOnce,
-    startPeerFixture,  # noqa: F401 (the startPeer fixture)
     writeCA,
     writeClient,
 )
 from .reactors import (
     CallsFromThreads,
-    noProcessWideSIGHUP,  # noqa: F401 (a fixture)
     runInReactor,
 )
 from .tlshelpers import handshake, replaceAtomically, writeLeaf

@@ -34,15 +34,12 @@ from txtlsreload._clientendpoint import ReloadingClientEndpoint, parseClientEndp
 from .peers import (
     Outcome,
     Peer,
-    caFileFixture,  # noqa: F401 (the caFile fixture)
     connectOnce,
-    startPeerFixture,  # noqa: F401 (the startPeer fixture)
     writeCA,
     writeClient,
 )
 from .reactors import (
     ThreadedMemoryReactor,
-    noProcessWideSIGHUP,  # noqa: F401 (a fixture)
     runInReactor,
 )
 from .tlshelpers import writeLeaf

@@ -133,6 +133,17 @@ class TestInProcess:
         assert queue.calls == []
         assert previousHandler == [signal.SIGHUP]
 
+    def test_noReinstall(self, previousHandler: list[int]) -> None:
+        """
+        An uninstalled reloader refuses to be installed again, which could
+        make it and a handler installed on top of it call each other forever.
+        """
+        queue = CallsFromThreads()
+        reloader = reloadOnSIGHUP([], reactor=queue)  # type: ignore[arg-type]
+        reloader.uninstall()
+        with pytest.raises(RuntimeError, match="cannot be installed again"):
+            reloader.install()
+
     def test_defaultReloadsEveryRegisteredFactory(
         self, tmp_path: Path, ca: trustme.CA, previousHandler: list[int]
     ) -> None:
