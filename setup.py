@@ -39,7 +39,7 @@ setup(
             "trustme>=1.2",
         ],
         # Plots for benchmarks/run.py.
-        "bench": ["matplotlib>=3.7", "trustme>=1.2"],
+        "bench": ["matplotlib>=3.8", "trustme>=1.2"],
         "dev": [
             "pytest>=8",
             "trustme>=1.2",

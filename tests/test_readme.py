@@ -47,8 +47,8 @@ class TestReadme:
 
     def test_exampleServesAndRotates(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
-        The example serves its page over TLS and a SIGHUP rotates its
-        certificate.
+        The example serves its page over TLS, logs a refused reload with
+        its reason, and a SIGHUP after the fix rotates its certificate.
         """
         certPath, keyPath, oldSerial = writeLeaf(ca, tmp_path)
         port = freePort()
@@ -64,9 +64,15 @@ class TestReadme:
             assert body == b"Hello, TLS.\n"
             assert servedSerial(port, caPem) == oldSerial
 
+            certPath.write_bytes(b"garbage")
+            os.kill(server.pid, signal.SIGHUP)
+            waitFor(lambda: servedSerial(port, caPem) == oldSerial or None)
+
             _, _, newSerial = writeLeaf(ca, tmp_path)
             os.kill(server.pid, signal.SIGHUP)
 
             waitFor(lambda: servedSerial(port, caPem) == newSerial or None)
         finally:
-            stop(server)
+            output = stop(server)
+        assert f"TLS reload refused: {certPath}: no PEM data found" in output
+        assert output.count("TLS certificate loaded") == 2

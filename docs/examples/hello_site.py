@@ -7,6 +7,7 @@ Usage: python hello_site.py CERTIFICATE KEY PORT
 import sys
 
 from twisted.internet import endpoints, reactor
+from twisted.logger import globalLogBeginner, textFileLogObserver
 from twisted.web import resource, server
 
 from txtlsreload import ReloadingContextFactory, reloadOnSIGHUP
@@ -21,6 +22,7 @@ class Hello(resource.Resource):
 
 
 certificate, key, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])  # see reloads
 
 contextFactory = ReloadingContextFactory(certificate, key)  # fails fast on bad files
 reloadOnSIGHUP()  # kill -HUP <pid> reloads; other SIGHUP handlers still run
