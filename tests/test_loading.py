@@ -446,10 +446,21 @@ class TestDamagedKey:
     refused before it can break handshakes.
     """
 
-    def test_damagedRSAKeyRefused(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize(
+        "damage",
+        [
+            {"d": 2, "dmp1": 2, "dmq1": 2},
+            # OpenSSL recovers from these when signing (it checks the CRT
+            # result and falls back), so only the value check finds them.
+            {"iqmp": 2},
+            {"dmq1": 2},
+        ],
+        ids=["exponents", "crt-coefficient", "crt-exponent"],
+    )
+    def test_damagedRSAKeyRefused(self, tmp_path: Path, damage: dict[str, int]) -> None:
         """
-        An RSA key with corrupted private exponents (public modulus intact,
-        so it "matches" the certificate) is refused as damaged.
+        An RSA key with corrupted private values (public modulus intact, so
+        it "matches" the certificate) is refused as damaged.
         """
         key = rsa.generate_private_key(65537, 2048)
         certificate = _selfSigned(key)
@@ -457,10 +468,10 @@ class TestDamagedKey:
         damaged = rsa.RSAPrivateNumbers(
             p=numbers.p,
             q=numbers.q,
-            d=numbers.d + 2,
-            dmp1=numbers.dmp1 + 2,
-            dmq1=numbers.dmq1 + 2,
-            iqmp=numbers.iqmp,
+            d=numbers.d + damage.get("d", 0),
+            dmp1=numbers.dmp1 + damage.get("dmp1", 0),
+            dmq1=numbers.dmq1 + damage.get("dmq1", 0),
+            iqmp=numbers.iqmp + damage.get("iqmp", 0),
             public_numbers=numbers.public_numbers,
         ).private_key(unsafe_skip_rsa_key_validation=True)
         certPath = tmp_path / "cert.pem"

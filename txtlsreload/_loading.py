@@ -508,17 +508,21 @@ def _privateKeyIn(path: str, data: bytes, passphrase: bytes | None) -> ServableK
 
 def _proveKeyWorks(path: str, key: ServableKey, leaf: x509.Certificate) -> None:
     """
-    Sign with C{key} and verify with the certificate's public key.
+    Check the private half of C{key}, which matching public halves do not.
 
     RSA keys are loaded without cryptography's full key validation, which
-    costs hundreds of milliseconds for a 4096-bit key and would block the
-    reactor on every reload.  Matching public halves (checked before this)
-    plus one signature that verifies prove the private half works, which is
-    what a handshake needs, for a few milliseconds.
+    costs hundreds of milliseconds for a 4096-bit key (its primality tests)
+    and would block the reactor on every reload.  Instead the private values
+    are checked against each other and the modulus with a few big-integer
+    operations (a flipped bit anywhere in them breaks one of these
+    equations), and one signature made with the key must verify with the
+    certificate's public key.
     """
     challenge = b"txtlsreload key check"
     try:
         if isinstance(key, rsa.RSAPrivateKey):
+            if not _rsaValuesAgree(key.private_numbers()):
+                raise ValueError("inconsistent RSA values")
             pss = padding.PSS(padding.MGF1(hashes.SHA256()), 32)
             signature = key.sign(challenge, pss, hashes.SHA256())
             publicRSA = leaf.public_key()
@@ -531,8 +535,23 @@ def _proveKeyWorks(path: str, key: ServableKey, leaf: x509.Certificate) -> None:
             publicEC.verify(signature, challenge, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError):
         raise CredentialError(
-            path, "private key is damaged: its signatures do not verify"
+            path, "private key is damaged: its private values do not agree"
         ) from None
+
+
+def _rsaValuesAgree(numbers: rsa.RSAPrivateNumbers) -> bool:
+    p, q, d = numbers.p, numbers.q, numbers.d
+    e, n = numbers.public_numbers.e, numbers.public_numbers.n
+    return (
+        p > 1
+        and q > 1
+        and p * q == n
+        and numbers.dmp1 == d % (p - 1)
+        and numbers.dmq1 == d % (q - 1)
+        and (numbers.iqmp * q) % p == 1
+        and (e * d) % (p - 1) == 1
+        and (e * d) % (q - 1) == 1
+    )
 
 
 def _passphraseFrom(path: str, contents: dict[str, bytes]) -> bytes:
