@@ -153,6 +153,43 @@ class TestRotation:
         assert result.serverCertificate.serial_number == newSerial
 
 
+class TestConstructorArguments:
+    """
+    Arguments are checked and made robust at construction.
+    """
+
+    def test_relativePathsSurviveChdir(
+        self, tmp_path: Path, ca: trustme.CA, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """
+        Relative file names are made absolute, so a reload after the program
+        changed directory (as a daemonizing twistd does) reads the same files.
+        """
+        monkeypatch.chdir(tmp_path)
+        _, _, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory("server.crt", "server.key")
+        _, _, newSerial = writeLeaf(ca, tmp_path)
+        monkeypatch.chdir("/")
+
+        result = factory.reload()
+
+        assert result.certificate.serialNumber == newSerial, result
+        assert factory.files.certificateFile == str(tmp_path / "server.crt")
+
+    def test_textPassphraseRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A passphrase given as text is refused with a message saying it must
+        be bytes.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        with pytest.raises(TypeError, match="passphrase must be bytes"):
+            ReloadingContextFactory(
+                str(certPath),
+                str(keyPath),
+                passphrase="secret",  # type: ignore[arg-type]
+            )
+
+
 class TestReloadResult:
     """
     A reload reports exactly what happened.
@@ -193,12 +230,19 @@ class TestReloadResult:
         self, served: tuple[ReloadingContextFactory, int]
     ) -> None:
         """
-        Reloading identical files installs nothing and says so.
+        Reloading identical files installs nothing, says so in the result
+        and logs nothing, at any level.
         """
-        factory, serial = served
+        factory, _ = served
         context = factory._installed.context
+        events: list[LogEvent] = []
+        globalLogPublisher.addObserver(events.append)
+        try:
+            result = factory.reload()
+        finally:
+            globalLogPublisher.removeObserver(events.append)
 
-        result = factory.reload()
+        assert events == []
 
         assert result.succeeded and not result.changed
         assert factory._installed.context is context

@@ -55,6 +55,8 @@ from ._loading import (
     FileContents,
     acceptValidity,
     certificatesIn,
+    checkPassphrase,
+    optionalAbsolutePath,
     parseCredentialFiles,
     readCredentialFiles,
     readFile,
@@ -230,15 +232,13 @@ class ReloadingClientCredentials:
         if passphrase is not None and passphraseFile is not None:
             raise ValueError("give passphrase or passphraseFile, not both")
 
-        self.caCertsFile = caCertsFile
+        self.caCertsFile = optionalAbsolutePath(caCertsFile)
         self.clientFiles: CredentialFiles | None = None
         if clientCertificateFile is not None:
-            self.clientFiles = CredentialFiles(
-                certificateFile=clientCertificateFile,
-                privateKeyFile=clientKeyFile or clientCertificateFile,
-                passphraseFile=passphraseFile,
+            self.clientFiles = CredentialFiles.absolute(
+                clientCertificateFile, clientKeyFile, passphraseFile=passphraseFile
             )
-        self._passphrase = passphrase
+        self._passphrase = checkPassphrase(passphrase)
         self._now = now
         self._creators: WeakSet[ReloadingClientContextFactory] = WeakSet()
         self._callbacks: ReloadCallbacks[ClientReloadResult] = ReloadCallbacks()
@@ -317,10 +317,9 @@ class ReloadingClientCredentials:
         try:
             digest, caData, clientRead = self._read()
             if digest == current.digest:
+                # Nothing is logged: watchers call this every few seconds,
+                # and twistd prints debug events too.
                 result = self._result(current, changed=False)
-                self._log.debug(
-                    "Client TLS files unchanged: {paths}", paths=self.watchedPaths()
-                )
             else:
                 material = self._parse(digest, caData, clientRead, initial=False)
                 self._install(material)

@@ -37,6 +37,8 @@ from ._loading import (
     CredentialFiles,
     Credentials,
     acceptValidity,
+    checkPassphrase,
+    optionalAbsolutePath,
     parseCredentialFiles,
     readCredentialFiles,
     utcNow,
@@ -178,20 +180,20 @@ class ReloadingContextFactory:
         clientAuth = _effectiveClientAuth(clientCAFile, clientAuth)
         if passphrase is not None and passphraseFile is not None:
             raise ValueError("give passphrase or passphraseFile, not both")
-        files = CredentialFiles(
-            certificateFile=certificateFile,
-            privateKeyFile=privateKeyFile or certificateFile,
-            extraChainFile=extraChainFile,
-            clientCAFile=clientCAFile,
-            passphraseFile=passphraseFile,
+        files = CredentialFiles.absolute(
+            certificateFile,
+            privateKeyFile,
+            extraChainFile,
+            clientCAFile,
+            passphraseFile,
         )
-        self._passphrase = passphrase
+        self._passphrase = checkPassphrase(passphrase)
         self._now = now
         self._callbacks: ReloadCallbacks[ReloadResult] = ReloadCallbacks()
 
         read = readCredentialFiles(files, self._passphrase)
         credentials = self._check(
-            parseCredentialFiles(read, passphrase), None, certificateFile
+            parseCredentialFiles(read, self._passphrase), None, files.certificateFile
         )
         self._installed = self._install(credentials, files, clientAuth)
         self._dispatchContext = self._buildDispatchContext()
@@ -294,7 +296,9 @@ class ReloadingContextFactory:
         @return: What happened.
         """
         clientAuth = _effectiveClientAuth(clientCAFile, clientAuth)
-        files = replace(self._installed.files, clientCAFile=clientCAFile)
+        files = replace(
+            self._installed.files, clientCAFile=optionalAbsolutePath(clientCAFile)
+        )
         return self._reloadWith(files, clientAuth, quietIfRepeated=False)
 
     def _reloadWith(
@@ -308,11 +312,10 @@ class ReloadingContextFactory:
         try:
             read = readCredentialFiles(files, self._passphrase)
             if read.digest == current.digest and clientAuth == installed.clientAuth:
+                # Nothing is logged: watchers call this every few seconds,
+                # and twistd prints debug events too.
                 result = ReloadResult(
                     succeeded=True, changed=False, certificate=current.info
-                )
-                self._log.debug(
-                    "TLS files unchanged: {path}", path=files.certificateFile
                 )
             else:
                 credentials = self._check(

@@ -35,8 +35,11 @@ __all__ = [
     "Credentials",
     "FileContents",
     "ServableKey",
+    "absolutePath",
     "acceptValidity",
     "certificatesIn",
+    "checkPassphrase",
+    "optionalAbsolutePath",
     "parseCredentialFiles",
     "readCredentialFiles",
     "readFile",
@@ -96,6 +99,28 @@ class CredentialFiles:
     extraChainFile: str | None = None
     clientCAFile: str | None = None
     passphraseFile: str | None = None
+
+    @classmethod
+    def absolute(
+        cls,
+        certificateFile: str,
+        privateKeyFile: str | None = None,
+        extraChainFile: str | None = None,
+        clientCAFile: str | None = None,
+        passphraseFile: str | None = None,
+    ) -> CredentialFiles:
+        """
+        Name the files by absolute paths, so that reloads still find them
+        after the program changes its working directory (as C{twistd} does
+        when it daemonizes); the key defaults to the certificate file.
+        """
+        return cls(
+            certificateFile=absolutePath(certificateFile),
+            privateKeyFile=absolutePath(privateKeyFile or certificateFile),
+            extraChainFile=optionalAbsolutePath(extraChainFile),
+            clientCAFile=optionalAbsolutePath(clientCAFile),
+            passphraseFile=optionalAbsolutePath(passphraseFile),
+        )
 
     def paths(self) -> list[str]:
         """
@@ -202,6 +227,38 @@ class Credentials:
     def __repr__(self) -> str:
         # Never let a repr (in a traceback, a log) carry the key.
         return f"<Credentials {self.info.subject} serial={self.info.serialHex}>"
+
+
+def absolutePath(path: str) -> str:
+    """
+    C{path} made absolute against the current working directory.
+
+    @raise TypeError: If C{path} is not text.
+    """
+    if not isinstance(path, str):
+        raise TypeError(f"file names must be str, not {type(path).__name__}")
+    return os.path.abspath(path)
+
+
+def optionalAbsolutePath(path: str | None) -> str | None:
+    """
+    L{absolutePath}, passing L{None} through.
+    """
+    return None if path is None else absolutePath(path)
+
+
+def checkPassphrase(passphrase: object) -> bytes | None:
+    """
+    Refuse a passphrase that is not bytes, with a message saying so.
+
+    @raise TypeError: If C{passphrase} is neither bytes nor L{None}.
+    """
+    if passphrase is None or isinstance(passphrase, bytes):
+        return passphrase
+    raise TypeError(
+        f"passphrase must be bytes (e.g. b'secret' or text.encode()),"
+        f" not {type(passphrase).__name__}"
+    )
 
 
 def readCredentialFiles(
