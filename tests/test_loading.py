@@ -241,6 +241,12 @@ def _corrupt(
             b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"
         )
         return keyPath, "could not be parsed", {}
+    if kind == "chain in the wrong order":
+        blocks = certPem.split(b"-----END CERTIFICATE-----\n")
+        certPath.write_bytes(
+            ca.cert_pem.bytes() + blocks[0] + b"-----END CERTIFICATE-----\n"
+        )
+        return certPath, "put the leaf certificate first", {}
     if kind == "mismatched key":
         keyPath.write_bytes(ca.issue_cert("other.example").private_key_pem.bytes())
         return keyPath, "does not match the certificate", {}
@@ -313,6 +319,7 @@ _BAD_INPUTS = [
     "truncated key",
     "garbage key",
     "mismatched key",
+    "chain in the wrong order",
     "missing certificate",
     "missing key",
     "directory instead of certificate",

@@ -318,7 +318,15 @@ def parseCredentialFiles(
     privateKey = _privateKeyIn(
         files.privateKeyFile, read.contents[files.privateKeyFile], passphrase
     )
-    if _spki(privateKey.public_key()) != _spki(leaf.public_key()):
+    keySPKI = _spki(privateKey.public_key())
+    if keySPKI != _spki(leaf.public_key()):
+        for number, other in enumerate(chain, start=2):
+            if _spki(other.public_key()) == keySPKI:
+                raise CredentialError(
+                    files.certificateFile,
+                    f"the private key belongs to certificate {number} of the"
+                    " chain, not to the first: put the leaf certificate first",
+                )
         raise CredentialError(
             files.privateKeyFile,
             f"private key does not match the certificate in {files.certificateFile}"
