@@ -18,11 +18,13 @@ import trustme
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import (
+    IHostResolution,
+    IResolutionReceiver,
     IStreamClientEndpoint,
     IStreamClientEndpointStringParserWithReactor,
 )
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock, SynchronousResolver
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.plugin import getPlugins
 from zope.interface.verify import verifyObject
@@ -61,6 +63,26 @@ def connectWith(peer: Peer, description: str) -> Outcome:
 
     result: Outcome = runInReactor(scenario)
     return result
+
+
+class _RecordingResolver(SynchronousResolver):
+    """
+    Resolves every name as a memory reactor does, remembering the names it
+    was asked for.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def resolveHostName(
+        self,
+        resolutionReceiver: IResolutionReceiver,
+        hostName: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> IHostResolution:
+        self.names.append(hostName)
+        return super().resolveHostName(resolutionReceiver, hostName, *args, **kwargs)
 
 
 class TestPlugin:
@@ -172,24 +194,38 @@ class TestConnecting:
         assert outcome.succeeded, outcome.error
         assert outcome.clientSerialSeenByServer == serial
 
-    def test_timeoutAndBindAddress(self, caFile: Path) -> None:
+    @pytest.mark.parametrize(
+        ("host", "bindAddress", "expected"),
+        [
+            ("127.0.0.1", "127.0.0.2", ("127.0.0.1", "127.0.0.2")),
+            (r"\:\:1", r"\:\:1", ("::1", "::1")),
+            (r"[\:\:1]", r"[\:\:1]", ("::1", "::1")),
+        ],
+    )
+    def test_timeoutAndBindAddress(
+        self, caFile: Path, host: str, bindAddress: str, expected: tuple[str, str]
+    ) -> None:
         """
-        C{timeout} and C{bindAddress} reach the TCP connection attempt.
+        C{host}, C{timeout} and C{bindAddress} reach the TCP connection
+        attempt; IPv6 addresses have their colons escaped, and may be in
+        brackets as in URLs, which are removed.
         """
         reactor = MemoryReactorClock()
+        resolver = _RecordingResolver()
+        reactor.installNameResolver(resolver)
         endpoint = clientFromString(
             reactor,
-            f"tlsreload:host=127.0.0.1:port=8443:caCerts={caFile}"
-            r":timeout=7.5:bindAddress=127.0.0.2:sighup=no",
+            f"tlsreload:host={host}:port=8443:caCerts={caFile}"
+            f":timeout=7.5:bindAddress={bindAddress}:sighup=no",
         )
         endpoint.connect(Factory.forProtocol(Protocol))
         reactor.advance(1)
-        host, port, _, timeout, bindAddress = reactor.tcpClients[0]
-        assert (host, port, timeout, bindAddress) == (
-            "127.0.0.1",
+        _, port, _, timeout, bound = reactor.tcpClients[0]
+        assert (resolver.names, port, timeout, bound) == (
+            [expected[0]],
             8443,
             7.5,
-            ("127.0.0.2", 0),
+            (expected[1], 0),
         )
 
     def test_relativePathsMadeAbsolute(
@@ -249,8 +285,18 @@ class TestBadDescriptions:
             (("h", "443"), {"host": "h"}, "host given twice"),
             (("h", "443"), {"timeout": "0"}, "timeout must be a number of seconds"),
             (("h", "443"), {"timeout": "soon"}, "timeout must be"),
-            (("h", "443"), {"watch": "-1"}, "watch must be a number of seconds"),
+            (("h", "443"), {"watch": "-1"}, "watch must be 0 (off) or at least 0.1"),
             (("h", "443"), {"interval": "nan"}, "interval must be"),
+            (
+                ("h", "443"),
+                {"watch": "0.0001"},
+                "watch must be 0 (off) or at least 0.1 seconds, not '0.0001'",
+            ),
+            (
+                ("h", "443"),
+                {"interval": "0.05"},
+                "interval must be 0 (off) or at least 0.1 seconds, not '0.05'",
+            ),
             (("h", "443"), {"sighup": "maybe"}, "sighup must be yes or no"),
             (("h", "443"), {"privateKey": "k.pem"}, "privateKey= needs certKey"),
             (("h", "443"), {"passphraseFile": "p"}, "passphraseFile= needs certKey"),
@@ -269,6 +315,29 @@ class TestBadDescriptions:
             parseClientEndpoint(MemoryReactorClock(), *args, **kwargs)
         assert str(raised.value).startswith("tlsreload: ")
         assert message in str(raised.value)
+
+    @pytest.mark.parametrize(
+        ("description", "key"),
+        [
+            ("tlsreload:host=::1:port=443", "host"),
+            ("tlsreload:::1:443", "host"),
+            ("tlsreload:host=fe80::1:port=443", "host"),
+            ("tlsreload:localhost:443:bindAddress=::1", "bindAddress"),
+            ("tlsreload:host=localhost:port=443:bindAddress=[::1]", "bindAddress"),
+        ],
+    )
+    def test_unescapedColons(self, description: str, key: str) -> None:
+        """
+        Unescaped colons in an address are reported as such, with the
+        escaped spelling for the key concerned, not as a stray value or a
+        key given twice.
+        """
+        with pytest.raises(ValueError) as raised:
+            clientFromString(MemoryReactorClock(), description)
+        assert str(raised.value) == (
+            "tlsreload: empty value between two colons; colons inside a value"
+            f" (as in an IPv6 address) must be escaped as \\:, as in {key}=\\:\\:1"
+        )
 
     def test_missingFile(self, tmp_path: Path) -> None:
         """
@@ -289,18 +358,37 @@ class TestConstructor:
     """
 
     @pytest.mark.parametrize("key", ["watch", "interval"])
-    @pytest.mark.parametrize("value", [-1, -0.5, math.nan, math.inf])
+    @pytest.mark.parametrize("value", [-1, -0.5, math.nan, math.inf, 0.0001, 0.09])
     def test_badSecondsRefused(self, caFile: Path, key: str, value: float) -> None:
         """
-        A negative, infinite or NaN C{watch} or C{interval} is refused when
-        the endpoint is built, naming the argument, rather than at the first
-        connection.
+        A negative, infinite or NaN C{watch} or C{interval}, or one shorter
+        than 0.1 seconds, is refused when the endpoint is built, naming the
+        argument and the value, rather than at the first connection.
         """
         creator = ReloadingClientContextFactory("localhost", str(caFile))
-        with pytest.raises(ValueError, match=f"^tlsreload: {key} must be"):
+        with pytest.raises(ValueError) as raised:
             ReloadingClientEndpoint(
                 MemoryReactorClock(), "localhost", 443, creator, **{key: value}
             )
+        assert str(raised.value) == (
+            f"tlsreload: {key} must be 0 (off) or at least 0.1 seconds, not {value!r}"
+        )
+
+    @pytest.mark.parametrize("value", [0, 0.1, 2.5])
+    def test_goodSecondsAccepted(self, caFile: Path, value: float) -> None:
+        """
+        0 (off) and any period from 0.1 seconds are kept as given.
+        """
+        creator = ReloadingClientContextFactory("localhost", str(caFile))
+        endpoint = ReloadingClientEndpoint(
+            MemoryReactorClock(),
+            "localhost",
+            443,
+            creator,
+            watch=value,
+            interval=value,
+        )
+        assert (endpoint.watch, endpoint.interval) == (value, value)
 
 
 class TestTriggers:

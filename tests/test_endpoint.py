@@ -270,19 +270,49 @@ class TestParsing:
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}:sighup={value}")
         assert endpoint.sighup is (value.lower() in ("yes", "true", "on", "1"))
 
+    @pytest.mark.parametrize("interface", ["\\:\\:1", "[\\:\\:1]"])
     def test_escapedIPv6Interface(
-        self, reactor: MemoryReactorClock, files: tuple[Path, Path, int]
+        self,
+        reactor: MemoryReactorClock,
+        files: tuple[Path, Path, int],
+        interface: str,
     ) -> None:
         """
-        An IPv6 interface with escaped colons listens on IPv6.
+        An IPv6 interface with escaped colons, bare or in brackets as in
+        URLs, listens on IPv6.
         """
-        endpoint = _parse(reactor, f"tlsreload:8443:{_basic(files)}:interface=\\:\\:1")
+        endpoint = _parse(
+            reactor, f"tlsreload:8443:{_basic(files)}:interface={interface}"
+        )
         assert endpoint.interface == "::1"
         port = self._listen(endpoint)
         assert reactor.tcpServers[0][0] == 8443
         assert reactor.tcpServers[0][3] == "::1"
         assert port.getHost().type == "TCP"
         assert port.getHost().host == "::1"  # type: ignore[attr-defined]
+
+    @pytest.mark.parametrize(
+        ("keys", "watch", "interval"),
+        [
+            ("watch=0.1", 0.1, 0),
+            ("interval=0.1", 0, 0.1),
+            ("watch=0:interval=0", 0, 0),
+            ("watch=0.25:interval=1e3", 0.25, 1000),
+        ],
+    )
+    def test_shortestPeriods(
+        self,
+        reactor: MemoryReactorClock,
+        files: tuple[Path, Path, int],
+        keys: str,
+        watch: float,
+        interval: float,
+    ) -> None:
+        """
+        C{watch} and C{interval} take 0 (off) and anything from 0.1 seconds.
+        """
+        endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}:{keys}")
+        assert (endpoint.watch, endpoint.interval) == (watch, interval)
 
     def test_escapedColonInPath(
         self, reactor: MemoryReactorClock, tmp_path: Path, ca: trustme.CA
@@ -341,6 +371,11 @@ class TestParsing:
         return ports[0]
 
 
+_UNESCAPED = (
+    "empty value between two colons; colons inside a value (as in an IPv6"
+    " address) must be escaped as \\:, as in interface=\\:\\:1"
+)
+
 # Each bad description (after "tlsreload:") and what its error must say.
 _BAD = [
     ("{files}", "no port given"),
@@ -359,10 +394,24 @@ _BAD = [
     ("8443:{files}:clientAuth=bogus", "clientAuth must be required or optional"),
     ("8443:{files}:clientAuth=optional", "clientAuth=optional needs clientCA="),
     ("8443:{files}:sighup=maybe", "sighup must be yes or no, not 'maybe'"),
-    ("8443:{files}:watch=-1", "watch must be a number of seconds"),
-    ("8443:{files}:watch=soon", "watch must be a number of seconds"),
-    ("8443:{files}:watch=inf", "watch must be a number of seconds"),
-    ("8443:{files}:interval=-5", "interval must be a number of seconds"),
+    ("8443:{files}:watch=-1", "watch must be 0 (off) or at least 0.1 seconds"),
+    ("8443:{files}:watch=soon", "watch must be 0 (off) or at least 0.1 seconds"),
+    ("8443:{files}:watch=inf", "watch must be 0 (off) or at least 0.1 seconds"),
+    (
+        "8443:{files}:watch=0.0001",
+        "watch must be 0 (off) or at least 0.1 seconds, not '0.0001'",
+    ),
+    ("8443:{files}:interval=-5", "interval must be 0 (off) or at least 0.1"),
+    (
+        "8443:{files}:interval=0.0999",
+        "interval must be 0 (off) or at least 0.1 seconds, not '0.0999'",
+    ),
+    # Unescaped colons, as in an IPv6 address, leave empty values behind.
+    ("8443:{files}:interface=::1", _UNESCAPED),
+    ("8443:{files}:interface=::", _UNESCAPED),
+    ("8443:{files}:interface=fe80::1", _UNESCAPED),
+    ("8443:{files}:interface=[::1]", _UNESCAPED),
+    ("8443::{files}", "empty value between two colons"),
     ("8443:{files}:backlog=0", "backlog must be a positive whole number"),
     ("8443:{files}:backlog=lots", "backlog must be a positive whole number"),
     ("8443:{files}:sslmethod=TLSv1_2_METHOD", "sslmethod is not supported"),
@@ -477,24 +526,41 @@ class TestConstructor:
         assert result.serverCertificate.serial_number == serial
 
     @pytest.mark.parametrize("key", ["watch", "interval"])
-    @pytest.mark.parametrize("value", [-1, -0.5, math.nan, math.inf])
+    @pytest.mark.parametrize("value", [-1, -0.5, math.nan, math.inf, 0.0001, 0.09])
     def test_badSecondsRefused(
         self, files: tuple[Path, Path, int], key: str, value: float
     ) -> None:
         """
-        A negative, infinite or NaN C{watch} or C{interval} is refused when
-        the endpoint is built, naming the argument, rather than when it
-        listens.
+        A negative, infinite or NaN C{watch} or C{interval}, or one shorter
+        than 0.1 seconds, is refused when the endpoint is built, naming the
+        argument and the value, rather than when it listens.
         """
         cert, keyFile, _ = files
         factory = ReloadingContextFactory(str(cert), str(keyFile))
-        with pytest.raises(ValueError, match=f"^tlsreload: {key} must be"):
+        with pytest.raises(ValueError) as raised:
             ReloadingServerEndpoint(
                 MemoryReactorClock(),
                 factory,
                 0,
                 **{key: value},  # type: ignore[arg-type]
             )
+        assert str(raised.value) == (
+            f"tlsreload: {key} must be 0 (off) or at least 0.1 seconds, not {value!r}"
+        )
+
+    @pytest.mark.parametrize("value", [0, 0.1, 2.5])
+    def test_goodSecondsAccepted(
+        self, files: tuple[Path, Path, int], value: float
+    ) -> None:
+        """
+        0 (off) and any period from 0.1 seconds are kept as given.
+        """
+        cert, keyFile, _ = files
+        factory = ReloadingContextFactory(str(cert), str(keyFile))
+        endpoint = ReloadingServerEndpoint(
+            MemoryReactorClock(), factory, 0, watch=value, interval=value
+        )
+        assert (endpoint.watch, endpoint.interval) == (value, value)
 
 
 class TestListening:

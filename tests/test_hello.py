@@ -23,16 +23,20 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.internet.endpoints import _parse as parseDescription
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
-from txtlsreload import CertificateInfo
+from txtlsreload import CertificateInfo, ReloadingContextFactory
+from txtlsreload._endpoint import ReloadingServerEndpoint
 from txtlsreload._hello import (
     DEFAULT_PORT,
     DevelopmentCertificate,
     HelloResource,
     Options,
     _hasIPv6,
+    _HelloService,
     _planListeners,
     ensureDevelopmentCertificate,
     makeService,
@@ -335,6 +339,31 @@ class TestMakeService:
             makeService(options)
         assert raised.value.code == f"tlshello: {tmp_path}/nope.pem: file not found"
 
+    @pytest.mark.parametrize(
+        ("argv", "hint"),
+        [
+            (["--cert", "{cert}"], True),
+            (["--cert", "{cert}", "--key", "{cert}"], False),
+            (["--key", "{cert}"], False),
+        ],
+    )
+    def test_certWithoutKeyExits(
+        self, tmp_path: Path, ca: trustme.CA, argv: list[str], hint: bool
+    ) -> None:
+        """
+        A certificate file without a key ends the program saying so, and,
+        when it came with C{--cert} and no C{--key}, how to give the key.
+        """
+        cert, _, _ = writeLeaf(ca, tmp_path)
+        options = Options()
+        options.parseOptions([a.format(cert=cert) for a in argv])
+        with pytest.raises(SystemExit) as raised:
+            makeService(options)
+        message = f"tlshello: {cert}: holds a certificate but no private key"
+        if hint:
+            message += " (give the key with --key)"
+        assert raised.value.code == message
+
     def test_badListenExits(self) -> None:
         """
         A wrong C{--listen} description ends the program with a message
@@ -348,6 +377,89 @@ class TestMakeService:
             "tlshello: --listen tlsreload:8443:privateKey=k:color=blue:"
             " tlsreload: unknown key 'color'"
         )
+
+
+class TestStartupHints:
+    """
+    What C{tlshello} logs when it starts: how to try it and how to rotate.
+    """
+
+    def _startupLog(
+        self, tmp_path: Path, ca: trustme.CA, development: bool, clientCA: bool
+    ) -> tuple[list[str], str, str, str]:
+        """
+        Start a hello service on a memory reactor, serving the development
+        certificate or one from C{ca}, with or without a client CA bundle.
+
+        @return: The log, and the certificate, key and client CA files.
+        """
+        made = None
+        if development:
+            made = ensureDevelopmentCertificate(str(tmp_path / "dev"))
+            cert, key = made.certificateFile, made.privateKeyFile
+        else:
+            certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+            cert, key = str(certPath), str(keyPath)
+        clientCAFile = tmp_path / "CA.pem"
+        clientCAFile.write_bytes(trustme.CA().cert_pem.bytes())
+        factory = ReloadingContextFactory(
+            cert, key, clientCAFile=str(clientCAFile) if clientCA else None
+        )
+        endpoint = ReloadingServerEndpoint(MemoryReactorClock(), factory, 9443)
+        # Never touch this test process's SIGHUP handling.
+        endpoint._ensureSIGHUP = lambda reactor, reloadable: None  # type: ignore[method-assign,assignment]
+        top = _HelloService(made)
+        top.addListener(endpoint, Site(HelloResource()), "tlsreload:9443")
+        with _capturedLog() as log:
+            top.privilegedStartService()
+            top.startService()
+        top.stopService()
+        return log, cert, key, str(clientCAFile)
+
+    def test_tryWithoutClientCertificates(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Without C{--ca}, the suggested curl command trusts the development
+        certificate and needs nothing more.
+        """
+        log, cert, _, _ = self._startupLog(tmp_path, ca, True, clientCA=False)
+        tries = [line for line in log if "Try: curl" in line]
+        assert len(tries) == 1
+        assert tries[0].endswith(f"Try: curl --cacert {cert} https://localhost:9443/")
+
+    def test_tryWithClientCertificates(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        With C{--ca}, the suggested curl command also presents a client
+        certificate, and says where it must come from: without one the
+        server refuses the handshake.
+        """
+        log, cert, _, clientCA = self._startupLog(tmp_path, ca, True, clientCA=True)
+        tries = [line for line in log if "Try: curl" in line]
+        assert len(tries) == 1
+        assert (
+            f"Try: curl --cacert {cert} --cert client.pem --key client.key"
+            f" https://localhost:9443/ (client.pem and client.key: a client"
+            f" certificate issued by a CA in {clientCA}, and its key)"
+        ) in tries[0]
+
+    @pytest.mark.parametrize("development", [True, False])
+    @pytest.mark.parametrize("clientCA", [False, True])
+    def test_rotate(
+        self, tmp_path: Path, ca: trustme.CA, development: bool, clientCA: bool
+    ) -> None:
+        """
+        The rotation hint names the certificate and key to replace; a client
+        CA bundle is mentioned after them, as a file that may change, not
+        as part of every rotation.
+        """
+        log, cert, key, bundle = self._startupLog(tmp_path, ca, development, clientCA)
+        also = (
+            f" (and the client CA bundle {bundle}, if it changes)" if clientCA else ""
+        )
+        expected = (
+            f"To rotate the certificate, replace {cert} and {key}{also} and run:"
+            f" kill -HUP {os.getpid()}"
+        )
+        assert [line for line in log if "To rotate" in line] == [expected]
 
 
 # End to end: real processes, real clients.
@@ -725,6 +837,30 @@ class TestErrorsEndToEnd:
         )
         assert result.returncode == 1
         assert result.stdout == f"tlshello: {tmp_path}/gone.pem: file not found\n"
+
+    @pytest.mark.parametrize(
+        "command",
+        [[*_TWISTD, "-n", "--pidfile=", "tlshello"], [*_TWIST, "tlshello"]],
+        ids=["twistd -n", "twist"],
+    )
+    def test_tlshelloPortInUse(self, tmp_path: Path, command: list[str]) -> None:
+        """
+        C{tlshello} on a port already in use exits with status 1 and one
+        line naming the address and the reason, no traceback.
+        """
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            result = _run([*command, "--port", str(port)], tmp_path)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stdout
+        message = f"tlshello: cannot listen on 127.0.0.1:{port}: Address already in use"
+        lines = result.stdout.splitlines()
+        # twistd has started logging by then, so the line comes through its
+        # log, after a timestamp; twist has not.
+        assert [line for line in lines if "listen" in line] == [lines[-1]]
+        assert lines[-1].endswith(message)
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -32,7 +32,17 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ._client import ReloadingClientContextFactory
-from ._descriptions import path, portNumber, problem, seconds, text, yesNo
+from ._descriptions import (
+    address,
+    path,
+    period,
+    portNumber,
+    problem,
+    refuseEmptyPositional,
+    seconds,
+    text,
+    yesNo,
+)
 from ._registry import IReloadable
 from ._sighup import ensureProcessWideSIGHUP
 
@@ -122,14 +132,15 @@ class ReloadingClientEndpoint:
             none.
         @param interval: Seconds between unconditional reloads; 0 for none.
 
-        @raise ValueError: If C{watch} or C{interval} is negative, infinite
-            or not a number.
+        @raise ValueError: If C{watch} or C{interval} is neither 0 nor a
+            number of seconds from 0.1 up: faster timers would only burn
+            CPU.
         """
         self._reactor = reactor
         self.contextFactory = contextFactory
         self.sighup = sighup
-        self.watch = seconds("watch", watch)
-        self.interval = seconds("interval", interval)
+        self.watch = period("watch", watch)
+        self.interval = period("interval", interval)
         self.watcher: FileWatcher | None = None
         self._triggersStarted = False
         self._tlsEndpoint = wrapClientTLS(
@@ -228,16 +239,16 @@ def parseClientEndpoint(
         names the file and the reason.
     """
     options = _collect(args, kwargs)
-    host = _required(options, "host")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    host = address(_required(options, "host"))
     port = portNumber(_required(options, "port"), lowest=1)
     hostname = options.get("hostname", host)
-    timeout = seconds("timeout", options.get("timeout", "30"), zeroMeans=None)
+    timeout = seconds("timeout", options.get("timeout", "30"))
     sighup = yesNo("sighup", options.get("sighup", "yes"))
-    watch = seconds("watch", options.get("watch", "0"))
-    interval = seconds("interval", options.get("interval", "0"))
+    watch = period("watch", options.get("watch", "0"))
+    interval = period("interval", options.get("interval", "0"))
     bindAddress = options.get("bindAddress")
+    if bindAddress is not None:
+        bindAddress = address(bindAddress)
     caCerts = path("caCerts", options.get("caCerts"))
     certKey = path("certKey", options.get("certKey"))
     privateKey = path("privateKey", options.get("privateKey"))
@@ -276,6 +287,11 @@ def _collect(args: tuple[object, ...], kwargs: dict[str, object]) -> dict[str, s
     Put positional and keyed values in one dictionary of text, refusing
     unknown keys, extra positional values and keys given twice.
     """
+    # Before the other checks: an unescaped colon in an address makes
+    # positional values that those would misreport as stray or repeated.
+    refuseEmptyPositional(
+        [text(value) for value in args], kwargs, ["host", "bindAddress"]
+    )
     unknown = sorted(set(kwargs) - set(_KEYS))
     if unknown:
         raise problem(

@@ -13,11 +13,36 @@ from __future__ import annotations
 
 import math
 import os
+import re
+from collections.abc import Mapping, Sequence
 
-__all__ = ["PREFIX", "path", "portNumber", "problem", "seconds", "text", "yesNo"]
+__all__ = [
+    "MINIMUM_PERIOD",
+    "PREFIX",
+    "address",
+    "path",
+    "period",
+    "portNumber",
+    "problem",
+    "refuseEmptyPositional",
+    "seconds",
+    "text",
+    "yesNo",
+]
 
 # The endpoint type, as descriptions name it and as errors start.
 PREFIX = "tlsreload"
+
+# The shortest time between two looks at the files (watch=) or two forced
+# reloads (interval=).  Each look reads every file and may log; at a
+# thousandth of a second that is a busy loop that floods the log, and no
+# rotation needs faster pickup than this (inotify, where available, reports
+# changes sooner anyway).
+MINIMUM_PERIOD = 0.1
+
+# What is left of an IPv6 address before its first colon: nothing, a
+# bracket, or one group of hex digits.
+_IPV6_START = re.compile(r"\[?[0-9A-Fa-f]{0,4}")
 
 _YES = frozenset({"yes", "true", "on", "1"})
 _NO = frozenset({"no", "false", "off", "0"})
@@ -70,28 +95,86 @@ def yesNo(key: str, value: str) -> bool:
     raise problem(f"{key} must be yes or no, not {value!r}")
 
 
-def seconds(key: str, value: str | float, zeroMeans: str | None = "off") -> float:
+def _number(value: str | float) -> float:
     """
-    A finite, non-negative number of seconds.
-
-    Endpoint constructors check their arguments with this too, so that a bad
-    value given in Python fails where it is given, as one in a description
-    does, and not later when a timer is started with it.
-
-    @param value: The description's text, or a number given in Python.
-    @param zeroMeans: What 0 does (such as C{"off"}), or L{None} if 0 is
-        refused because it would mean nothing sensible.
+    C{value} as a number, NaN if it is none, so that one check refuses both.
     """
     try:
-        number = float(value)
+        return float(value)
     except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number < 0 or (number == 0 and not zeroMeans):
-        detail = (
-            "more than 0" if zeroMeans is None else f"0 or more; 0 turns it {zeroMeans}"
-        )
-        raise problem(f"{key} must be a number of seconds ({detail}), not {value!r}")
+        return math.nan
+
+
+def seconds(key: str, value: str) -> float:
+    """
+    A time limit: a finite number of seconds, more than 0.
+    """
+    number = _number(value)
+    if not (math.isfinite(number) and number > 0):
+        raise problem(f"{key} must be a number of seconds (more than 0), not {value!r}")
     return number
+
+
+def period(key: str, value: str | float) -> float:
+    """
+    The period of a repeating timer: 0 for none, or at least
+    L{MINIMUM_PERIOD} seconds.
+
+    Endpoint constructors check their C{watch} and C{interval} arguments with
+    this too, so that a bad value given in Python fails where it is given, as
+    one in a description does, and not later when a timer is started with it.
+
+    @param value: The description's text, or a number given in Python.
+    """
+    number = _number(value)
+    if not (math.isfinite(number) and (number == 0 or number >= MINIMUM_PERIOD)):
+        raise problem(
+            f"{key} must be 0 (off) or at least {MINIMUM_PERIOD:g} seconds,"
+            f" not {value!r}"
+        )
+    return number
+
+
+def address(value: str) -> str:
+    """
+    A network address, with the brackets of the URL spelling of an IPv6
+    address (C{[\\:\\:1]}) removed, since people copy addresses from URLs.
+    """
+    if value.startswith("[") and value.endswith("]"):
+        return value[1:-1]
+    return value
+
+
+def refuseEmptyPositional(
+    positional: Sequence[str],
+    options: Mapping[str, object],
+    addressKeys: Sequence[str],
+) -> None:
+    """
+    Refuse the shape an unescaped colon leaves in a description.
+
+    Twisted splits descriptions at every colon, so C{interface=::1} arrives
+    as C{interface=""} followed by the values C{""} and C{"1"}.  Left to the
+    later checks, that reads as a stray value or a key given twice, which
+    sends the user looking in the wrong place; an empty value between two
+    colons is never meant, so it is reported as what it almost always is.
+
+    @param positional: The values given without a key.
+    @param options: The values given with a key.
+    @param addressKeys: The keys that take addresses, most likely first; the
+        message's example uses the one that looks cut short, or else the
+        first the description has.
+    """
+    if "" not in positional:
+        return
+    given = [key for key in addressKeys if key in options]
+    # The key whose value looks like the start of a cut IPv6 address, if any.
+    cut = [key for key in given if _IPV6_START.fullmatch(text(options[key]))]
+    key = (cut or given or addressKeys)[0]
+    raise problem(
+        "empty value between two colons; colons inside a value (as in an IPv6"
+        f" address) must be escaped as \\:, as in {key}=\\:\\:1"
+    )
 
 
 def path(key: str, value: str | None) -> str | None:

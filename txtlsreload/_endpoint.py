@@ -44,7 +44,17 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._descriptions import PREFIX, path, portNumber, problem, seconds, text, yesNo
+from ._descriptions import (
+    PREFIX,
+    address,
+    path,
+    period,
+    portNumber,
+    problem,
+    refuseEmptyPositional,
+    text,
+    yesNo,
+)
 from ._errors import CredentialError
 from ._factory import ClientAuth, ReloadingContextFactory
 from ._registry import IReloadable
@@ -65,8 +75,9 @@ _KEYS = {
     "clientAuth": "required or optional (default: required with clientCA)",
     "passphraseFile": "file whose first line decrypts the private key",
     "sighup": "yes or no: reload on SIGHUP (default: yes)",
-    "watch": "seconds between checks of the files for changes (default: 0, off)",
-    "interval": "seconds between unconditional reloads (default: 0, off)",
+    "watch": "seconds (0.1 or more) between checks of the files for changes"
+    " (default: 0, off)",
+    "interval": "seconds (0.1 or more) between unconditional reloads (default: 0, off)",
 }
 
 # Keys of Twisted's ssl: endpoint that we refuse with a reason rather than
@@ -159,7 +170,8 @@ class ReloadingServerEndpoint:
         @param contextFactory: Where every connection's TLS comes from.
         @param port: The TCP port to listen on (0 for any free one).
         @param interface: The address to listen on; empty for every IPv4
-            address.
+            address.  (A description may give an IPv6 address in brackets,
+            as in URLs; the parser removes them.)
         @param backlog: The listen queue length.
         @param sighup: Whether listening makes SIGHUP reload
             C{contextFactory}.
@@ -167,8 +179,9 @@ class ReloadingServerEndpoint:
             none.
         @param interval: Seconds between unconditional reloads; 0 for none.
 
-        @raise ValueError: If C{watch} or C{interval} is negative, infinite
-            or not a number.
+        @raise ValueError: If C{watch} or C{interval} is neither 0 nor a
+            number of seconds from 0.1 up: faster timers would only burn
+            CPU.
         """
         self._reactor = reactor
         self.contextFactory = contextFactory
@@ -176,8 +189,8 @@ class ReloadingServerEndpoint:
         self.interface = interface
         self.backlog = backlog
         self.sighup = sighup
-        self.watch = seconds("watch", watch)
-        self.interval = seconds("interval", interval)
+        self.watch = period("watch", watch)
+        self.interval = period("interval", interval)
         transport: IStreamServerEndpoint
         if isIPv6Address(interface):
             transport = TCP6ServerEndpoint(reactor, port, backlog, interface)
@@ -328,6 +341,7 @@ class TLSReloadParser:
                     " (keys are case-sensitive)"
                 )
 
+        refuseEmptyPositional(positional, options, ["interface"])
         if len(positional) > 1:
             raise problem(
                 f"unexpected value {positional[1]!r}: only the port may be"
@@ -353,8 +367,8 @@ class TLSReloadParser:
         clientAuth = _clientAuth(options.get("clientAuth"), clientCA)
         backlog = _backlog(options.get("backlog", "50"))
         sighup = yesNo("sighup", options.get("sighup", "yes"))
-        watch = seconds("watch", options.get("watch", "0"))
-        interval = seconds("interval", options.get("interval", "0"))
+        watch = period("watch", options.get("watch", "0"))
+        interval = period("interval", options.get("interval", "0"))
         factory = ReloadingContextFactory(
             certificateFile=certKey,
             privateKeyFile=privateKey,
@@ -367,7 +381,7 @@ class TLSReloadParser:
             reactor,
             factory,
             port,
-            options.get("interface", ""),
+            address(options.get("interface", "")),
             backlog,
             sighup=sighup,
             watch=watch,

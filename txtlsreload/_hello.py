@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv4Address, IPv6Address
@@ -32,6 +33,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IListeningPort,
     IProtocolFactory,
@@ -72,6 +74,11 @@ _DEVELOPMENT_VALIDITY = timedelta(days=90)
 # server started today does not stop working tomorrow.
 _RENEW_BEFORE = timedelta(days=1)
 _HELLO = b"Hello, TLS.\n"
+
+# What loading says of a key file without a key (see _loading): given
+# --cert alone, the certificate file is taken for a combined one, and the
+# user most likely forgot --key.
+_NO_PRIVATE_KEY = ("holds a certificate but no private key", "no private key found")
 
 
 class HelloResource(Resource):
@@ -481,35 +488,108 @@ class _HelloService(service.MultiService):
         listener._raiseSynchronously = True
         listener.setServiceParent(self)
 
+    def privilegedStartService(self) -> None:
+        # twistd listens here, before dropping privileges; twist and programs
+        # go straight to startService.
+        with _listenErrorsEndStartup():
+            super().privilegedStartService()
+
     def startService(self) -> None:
-        super().startService()
+        with _listenErrorsEndStartup():
+            super().startService()
         # Logged here rather than when the service is made: twistd forks into
         # the background in between, and the process id must be the final one.
         development = self._development
         if development is not None:
-            _log.info(
-                "Serving a self-signed development certificate, valid until"
-                " {notAfter}: {certificateFile} (key: {privateKeyFile}). Try:"
-                " curl --cacert {certificateFile} https://localhost:{port}/",
-                notAfter=development.notAfter.isoformat(),
-                certificateFile=development.certificateFile,
-                privateKeyFile=development.privateKeyFile,
-                port=self.rotatable[-1].port if self.rotatable else DEFAULT_PORT,
-            )
-        files = sorted(
-            {
-                path
-                for endpoint in self.rotatable
-                if endpoint.sighup
-                for path in endpoint.contextFactory.watchedPaths()
-            }
+            self._announceDevelopment(development)
+        served: set[str] = set()
+        clientCAs: set[str] = set()
+        for endpoint in self.rotatable:
+            if not endpoint.sighup:
+                continue
+            clientCAFile = endpoint.contextFactory.files.clientCAFile
+            for path in endpoint.contextFactory.watchedPaths():
+                (clientCAs if path == clientCAFile else served).add(path)
+        if not served:
+            return
+        # The certificate and key are what a rotation replaces; a client CA
+        # bundle changes on its own schedule, so it is mentioned apart, not
+        # listed first as if it were part of every rotation.
+        also = ""
+        if clientCAs:
+            bundles = " and ".join(sorted(clientCAs))
+            if len(clientCAs) == 1:
+                also = f" (and the client CA bundle {bundles}, if it changes)"
+            else:
+                also = f" (and the client CA bundles {bundles}, if they change)"
+        _log.info(
+            "To rotate the certificate, replace {files}{also} and run: kill -HUP {pid}",
+            files=" and ".join(sorted(served)),
+            also=also,
+            pid=os.getpid(),
         )
-        if files:
-            _log.info(
-                "To rotate the certificate, replace {files} and run: kill -HUP {pid}",
-                files=" and ".join(files),
-                pid=os.getpid(),
+
+    def _announceDevelopment(self, development: DevelopmentCertificate) -> None:
+        """
+        Say where the development certificate is and how to try it.
+        """
+        # The development listener is added last; every listener of it shares
+        # one factory.
+        shortcut = self.rotatable[-1] if self.rotatable else None
+        clientCAFile = (
+            None if shortcut is None else shortcut.contextFactory.files.clientCAFile
+        )
+        # With --ca, the server refuses a client without a certificate, so a
+        # bare curl would only show "certificate required".
+        clientOptions = clientNote = ""
+        if clientCAFile is not None:
+            clientOptions = " --cert client.pem --key client.key"
+            clientNote = (
+                f" (client.pem and client.key: a client certificate issued by"
+                f" a CA in {clientCAFile}, and its key)"
             )
+        _log.info(
+            "Serving a self-signed development certificate, valid until"
+            " {notAfter}: {certificateFile} (key: {privateKeyFile}). Try:"
+            " curl --cacert {certificateFile}{clientOptions}"
+            " https://localhost:{port}/{clientNote}",
+            notAfter=development.notAfter.isoformat(),
+            certificateFile=development.certificateFile,
+            privateKeyFile=development.privateKeyFile,
+            port=DEFAULT_PORT if shortcut is None else shortcut.port,
+            clientOptions=clientOptions,
+            clientNote=clientNote,
+        )
+
+
+class _StartupFailed(SystemExit, Exception):
+    """
+    Ends C{twistd tlshello} with a one-line message and exit status 1, once
+    twistd has started the service.
+
+    A L{SystemExit}, so that the interpreter prints the message alone
+    instead of a traceback; and an L{Exception}, so that twistd running as a
+    daemon still catches it and hands its message to the parent process,
+    which reports it to the user's terminal.
+    """
+
+
+@contextmanager
+def _listenErrorsEndStartup() -> Iterator[None]:
+    """
+    Turn a listener that cannot listen (port in use, no permission, no such
+    address) into a one-line message naming the address and the reason, as
+    for bad files.
+    """
+    try:
+        yield
+    except CannotListenError as e:
+        interface = e.interface or "0.0.0.0"  # noqa: S104
+        where = f"[{interface}]" if ":" in interface else interface
+        reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+        raise _StartupFailed(
+            f"tlshello: cannot listen on {where}:{e.port}: {reason}"
+        ) from None
 
 
 def makeService(options: Options) -> service.IService:
@@ -539,7 +619,12 @@ def makeService(options: Options) -> service.IService:
         return top
     # The user never saw this description (only the files in it are theirs),
     # so its errors are shown without it.
-    shortcut = _parseListener(reactor, plan.shortcut, "")
+    shortcut = _parseListener(
+        reactor,
+        plan.shortcut,
+        "",
+        keyHint=options["cert"] is not None and options["key"] is None,
+    )
     top.addListener(shortcut, site, plan.shortcut)
     # Always true, as the shortcut is a tlsreload: description; the check
     # tells the type checker so.
@@ -561,13 +646,20 @@ def makeService(options: Options) -> service.IService:
 
 
 def _parseListener(
-    reactor: object, description: str, context: str
+    reactor: object, description: str, context: str, keyHint: bool = False
 ) -> IStreamServerEndpoint:
     """
     The endpoint for C{description}, or the end of the program with a
     message (starting with C{context}) saying why there is none.
+
+    @param keyHint: Whether a key file without a key is the certificate
+        given with C{--cert} and no C{--key}, so that the message should say
+        how to give the key.
     """
     try:
         return serverFromString(reactor, description)  # type: ignore[no-any-return]
     except (ValueError, CredentialError) as e:
-        raise SystemExit(f"tlshello: {context}{e}") from None
+        hint = ""
+        if keyHint and isinstance(e, CredentialError) and e.reason in _NO_PRIVATE_KEY:
+            hint = " (give the key with --key)"
+        raise SystemExit(f"tlshello: {context}{e}{hint}") from None
