@@ -58,6 +58,17 @@ class RecordingReloadable:
         return Outcome(self.succeed)
 
 
+@pytest.fixture
+def recording(tmp_path: Path) -> RecordingReloadable:
+    """
+    A L{RecordingReloadable} on a new clock, for one file
+    C{tmp_path/cert.pem}.
+    """
+    path = tmp_path / "cert.pem"
+    path.write_bytes(b"x")
+    return RecordingReloadable(Clock(), [path])
+
+
 @dataclass
 class Served:
     """
@@ -177,14 +188,12 @@ class TestPolling:
         assert [r.certificate.serialNumber for r in served.successes] == [newSerial]
         watcher.stop()
 
-    def test_unchangedFilesAreNotRead(self, tmp_path: Path) -> None:
+    def test_unchangedFilesAreNotRead(self, recording: RecordingReloadable) -> None:
         """
         A poll that finds every file's identity unchanged does not reload.
         """
-        clock = Clock()
-        path = tmp_path / "cert.pem"
-        path.write_bytes(b"x")
-        reloadable = RecordingReloadable(clock, [path])
+        reloadable = recording
+        clock = reloadable.clock
         watcher = watching(reloadable, clock)
         assert reloadable.calls == [0]
         clock.pump([POLL] * 5)
@@ -277,22 +286,6 @@ class TestNoOpRewrite:
         assert served.successes == []
         assert loud(logEvents) == []
         assert servedSerial(served, ca) == served.serial
-        watcher.stop()
-
-    def test_periodicResyncIsQuiet(
-        self, served: Served, logEvents: list[LogEvent]
-    ) -> None:
-        """
-        Interval reloads of unchanged files log nothing at info or above and
-        install nothing.
-        """
-        clock = Clock()
-        watcher = watching(served.factory, clock, reloadInterval=3)
-        logEvents.clear()
-        clock.pump([1] * 30)
-        assert watcher.reloads == 1 + 10
-        assert served.successes == []
-        assert loud(logEvents) == []
         watcher.stop()
 
 
@@ -399,20 +392,78 @@ class TestHalfDoneRotation:
         watcher.stop()
 
 
+def watcherEvents(events: list[LogEvent]) -> list[str]:
+    """
+    The events, at any level, from any txtlsreload namespace, as text.
+    """
+    return [
+        f"{event['log_level'].name}: {event.get('log_format')}"
+        for event in events
+        if event.get("log_namespace", "").startswith("txtlsreload")
+    ]
+
+
+class TestLogging:
+    """
+    What a watcher says: nothing while nothing happens (twistd prints debug
+    events too), and one line for each thing that matters.
+    """
+
+    def test_quietRunLogsNothing(
+        self, served: Served, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        A hundred polls and a hundred interval reloads of unchanged files
+        install nothing and log nothing at any level, apart from the one
+        line saying the watcher started.
+        """
+        clock = Clock()
+        watcher = FileWatcher(
+            served.factory, 1, clock, reloadInterval=1, useInotify=False
+        )
+        watcher.start()
+        clock.pump([0.25] * 400)
+        watcher.stop()
+        assert watcher.reloads == 1 + 100
+        assert served.successes == served.failures == []
+        [started] = watcherEvents(logEvents)
+        assert started.startswith("info: Watching {count} TLS file(s)")
+
+    def test_failingEpisodeLogsTwoLines(
+        self, recording: RecordingReloadable, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        Twenty refused retries are one line saying the watcher keeps
+        retrying and, once the files agree, one saying they are usable
+        again.
+        """
+        reloadable = recording
+        clock = reloadable.clock
+        reloadable.succeed = False
+        watcher = watching(reloadable, clock, retryDelays=(1,))
+        clock.pump([1] * 20)
+        reloadable.succeed = True
+        clock.advance(1)
+        watcher.stop()
+        assert len(reloadable.calls) == 1 + 21
+        said = [text for text in watcherEvents(logEvents) if "Watching" not in text]
+        assert len(said) == 2
+        assert said[0].startswith("info: TLS reload refused;")
+        assert said[1].startswith("info: TLS files usable again")
+
+
 class TestBackoff:
     """
     When and how often a refused reload is retried.
     """
 
-    def test_backoffThenLastDelayForever(self, tmp_path: Path) -> None:
+    def test_backoffThenLastDelayForever(self, recording: RecordingReloadable) -> None:
         """
         Retries follow C{retryDelays}, then repeat the last delay for as long
         as the reload is refused, and stop once it succeeds.
         """
-        clock = Clock()
-        path = tmp_path / "cert.pem"
-        path.write_bytes(b"x")
-        reloadable = RecordingReloadable(clock, [path])
+        reloadable = recording
+        clock = reloadable.clock
         reloadable.succeed = False
         watcher = watching(reloadable, clock, retryDelays=(1, 2, 3))
         clock.pump([0.5] * 30)
@@ -425,15 +476,13 @@ class TestBackoff:
         assert reloadable.calls[-1] == 18
         watcher.stop()
 
-    def test_changeRestartsBackoff(self, tmp_path: Path) -> None:
+    def test_changeRestartsBackoff(self, recording: RecordingReloadable) -> None:
         """
         A change noticed while retries are slow reloads at once and starts
         the backoff over from its first delay.
         """
-        clock = Clock()
-        path = tmp_path / "cert.pem"
-        path.write_bytes(b"x")
-        reloadable = RecordingReloadable(clock, [path])
+        reloadable = recording
+        clock, path = reloadable.clock, reloadable.paths[0]
         reloadable.succeed = False
         watcher = watching(reloadable, clock, retryDelays=(1, 100))
         clock.pump([1] * 5)
@@ -443,16 +492,14 @@ class TestBackoff:
         watcher.stop()
 
     def test_reloadThatRaisesIsRetried(
-        self, tmp_path: Path, logEvents: list[LogEvent]
+        self, recording: RecordingReloadable, logEvents: list[LogEvent]
     ) -> None:
         """
         A reloadable whose C{reload} raises is treated as refused: logged and
         retried, and the watcher keeps running.
         """
-        clock = Clock()
-        path = tmp_path / "cert.pem"
-        path.write_bytes(b"x")
-        reloadable = RecordingReloadable(clock, [path])
+        reloadable = recording
+        clock = reloadable.clock
         reloadable.raiseError = True
         watcher = watching(reloadable, clock, retryDelays=(1,))
         clock.pump([1] * 3)
@@ -485,15 +532,15 @@ class TestDebounce:
         assert watcher.reloads == before + 1
         watcher.stop()
 
-    def test_steadyStreamIsCapped(self, tmp_path: Path) -> None:
+    def test_steadyStreamIsCapped(
+        self, tmp_path: Path, recording: RecordingReloadable
+    ) -> None:
         """
         A steady stream of notices delays the reload by at most twenty
         debounce periods.
         """
-        clock = Clock()
-        path = tmp_path / "cert.pem"
-        path.write_bytes(b"x")
-        reloadable = RecordingReloadable(clock, [path])
+        reloadable = recording
+        clock = reloadable.clock
         watcher = watching(reloadable, clock, debounce=0.1)
         for _ in range(100):
             watcher._directoryEvent(str(tmp_path), None)
@@ -502,40 +549,19 @@ class TestDebounce:
         assert 2.0 - 0.1 <= reloadable.calls[1] <= 2.0
         watcher.stop()
 
-    def test_unrelatedNamesIgnored(self, tmp_path: Path) -> None:
-        """
-        A notice about another file in a watched directory does nothing.
-        """
-        clock = Clock()
-        path = tmp_path / "cert.pem"
-        path.write_bytes(b"x")
-        reloadable = RecordingReloadable(clock, [path])
-        watcher = FileWatcher(reloadable, POLL, clock)
-        watcher.start()
-        watcher._names = {str(tmp_path): {path.name}}
-        watcher._directoryEvent(str(tmp_path), "unrelated.log")
-        clock.advance(1)
-        assert reloadable.calls == [0]
-        watcher._directoryEvent(str(tmp_path), path.name)
-        clock.pump([DEFAULT_DEBOUNCE] * 2)
-        assert reloadable.calls == [0, pytest.approx(1 + DEFAULT_DEBOUNCE)]
-        watcher.stop()
-
 
 class TestReloadInterval:
     """
     C{reloadInterval} reloads on a timer whatever the files look like.
     """
 
-    def test_reloadsEveryInterval(self, tmp_path: Path) -> None:
+    def test_reloadsEveryInterval(self, recording: RecordingReloadable) -> None:
         """
         With no change at all, the reloadable is still asked every
         C{reloadInterval} seconds.
         """
-        clock = Clock()
-        path = tmp_path / "cert.pem"
-        path.write_bytes(b"x")
-        reloadable = RecordingReloadable(clock, [path])
+        reloadable = recording
+        clock = reloadable.clock
         watcher = watching(reloadable, clock, reloadInterval=25)
         clock.pump([1] * 100)
         assert reloadable.calls == [0, 25, 50, 75, 100]
@@ -577,15 +603,15 @@ class TestLifecycle:
     @pytest.mark.parametrize(
         "state", ["idle", "debouncing", "retrying", "interval"], ids=str
     )
-    def test_stopCancelsEveryTimer(self, tmp_path: Path, state: str) -> None:
+    def test_stopCancelsEveryTimer(
+        self, tmp_path: Path, recording: RecordingReloadable, state: str
+    ) -> None:
         """
         After C{stop}, no delayed call is left on the clock, whatever was
         pending, and nothing more is reloaded.
         """
-        clock = Clock()
-        path = tmp_path / "cert.pem"
-        path.write_bytes(b"x")
-        reloadable = RecordingReloadable(clock, [path])
+        reloadable = recording
+        clock = reloadable.clock
         reloadable.succeed = state != "retrying"
         watcher = watching(
             reloadable, clock, reloadInterval=5 if state == "interval" else 0

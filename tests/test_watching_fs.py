@@ -22,9 +22,10 @@ import pytest
 import trustme
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, globalLogPublisher
+from zope.interface import implementer
 
-from txtlsreload import ReloadingContextFactory, ReloadResult, _watching
-from txtlsreload._watching import FileWatcher
+from txtlsreload import IReloadable, ReloadingContextFactory, ReloadResult, _watching
+from txtlsreload._watching import FileWatcher, watchFiles
 
 from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
 
@@ -57,6 +58,62 @@ def inotifyDescriptors() -> int:
         except OSError:
             pass
     return count
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """
+    What L{CountingReloadable} reports.
+    """
+
+    succeeded: bool = True
+    changed: bool = False
+
+
+@implementer(IReloadable)
+class CountingReloadable:
+    """
+    Counts its reloads, which always succeed, for paths that need not hold
+    certificates (or exist yet).
+    """
+
+    def __init__(self, *paths: Path) -> None:
+        self.paths = paths
+        self.reloads = 0
+
+    def watchedPaths(self) -> list[str]:
+        return [str(path) for path in self.paths]
+
+    def reload(self, quietIfRepeated: bool = False) -> Outcome:
+        self.reloads += 1
+        return Outcome()
+
+
+def kernelWatches(reactor: MemoryReactorClock) -> dict[int, int]:
+    """
+    The inotify watches the kernel holds for the watchers on C{reactor}: the
+    watched directory's inode, and the events asked for.
+    """
+    notifier = _watching._hubs[reactor]._notifier
+    watches: dict[int, int] = {}
+    with open(f"/proc/self/fdinfo/{notifier.fileno()}") as fdinfo:
+        for line in fdinfo:
+            if line.startswith("inotify wd:"):
+                fields = dict(item.split(":", 1) for item in line.split()[1:])
+                watches[int(fields["ino"], 16)] = int(fields["mask"], 16)
+    return watches
+
+
+def directoriesOnTheWay(*paths: Path) -> set[str]:
+    """
+    Every directory the kernel looks a name up in to reach C{paths} (and
+    the targets of their symlinks).
+    """
+    directories: set[str] = set()
+    for path in paths:
+        for resolved in {path.absolute(), path.resolve()}:
+            directories.update(str(parent) for parent in resolved.parents)
+    return directories
 
 
 @dataclass
@@ -376,6 +433,41 @@ def loud(events: list[LogEvent]) -> list[str]:
     ]
 
 
+class TestQuiet:
+    """
+    A watcher over files that do not change says nothing.
+    """
+
+    def test_quietRunLogsNothing(
+        self,
+        harness: Harness,
+        ca: trustme.CA,
+        tmp_path: Path,
+        logEvents: list[LogEvent],
+    ) -> None:
+        """
+        Other files coming and going next to and above the watched ones,
+        and five polls, log nothing at any level.
+        """
+        live = tmp_path / "live"
+        live.mkdir()
+        certPath, keyPath, _ = writeLeaf(ca, live)
+        harness.watch(ReloadingContextFactory(str(certPath), str(keyPath)))
+        logEvents.clear()
+        for directory in (live, tmp_path):
+            (directory / "other.log").write_bytes(b"x")
+            (directory / "other.log").unlink()
+        harness.deliver(wait=5 if harness.mode == "inotify" else 0)
+        for _ in range(5):
+            harness.reactor.advance(POLL)
+            harness.deliver()
+        assert [
+            event.get("log_format")
+            for event in logEvents
+            if event.get("log_namespace", "").startswith("txtlsreload")
+        ] == []
+
+
 class TestHalfDoneRotation:
     """
     One file of the pair written before the other.
@@ -524,6 +616,42 @@ class TestDirectories:
         harness.pickUp()
         assert servedSerial(factory, ca) == serial
 
+    @pytest.mark.parametrize("through", ["paths", "symlinks"], ids=str)
+    def test_ancestorRenamedOver(
+        self, harness: Harness, ca: trustme.CA, tmp_path: Path, through: str
+    ) -> None:
+        """
+        A new tree renamed into place above the files' own directory (the
+        old tree moved aside, as in C{mv tls tls.old; mv tls.new tls}) is
+        served, by inotify without waiting for the poll, whether the files
+        or the targets of symlinks to them are in that tree; later changes
+        in the new tree are picked up too.
+        """
+        tree = tmp_path / "tls"
+        (tree / "live").mkdir(parents=True)
+        certPath, keyPath, _ = writeLeaf(ca, tree / "live")
+        if through == "symlinks":
+            etc = tmp_path / "etc"
+            etc.mkdir()
+            for path in (certPath, keyPath):
+                (etc / path.name).symlink_to(path)
+            certPath, keyPath = etc / certPath.name, etc / keyPath.name
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        harness.watch(factory)
+        incoming = tmp_path / "tls.new"
+        (incoming / "live").mkdir(parents=True)
+        _, _, serial = writeLeaf(ca, incoming / "live")
+        tree.rename(tmp_path / "tls.old")
+        incoming.rename(tree)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == serial
+        assert harness.mode == "polling" or harness.now < POLL
+
+        _, _, serial = writeLeaf(ca, tree / "live")
+        harness.pickUp()
+        assert servedSerial(factory, ca) == serial
+        assert harness.mode == "polling" or harness.now < POLL
+
 
 @pytest.mark.skipif(not INOTIFY, reason="inotify is unavailable")
 class TestInotify:
@@ -595,6 +723,87 @@ class TestInotify:
         assert servedSerial(factories[1], ca) == serial
         harness.stopAll()
         assert harness.reactor.getReaders() == []
+
+    def test_busyAncestor(self, ca: trustme.CA, tmp_path: Path) -> None:
+        """
+        In a directory above the files', writes to other files are not even
+        delivered (the kernel filters them), and other names coming and
+        going reload nothing.
+        """
+        harness = Harness("inotify", ca)
+        noise = tmp_path / "noise.log"
+        noise.write_bytes(b"")
+        (tmp_path / "live").mkdir()
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path / "live")
+        watcher = harness.watch(ReloadingContextFactory(str(certPath), str(keyPath)))
+        watches = kernelWatches(harness.reactor)
+        assert not watches[tmp_path.stat().st_ino] & _watching._IN_MODIFY
+        assert watches[certPath.parent.stat().st_ino] & _watching._IN_MODIFY
+        before = watcher.reloads
+        noise.write_bytes(b"GET /\n")
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other").rename(tmp_path / "renamed")
+        assert harness.deliver(wait=5) > 0
+        harness.reactor.advance(1)
+        assert watcher.reloads == before
+        harness.stopAll()
+
+    def test_watchesSharedAndReleased(self, ca: trustme.CA, tmp_path: Path) -> None:
+        """
+        Each directory on the way to any watcher's files is watched once,
+        however many files and watchers need it, and a stopped watcher's
+        own directories are released.
+        """
+        descriptors = inotifyDescriptors()
+        harness = Harness("inotify", ca)
+        store = tmp_path / "store"
+        store.mkdir()
+        pairs = {}
+        for name in ("a", "b"):
+            live = tmp_path / name / "live"
+            live.mkdir(parents=True)
+            realCert, key, _ = writeLeaf(ca, store, name=name)
+            cert = live / "tls.crt"
+            cert.symlink_to(realCert)
+            harness.watch(ReloadingContextFactory(str(cert), str(key)))
+            pairs[name] = (cert, key)
+        hub = _watching._hubs[harness.reactor]
+        everything = directoriesOnTheWay(*pairs["a"], *pairs["b"])
+        assert set(hub._watches) == everything
+        assert len(kernelWatches(harness.reactor)) == len(everything)
+
+        harness.watchers[0].stop()
+        remaining = directoriesOnTheWay(*pairs["b"])
+        assert remaining < everything
+        assert set(hub._watches) == remaining
+        assert len(kernelWatches(harness.reactor)) == len(remaining)
+        harness.watchers[1].stop()
+        assert harness.reactor not in _watching._hubs
+        assert inotifyDescriptors() == descriptors
+
+    def test_directoryMovedBetweenWatchedPaths(
+        self, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        A watched directory renamed to another watched path (which the
+        kernel watches as the same inode) is still heard from there after
+        its old path's watch is released.
+        """
+        harness = Harness("inotify", ca)
+        (tmp_path / "x" / "one").mkdir(parents=True)
+        (tmp_path / "y").mkdir()
+        first, second = tmp_path / "x/one/a.pem", tmp_path / "y/two/b.pem"
+        first.write_bytes(b"a")
+        reloadable = CountingReloadable(first, second)
+        harness.watchers.append(watchFiles(reloadable, POLL, harness.reactor))
+        (tmp_path / "x" / "one").rename(tmp_path / "y" / "two")
+        harness.pickUp()
+        before = reloadable.reloads
+        second.write_bytes(b"b")
+        harness.pickUp()
+        assert reloadable.reloads > before
+        assert harness.now < POLL
+        harness.stopAll()
 
     def test_unavailableMeansPolling(
         self,

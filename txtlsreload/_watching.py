@@ -4,12 +4,13 @@ Reload when the files change, with no signal.
 
 Two sources of change notices feed one decision:
 
-  - inotify, where the platform has it, for prompt pickup.  It watches the
-    I{directories} that hold the files, the symlinks on the way to them and
-    the directories their targets live in, never the files themselves: a
-    watch on a file follows its inode, so it goes deaf the moment a tool
-    renames a new file over it or deletes and re-creates it, which is how
-    careful tools and Kubernetes publish certificates.
+  - inotify, where the platform has it, for prompt pickup.  It watches
+    I{directories}, never the files themselves: a watch on a file (or on
+    the directory holding it) follows its inode, so it goes deaf the moment
+    a tool renames a new file, or a new directory, over it, which is how
+    careful tools and Kubernetes publish certificates.  So every directory
+    on the way to each file and to each symlink's target is watched, for
+    the one name that leads on from it.
 
   - A poll every C{pollInterval} seconds as the safety net, because inotify
     misses things: network filesystems, an overflowing event queue (which
@@ -27,6 +28,7 @@ a short backoff until the files agree; any new change tries again at once.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,8 +59,11 @@ Kubernetes symlink swap) becomes one reload.
 _MAX_SYMLINKS = 40
 
 # The inotify events that can mean "what this path reads is different now".
-# IN_MODIFY is included for writers that keep a file open; the debounce waits
-# for them to go quiet.
+# In the directory holding a file, its content changing matters too; IN_MODIFY
+# is included for writers that keep a file open, and the debounce waits for
+# them to go quiet.  In the directories above, only names coming and going
+# matter, which keeps the (far more frequent) writes to other files in busy
+# directories such as /tmp from being delivered at all.
 _IN_MODIFY = 0x00000002
 _IN_ATTRIB = 0x00000004
 _IN_CLOSE_WRITE = 0x00000008
@@ -70,11 +75,8 @@ _IN_DELETE_SELF = 0x00000400
 _IN_MOVE_SELF = 0x00000800
 _IN_UNMOUNT = 0x00002000
 _IN_ONLYDIR = 0x01000000
-_EVENT_MASK = (
-    _IN_MODIFY
-    | _IN_ATTRIB
-    | _IN_CLOSE_WRITE
-    | _IN_MOVED_FROM
+_NAMES_MASK = (
+    _IN_MOVED_FROM
     | _IN_MOVED_TO
     | _IN_CREATE
     | _IN_DELETE
@@ -83,6 +85,7 @@ _EVENT_MASK = (
     | _IN_UNMOUNT
     | _IN_ONLYDIR
 )
+_CONTENT_MASK = _NAMES_MASK | _IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE
 
 _Identity = tuple[object, ...]
 
@@ -112,23 +115,26 @@ def _identify(path: str) -> _Identity:
     )
 
 
-def _watchPoints(path: str) -> list[tuple[str, str]]:
+def _watchPoints(path: str) -> list[tuple[str, str, bool]]:
     """
     The directory entries whose change can change what C{path} reads.
 
     Resolves C{path} one component at a time, the way the kernel does, and
-    records every symlink followed (as its directory and name) and the final
-    entry.  For a Kubernetes Secret volume's C{dir/tls.crt} that is
-    C{(dir, "tls.crt")}, C{(dir, "..data")} and
-    C{(dir/..2026_..., "tls.crt")}: the C{..data} swap shows up as an event
-    in C{dir}.  A directory that does not exist is replaced by its nearest
-    existing ancestor and the name that is missing there, so its creation is
+    records every entry looked up on the way: each directory above the file
+    (so that renaming C{/etc/tls} away and a new one into place is noticed
+    although the file's own directory saw nothing), every symlink followed,
+    and the final entry.  For a Kubernetes Secret volume's C{/v/tls.crt}
+    that is C{("/", "v")}, C{("/v", "tls.crt")}, C{("/v", "..data")},
+    C{("/v", "..2026_...")} and C{("/v/..2026_...", "tls.crt")}.  Resolving
+    stops at the first name that does not exist, so its creation is
     noticed.
 
-    @return: C{(directory, name)} pairs; the directories contain no
-        symlinks.
+    @return: C{(directory, name, content)} triples; the directories
+        contain no symlinks.  C{content} is true for the file's own entry,
+        whose content changing matters too, and false for entries where
+        only a name coming or going does.
     """
-    points: list[tuple[str, str]] = []
+    points: list[tuple[str, str, bool]] = []
     pending = os.path.abspath(path).split(os.sep)[::-1]
     resolved = os.sep
     links = 0
@@ -139,28 +145,31 @@ def _watchPoints(path: str) -> list[tuple[str, str]]:
         if part == "..":
             resolved = os.path.dirname(resolved)
             continue
+        points.append((resolved, part, False))
         candidate = os.path.join(resolved, part)
         try:
             target = os.readlink(candidate)
-        except OSError:
-            # Not a symlink: a real file or directory, or nothing (yet).
+        except OSError as e:
+            if e.errno == errno.ENOTDIR:
+                # The entry before is a file, not a directory: watching it
+                # for its name is all that can be done.
+                points.pop()
+                break
+            if e.errno == errno.ENOENT:
+                break
+            # Not a symlink (or not ours to read): a real file or directory.
             resolved = candidate
             continue
-        points.append((resolved, part))
         links += 1
         if links > _MAX_SYMLINKS:
             break
         if os.path.isabs(target):
             resolved = os.sep
         pending.extend(reversed(target.split(os.sep)))
-    points.append((os.path.dirname(resolved), os.path.basename(resolved)))
-    return [_existingAncestor(directory, name) for directory, name in points]
-
-
-def _existingAncestor(directory: str, name: str) -> tuple[str, str]:
-    while not os.path.isdir(directory) and directory != os.sep:
-        directory, name = os.path.dirname(directory), os.path.basename(directory)
-    return directory, name
+    if points and not any(part not in ("", ".") for part in pending):
+        directory, name, _ = points[-1]
+        points[-1] = (directory, name, True)
+    return points
 
 
 class _Subscriber(Protocol):
@@ -170,8 +179,9 @@ class _Subscriber(Protocol):
 
     def _directoryEvent(self, directory: str, name: str | None) -> None:
         """
-        Something happened to C{name} in C{directory}, or to C{directory}
-        itself if C{name} is C{None}.
+        Something happened to C{name} in C{directory}, one of the names the
+        subscriber asked about, or to C{directory} itself if C{name} is
+        C{None}.
         """
 
     def _eventsLost(self) -> None:
@@ -189,8 +199,47 @@ class _InotifyUnavailable(Exception):
 
 @dataclass
 class _Watch:
+    """
+    One watched directory and who cares about which of its names.
+
+    @ivar identity: The directory's device and inode when the watch was
+        made; the watch follows that inode, not the path.
+    @ivar mask: The inotify events asked for.
+    @ivar subscribers: For each subscriber, the names it asked about and
+        whether their content matters.
+    @ivar byName: The subscribers of each name, as bytes, so that an event
+        about an unrelated name costs one lookup.
+    """
+
     identity: tuple[int, int]
-    subscribers: set[_Subscriber] = field(default_factory=set)
+    mask: int
+    subscribers: dict[_Subscriber, tuple[frozenset[str], bool]] = field(
+        default_factory=dict
+    )
+    byName: dict[bytes, set[_Subscriber]] = field(default_factory=dict)
+
+    def subscribe(
+        self, subscriber: _Subscriber, names: frozenset[str], content: bool
+    ) -> None:
+        previous = self.subscribers.get(subscriber)
+        if previous == (names, content):
+            return
+        self.unsubscribe(subscriber)
+        self.subscribers[subscriber] = (names, content)
+        for name in names:
+            self.byName.setdefault(os.fsencode(name), set()).add(subscriber)
+
+    def unsubscribe(self, subscriber: _Subscriber) -> None:
+        previous = self.subscribers.pop(subscriber, None)
+        if previous is None:
+            return
+        for name in previous[0]:
+            key = os.fsencode(name)
+            interested = self.byName.get(key)
+            if interested is not None:
+                interested.discard(subscriber)
+                if not interested:
+                    del self.byName[key]
 
 
 class _DirectoryEvents:
@@ -200,8 +249,10 @@ class _DirectoryEvents:
     Each inotify descriptor counts against a small per-user limit (128 by
     default on Linux, for all of the user's processes together), so a
     process with many watched certificates must not open one each.  Twisted's
-    L{INotify} allows one watch per path, so this keeps the subscribers of
-    each directory and hands every event to all of them.
+    L{INotify} allows one watch per path, so this keeps one watch per
+    directory, whoever asked for it, and hands each event only to the
+    subscribers of the name it is about.  The number of watches is the
+    number of distinct directories on the way to the files.
 
     Twisted closes the whole descriptor when any watched directory is
     deleted (C{IN_DELETE_SELF}), which a Kubernetes Secret volume does on
@@ -214,51 +265,74 @@ class _DirectoryEvents:
         self._notifier: Any = None
         self._watches: dict[str, _Watch] = {}
 
-    def ensure(self, directory: str, subscriber: _Subscriber) -> bool:
+    def ensure(
+        self,
+        directory: str,
+        subscriber: _Subscriber,
+        names: frozenset[str],
+        content: bool,
+    ) -> bool:
         """
-        Make sure C{directory} is watched for C{subscriber}.
+        Make sure C{directory} is watched for events about C{names}, and
+        about their content too if C{content}, on behalf of C{subscriber}
+        (replacing what it asked for before).
 
         A watch follows the directory's inode, so if the path now names
         another directory (deleted and re-created, or renamed over), the old
         watch is dropped and a new one made.
 
-        @return: C{False} if the directory cannot be watched now (it is
-            gone, or the kernel refused), in which case polling covers it.
+        @return: C{False} if the kernel refused to watch the directory (the
+            per-user watch limit, no permission), in which case polling
+            covers it.  A directory that is gone counts as watched: the
+            caller found it a moment ago, so an event in its parent will say
+            what happened.
         @raise _InotifyUnavailable: If no inotify descriptor can be had.
         """
         notifier = self._connectedNotifier()
         try:
             stat = os.stat(directory)
         except OSError:
-            return False
+            return True
         identity = (stat.st_dev, stat.st_ino)
+        mask = _CONTENT_MASK if content else _NAMES_MASK
         watch = self._watches.get(directory)
-        if watch is not None and watch.identity == identity:
-            watch.subscribers.add(subscriber)
+        if (
+            watch is not None
+            and watch.identity == identity
+            and watch.mask & mask == mask
+        ):
+            watch.subscribe(subscriber, names, content)
             return True
 
         from twisted.internet.inotify import INotifyError
 
-        others: set[_Subscriber] = set()
+        others: dict[_Subscriber, tuple[frozenset[str], bool]] = {}
         if watch is not None:
-            others = watch.subscribers - {subscriber}
+            others = {s: v for s, v in watch.subscribers.items() if s is not subscriber}
+            if any(otherContent for _, otherContent in others.values()):
+                mask |= _CONTENT_MASK
             self._ignore(directory)
         # Stat before watching: if the directory is replaced in between, the
         # identity is stale and the next look replaces the watch again.
-        try:
-            notifier.watch(
-                FilePath(directory),
-                mask=_EVENT_MASK,
-                callbacks=[lambda _, path, mask: self._event(directory, path, mask)],
-            )
-        except INotifyError:
-            self._watches.pop(directory, None)
-            return False
-        self._watches[directory] = _Watch(identity, others | {subscriber})
-        # The others may have missed events while the old watch was deaf.
+        watched = self._forgetMoved(identity)
+        if watched:
+            try:
+                notifier.watch(
+                    FilePath(directory),
+                    mask=mask,
+                    callbacks=[self._callbackFor(directory)],
+                )
+            except INotifyError:
+                watched = False
+        if watched:
+            watch = self._watches[directory] = _Watch(identity, mask)
+            for other, (otherNames, otherContent) in others.items():
+                watch.subscribe(other, otherNames, otherContent)
+            watch.subscribe(subscriber, names, content)
+        # The others may have missed events while there was no watch.
         for other in others:
             other._eventsLost()
-        return True
+        return watched
 
     def release(self, directory: str, subscriber: _Subscriber) -> None:
         """
@@ -267,11 +341,38 @@ class _DirectoryEvents:
         """
         watch = self._watches.get(directory)
         if watch is not None:
-            watch.subscribers.discard(subscriber)
+            watch.unsubscribe(subscriber)
             if not watch.subscribers:
                 self._ignore(directory)
         if not self._watches:
             self._close()
+
+    def _forgetMoved(self, identity: tuple[int, int]) -> bool:
+        """
+        Drop any watch, kept under an old path, on the directory that is
+        about to be watched under a new one.
+
+        The kernel has one watch per inode: watching a directory that was
+        renamed from one watched path to another would hand back the old
+        watch, and removing the old path's watch later would silently end
+        the new one too.
+
+        @return: C{False} if another watched path still names the same
+            directory (a bind mount), which cannot be watched twice.
+        """
+        for directory, watch in list(self._watches.items()):
+            if watch.identity == identity:
+                try:
+                    stat = os.stat(directory)
+                except OSError:
+                    pass
+                else:
+                    if (stat.st_dev, stat.st_ino) == identity:
+                        return False
+                self._ignore(directory)
+                for subscriber in watch.subscribers:
+                    subscriber._eventsLost()
+        return True
 
     def _connectedNotifier(self) -> Any:
         if self._notifier is not None and not self._notifier.connected:
@@ -299,19 +400,35 @@ class _DirectoryEvents:
             except KeyError:
                 pass
 
-    def _event(self, directory: str, path: FilePath[Any], mask: int) -> None:
-        watch = self._watches.get(directory)
-        if watch is None:
-            return
-        if path.asBytesMode().path == os.fsencode(directory):
-            name = None
-        else:
-            name = os.fsdecode(path.asBytesMode().basename())
-        for subscriber in list(watch.subscribers):
-            subscriber._directoryEvent(directory, name)
-        if mask & _IN_DELETE_SELF:
-            # Twisted closes the descriptor right after this callback.
-            self._lost()
+    def _callbackFor(self, directory: str) -> Any:
+        """
+        The callback Twisted calls with each event in C{directory}.
+
+        Busy directories such as C{/} or C{/tmp} are watched for the one
+        name on the way to a file; what this does with an event about any
+        other name must stay cheap, so it looks the name up as bytes as
+        Twisted hands it over, and decodes nothing.
+        """
+        raw = os.fsencode(directory)
+
+        def event(_: object, path: FilePath[Any], mask: int) -> None:
+            watch = self._watches.get(directory)
+            if watch is None:
+                return
+            eventPath = path.asBytesMode().path
+            if eventPath == raw:
+                name = None
+                interested: Any = watch.subscribers
+            else:
+                interested = watch.byName.get(os.path.basename(eventPath), ())
+                name = os.fsdecode(os.path.basename(eventPath)) if interested else None
+            for subscriber in list(interested):
+                subscriber._directoryEvent(directory, name)
+            if mask & _IN_DELETE_SELF:
+                # Twisted closes the descriptor right after this callback.
+                self._lost()
+
+        return event
 
     def _lost(self) -> None:
         """
@@ -319,7 +436,7 @@ class _DirectoryEvents:
         """
         subscribers: set[_Subscriber] = set()
         for watch in self._watches.values():
-            subscribers |= watch.subscribers
+            subscribers.update(watch.subscribers)
         self._watches.clear()
         self._notifier = None
         for subscriber in subscribers:
@@ -440,8 +557,8 @@ class FileWatcher:
         self.inotifyActive = False
         self.reloads = 0
         self._identities: dict[str, _Identity] = {}
-        self._names: dict[str, set[str]] = {}
         self._watchedDirectories: set[str] = set()
+        self._unwatchable: set[str] = set()
         self._failures = 0
         self._firstNotice = 0.0
         self._pollCall: IDelayedCall | None = None
@@ -465,6 +582,7 @@ class FileWatcher:
         self.running = True
         self.inotifyActive = self._useInotify
         self._identities = {}
+        self._unwatchable = set()
         self._failures = 0
         self.failing = False
         self._look(force=True, changed=True)
@@ -521,7 +639,6 @@ class FileWatcher:
     def _intervalReload(self) -> None:
         self._intervalCall = None
         try:
-            self._log.debug("Periodic TLS reload")
             self._look(force=True, changed=False)
         finally:
             if self.running:
@@ -539,13 +656,9 @@ class FileWatcher:
 
     def _directoryEvent(self, directory: str, name: str | None) -> None:
         """
-        An inotify event: debounce it if it concerns one of our entries.
+        An inotify event about one of our entries: debounce it.
         """
-        if name is None or name in self._names.get(directory, ()):
-            self._log.debug(
-                "inotify: {directory} {name}", directory=directory, name=name
-            )
-            self._changeNoticed()
+        self._changeNoticed()
 
     def _eventsLost(self) -> None:
         self._changeNoticed()
@@ -584,12 +697,11 @@ class FileWatcher:
         except Exception:
             self._log.failure("Could not look at the TLS files")
             return
-        differing = [
-            path for path in paths if identities[path] != self._identities.get(path)
-        ]
+        differing = any(
+            identities[path] != self._identities.get(path) for path in paths
+        )
         self._identities = identities
         if differing:
-            self._log.debug("TLS files changed on disk: {paths}", paths=differing)
             changed = True
         elif not force:
             return
@@ -627,14 +739,12 @@ class FileWatcher:
             self._failures = 0
         delay = self.retryDelays[min(self._failures, len(self.retryDelays) - 1)]
         if not self.failing:
+            # Once per failing episode, not once per retry: the retries go
+            # on for as long as it takes, every minute in the end.
             self._log.info(
                 "TLS reload refused; still serving the previous credentials, "
                 "retrying with backoff ({delay:g}s first) until the files agree",
                 delay=delay,
-            )
-        else:
-            self._log.debug(
-                "TLS reload refused again; retrying in {delay:g}s", delay=delay
             )
         self.failing = True
         self._failures += 1
@@ -645,18 +755,21 @@ class FileWatcher:
         Watch every directory on the way to C{paths}, and no other.
         """
         names: dict[str, set[str]] = {}
+        content: set[str] = set()
         for path in paths:
-            for directory, name in _watchPoints(path):
+            for directory, name, isContent in _watchPoints(path):
                 names.setdefault(directory, set()).add(name)
-        self._names = names
+                if isContent:
+                    content.add(directory)
         try:
             hub = _hubFor(self._reactor)
-            for directory in names:
-                if not hub.ensure(directory, self):
-                    self._log.debug(
-                        "Cannot watch {directory}; polling covers it",
-                        directory=directory,
-                    )
+            unwatchable = {
+                directory
+                for directory, wanted in names.items()
+                if not hub.ensure(
+                    directory, self, frozenset(wanted), directory in content
+                )
+            }
         except _InotifyUnavailable as e:
             self._log.info(
                 "inotify unavailable ({reason}): relying on a poll every {interval:g}s",
@@ -666,6 +779,15 @@ class FileWatcher:
             self.inotifyActive = False
             self._releaseWatches(set())
             return
+        if unwatchable - self._unwatchable:
+            # Said once, not at every look: it stays true until it changes.
+            self._log.info(
+                "inotify cannot watch {directories}; the poll every "
+                "{interval:g}s covers changes there",
+                directories=", ".join(sorted(unwatchable - self._unwatchable)),
+                interval=self.pollInterval,
+            )
+        self._unwatchable = unwatchable
         self._releaseWatches(set(names))
         self._watchedDirectories = set(names)
 
