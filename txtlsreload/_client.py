@@ -309,8 +309,8 @@ class ReloadingClientCredentials:
         Never raises.  Files whose bytes did not change are not parsed again
         and rebuild nothing.
 
-        @param quietIfRepeated: Log a refusal identical to the previous one
-            at debug level only (for watchers retrying a half-done rotation).
+        @param quietIfRepeated: Do not log a refusal identical to the
+            previous one again (for watchers retrying a half-done rotation).
         @return: What happened.
         """
         current = self._material
@@ -499,14 +499,14 @@ class ReloadingClientCredentials:
             error.path,
             error.reason,
         )
-        emit = self._log.debug if quietIfRepeated and repeated else self._log.error
-        emit(
-            "Client TLS reload refused: {path}: {error}; still using the"
-            " previous files (client certificate serial {serial})",
-            path=error.path,
-            error=error.reason,
-            serial=None if client is None else client.serialHex,
-        )
+        if not (quietIfRepeated and repeated):
+            self._log.error(
+                "Client TLS reload refused: {path}: {error}; still using the"
+                " previous files (client certificate serial {serial})",
+                path=error.path,
+                error=error.reason,
+                serial=None if client is None else client.serialHex,
+            )
         return ClientReloadResult(
             succeeded=False,
             changed=False,

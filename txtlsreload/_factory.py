@@ -270,8 +270,8 @@ class ReloadingContextFactory:
         certificate keeps being served.  Files whose bytes did not change are
         not parsed again and install nothing.
 
-        @param quietIfRepeated: Log a refusal identical to the previous one
-            at debug level only (for watchers retrying a half-done rotation).
+        @param quietIfRepeated: Do not log a refusal identical to the
+            previous one again (for watchers retrying a half-done rotation).
         @return: What happened.
         """
         installed = self._installed
@@ -448,15 +448,15 @@ class ReloadingContextFactory:
         )
         # A watcher retrying a half-done rotation refuses the same files
         # again and again; it asks for the repeats to be quiet.
-        emit = self._log.debug if quietIfRepeated and repeated else self._log.error
-        emit(
-            "TLS reload refused: {path}: {error}; still serving serial {serial}"
-            " (notAfter {notAfter})",
-            path=error.path,
-            error=error.reason,
-            serial=current.info.serialHex,
-            notAfter=current.info.notAfter.isoformat(),
-        )
+        if not (quietIfRepeated and repeated):
+            self._log.error(
+                "TLS reload refused: {path}: {error}; still serving serial {serial}"
+                " (notAfter {notAfter})",
+                path=error.path,
+                error=error.reason,
+                serial=current.info.serialHex,
+                notAfter=current.info.notAfter.isoformat(),
+            )
         return ReloadResult(
             succeeded=False, changed=False, certificate=current.info, error=error
         )

@@ -44,8 +44,8 @@ class IReloadable(Interface):
         """
         Re-read the files now.  Must not raise; reports its own failures.
 
-        @param quietIfRepeated: Log a refusal identical to the previous one
-            at debug level only.  File watchers retrying a half-done rotation
+        @param quietIfRepeated: Do not log a refusal identical to the
+            previous one again.  File watchers retrying a half-done rotation
             ask for this; SIGHUP and explicit calls do not, so an operator
             always sees why.
         @return: What happened, such as L{txtlsreload.ReloadResult}.
