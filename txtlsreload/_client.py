@@ -351,7 +351,9 @@ class ReloadingClientCredentials:
         Be told about reloads.
 
         @param onSuccess: Called with the result whenever new credentials
-            were installed (not when the files were unchanged).
+            were installed, and on the first good reload after refused ones
+            (even if the files were put back unchanged); not on other
+            unchanged reloads.
         @param onFailure: Called with the result whenever a reload was
             refused.
         @return: A function that removes both callbacks again.
