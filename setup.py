@@ -52,6 +52,10 @@ setup(
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
         "Topic :: Security :: Cryptography",
         "Typing :: Typed",
     ],
