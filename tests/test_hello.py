@@ -29,16 +29,18 @@ from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from txtlsreload import CertificateInfo, ReloadingContextFactory
+from txtlsreload._devcert import (
+    DevelopmentCertificate,
+    ensureDevelopmentCertificate,
+)
 from txtlsreload._endpoint import ReloadingServerEndpoint
 from txtlsreload._hello import (
     DEFAULT_PORT,
-    DevelopmentCertificate,
     HelloResource,
     Options,
     _hasIPv6,
     _HelloService,
     _planListeners,
-    ensureDevelopmentCertificate,
     makeService,
 )
 
