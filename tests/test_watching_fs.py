@@ -24,7 +24,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, globalLogPublisher
 from zope.interface import implementer
 
-from txtlsreload import IReloadable, ReloadingContextFactory, ReloadResult, _watching
+from txtlsreload import IReloadable, ReloadingContextFactory, ReloadResult, _inotify
 from txtlsreload._watching import FileWatcher, watchFiles
 
 from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
@@ -94,7 +94,7 @@ def kernelWatches(reactor: MemoryReactorClock) -> dict[int, int]:
     The inotify watches the kernel holds for the watchers on C{reactor}: the
     watched directory's inode, and the events asked for.
     """
-    notifier = _watching._hubs[reactor]._notifier
+    notifier = _inotify._hubs[reactor]._notifier
     watches: dict[int, int] = {}
     with open(f"/proc/self/fdinfo/{notifier.fileno()}") as fdinfo:
         for line in fdinfo:
@@ -211,7 +211,7 @@ def harness(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[Harness]
     harness.stopAll()
     assert harness.reactor.getDelayedCalls() == []
     assert harness.reactor.getReaders() == []
-    assert harness.reactor not in _watching._hubs
+    assert harness.reactor not in _inotify._hubs
     if INOTIFY:
         assert inotifyDescriptors() == descriptors
 
@@ -737,8 +737,8 @@ class TestInotify:
         certPath, keyPath, _ = writeLeaf(ca, tmp_path / "live")
         watcher = harness.watch(ReloadingContextFactory(str(certPath), str(keyPath)))
         watches = kernelWatches(harness.reactor)
-        assert not watches[tmp_path.stat().st_ino] & _watching._IN_MODIFY
-        assert watches[certPath.parent.stat().st_ino] & _watching._IN_MODIFY
+        assert not watches[tmp_path.stat().st_ino] & _inotify._IN_MODIFY
+        assert watches[certPath.parent.stat().st_ino] & _inotify._IN_MODIFY
         before = watcher.reloads
         noise.write_bytes(b"GET /\n")
         (tmp_path / "other").mkdir()
@@ -767,7 +767,7 @@ class TestInotify:
             cert.symlink_to(realCert)
             harness.watch(ReloadingContextFactory(str(cert), str(key)))
             pairs[name] = (cert, key)
-        hub = _watching._hubs[harness.reactor]
+        hub = _inotify._hubs[harness.reactor]
         everything = directoriesOnTheWay(*pairs["a"], *pairs["b"])
         assert set(hub._watches) == everything
         assert len(kernelWatches(harness.reactor)) == len(everything)
@@ -778,7 +778,7 @@ class TestInotify:
         assert set(hub._watches) == remaining
         assert len(kernelWatches(harness.reactor)) == len(remaining)
         harness.watchers[1].stop()
-        assert harness.reactor not in _watching._hubs
+        assert harness.reactor not in _inotify._hubs
         assert inotifyDescriptors() == descriptors
 
     def test_directoryMovedBetweenWatchedPaths(
@@ -830,4 +830,4 @@ class TestInotify:
         assert servedSerial(factory, ca) == serial
         watcher.stop()
         assert reactor.getDelayedCalls() == []
-        assert reactor not in _watching._hubs
+        assert reactor not in _inotify._hubs
