@@ -411,7 +411,12 @@ _BAD = [
     ("8443:{files}:interface=::", _UNESCAPED),
     ("8443:{files}:interface=fe80::1", _UNESCAPED),
     ("8443:{files}:interface=[::1]", _UNESCAPED),
-    ("8443::{files}", "empty value between two colons"),
+    ("8443::{files}", "empty value: two colons in a row, or a colon at the end"),
+    ("8443:{files}:watch=1:", "empty value: two colons in a row, or a colon at"),
+    (
+        "8443:{files}:interface=0:0:0:0:0:0:0:1",
+        "unexpected value '0' after interface=; colons inside a value",
+    ),
     ("8443:{files}:backlog=0", "backlog must be a positive whole number"),
     ("8443:{files}:backlog=lots", "backlog must be a positive whole number"),
     ("8443:{files}:sslmethod=TLSv1_2_METHOD", "sslmethod is not supported"),

@@ -290,7 +290,7 @@ def _collect(args: tuple[object, ...], kwargs: dict[str, object]) -> dict[str, s
     # Before the other checks: an unescaped colon in an address makes
     # positional values that those would misreport as stray or repeated.
     refuseEmptyPositional(
-        [text(value) for value in args], kwargs, ["host", "bindAddress"]
+        [text(value) for value in args], kwargs, ["host", "bindAddress"], keyless=2
     )
     unknown = sorted(set(kwargs) - set(_KEYS))
     if unknown:

@@ -42,6 +42,7 @@ MINIMUM_PERIOD = 0.1
 
 # What is left of an IPv6 address before its first colon: nothing, a
 # bracket, or one group of hex digits.
+_IPV6_PIECE = re.compile(r"[0-9A-Fa-f]{1,4}")
 _IPV6_START = re.compile(r"\[?[0-9A-Fa-f]{0,4}")
 
 _YES = frozenset({"yes", "true", "on", "1"})
@@ -149,9 +150,10 @@ def refuseEmptyPositional(
     positional: Sequence[str],
     options: Mapping[str, object],
     addressKeys: Sequence[str],
+    keyless: int = 1,
 ) -> None:
     """
-    Refuse the shape an unescaped colon leaves in a description.
+    Refuse the shapes an unescaped colon leaves in a description.
 
     Twisted splits descriptions at every colon, so C{interface=::1} arrives
     as C{interface=""} followed by the values C{""} and C{"1"}.  Left to the
@@ -164,12 +166,31 @@ def refuseEmptyPositional(
     @param addressKeys: The keys that take addresses, most likely first; the
         message's example uses the one that looks cut short, or else the
         first the description has.
+    @param keyless: How many values may rightly be given without a key (the
+        server's port; the client's host and port).
     """
-    if "" not in positional:
-        return
     given = [key for key in addressKeys if key in options]
     # The key whose value looks like the start of a cut IPv6 address, if any.
     cut = [key for key in given if _IPV6_START.fullmatch(text(options[key]))]
+    if "" not in positional:
+        # interface=0:0:0:0:0:0:0:1 leaves no empty value, only stray pieces.
+        stray = positional[keyless:]
+        if cut and stray and all(_IPV6_PIECE.fullmatch(value) for value in stray):
+            raise problem(
+                f"unexpected value {stray[0]!r} after {cut[0]}=; colons"
+                " inside a value (as in an IPv6 address) must be escaped as \\:,"
+                f" as in {cut[0]}=0\\:0\\:0\\:0\\:0\\:0\\:0\\:1"
+            )
+        return
+    # A client's host given without host= that is empty: "tlsreload:::1:443".
+    hostCut = keyless > 1 and positional[:1] == [""]
+    if not cut and not hostCut:
+        # Nothing looks like a cut address: two colons in a row, or one at
+        # the end (the parser cannot tell which).
+        raise problem(
+            "empty value: two colons in a row, or a colon at the end; colons"
+            " inside a value must be escaped as \\:"
+        )
     key = (cut or given or addressKeys)[0]
     raise problem(
         "empty value between two colons; colons inside a value (as in an IPv6"
