@@ -754,8 +754,8 @@ class TestCallbacksAndLogs:
     ) -> None:
         """
         When broken files are put back as they were, the reload installs
-        nothing new but success callbacks still hear that the failure is
-        over; a further unchanged reload tells nobody.
+        nothing new but success callbacks and the log still say that the
+        failure is over; a further unchanged reload tells nobody.
         """
         certPath, keyPath, serial = writeLeaf(ca, tmp_path)
         factory = ReloadingContextFactory(str(certPath), str(keyPath))
@@ -767,9 +767,17 @@ class TestCallbacksAndLogs:
         keyPath.write_bytes(b"")
         factory.reload()
         keyPath.write_bytes(good)
-        factory.reload()
-        factory.reload()
+        events: list[LogEvent] = []
+        globalLogPublisher.addObserver(events.append)
+        try:
+            factory.reload()
+            factory.reload()
+        finally:
+            globalLogPublisher.removeObserver(events.append)
 
+        assert [e["log_format"].split(":")[0] for e in events] == [
+            "TLS files usable again"
+        ]
         assert len(failures) == 1
         assert [(r.succeeded, r.changed) for r in successes] == [(True, False)]
         assert successes[0].certificate.serialNumber == serial

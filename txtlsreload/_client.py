@@ -317,9 +317,15 @@ class ReloadingClientCredentials:
         try:
             digest, caData, clientRead = self._read()
             if digest == current.digest:
-                # Nothing is logged: watchers call this every few seconds,
-                # and twistd prints debug events too.
+                # Nothing is logged (watchers call this every few seconds,
+                # and twistd prints debug events too), unless it ends a run
+                # of refusals: whoever saw those must learn it is over.
                 result = self._result(current, changed=False)
+                if self.lastResult.error is not None:
+                    self._log.info(
+                        "Client TLS files usable again: {paths} are what is being used",
+                        paths=self.watchedPaths(),
+                    )
             else:
                 material = self._parse(digest, caData, clientRead, initial=False)
                 self._install(material)

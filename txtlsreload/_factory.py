@@ -312,11 +312,19 @@ class ReloadingContextFactory:
         try:
             read = readCredentialFiles(files, self._passphrase)
             if read.digest == current.digest and clientAuth == installed.clientAuth:
-                # Nothing is logged: watchers call this every few seconds,
-                # and twistd prints debug events too.
+                # Nothing is logged (watchers call this every few seconds,
+                # and twistd prints debug events too), unless it ends a run
+                # of refusals: whoever saw those must learn it is over.
                 result = ReloadResult(
                     succeeded=True, changed=False, certificate=current.info
                 )
+                if self.lastResult.error is not None:
+                    self._log.info(
+                        "TLS files usable again: {path} is what is being served"
+                        " (serial {serial})",
+                        path=files.certificateFile,
+                        serial=current.info.serialHex,
+                    )
             else:
                 credentials = self._check(
                     parseCredentialFiles(read, self._passphrase),
