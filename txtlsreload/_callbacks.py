@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_factory,tests.test_client -*-
 """
-Success and failure callbacks for reloads, shared by the server and client
-sides so both report reloads the same way.
+What the server and client sides remember of their reloads, and whom they
+tell, kept in one place so that both report reloads the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from typing import Generic, Protocol, TypeVar
 
 from twisted.logger import Logger
 
-__all__ = ["ReloadCallbacks"]
+from ._errors import CredentialError
+
+__all__ = ["ReloadHistory"]
 
 
 class _Outcome(Protocol):
@@ -19,15 +21,16 @@ class _Outcome(Protocol):
     def changed(self) -> bool: ...
 
     @property
-    def error(self) -> object: ...
+    def error(self) -> CredentialError | None: ...
 
 
 R = TypeVar("R", bound=_Outcome)
 
 
-class ReloadCallbacks(Generic[R]):
+class ReloadHistory(Generic[R]):
     """
-    The callbacks registered with C{addReloadCallbacks}.
+    The most recent reload result, and the callbacks registered with
+    C{addReloadCallbacks}.
 
     Success callbacks hear about installed reloads and about recovery: the
     first good reload after refused ones, even if it installs nothing new
@@ -35,14 +38,34 @@ class ReloadCallbacks(Generic[R]):
     a failure also learns it is over.  Failure callbacks hear about refused
     reloads.  Any other unchanged reload tells nobody.  A callback that
     raises is logged and never stops the others or the reload.
+
+    @ivar last: The most recent result (the initial load's, at first).
     """
 
     _log = Logger()
 
-    def __init__(self) -> None:
+    def __init__(self, initial: R) -> None:
+        self.last = initial
         self._onSuccess: list[Callable[[R], object]] = []
         self._onFailure: list[Callable[[R], object]] = []
-        self._failing = False
+
+    @property
+    def failing(self) -> bool:
+        """
+        The most recent reload was refused.
+        """
+        return self.last.error is not None
+
+    def repeats(self, error: CredentialError) -> bool:
+        """
+        C{error} is the refusal the most recent reload reported: same file,
+        same reason.
+        """
+        last = self.last.error
+        return last is not None and (last.path, last.reason) == (
+            error.path,
+            error.reason,
+        )
 
     def add(
         self,
@@ -67,11 +90,12 @@ class ReloadCallbacks(Generic[R]):
 
         return remove
 
-    def notify(self, result: R) -> None:
+    def record(self, result: R) -> None:
         """
-        Tell the right callbacks about C{result}.
+        Remember C{result} and tell the right callbacks about it.
         """
-        recovered, self._failing = self._failing, result.error is not None
+        recovered = self.failing
+        self.last = result
         if result.error is not None:
             callbacks = self._onFailure
         elif result.changed or recovered:

@@ -46,7 +46,7 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
-from ._callbacks import ReloadCallbacks
+from ._callbacks import ReloadHistory
 from ._errors import CredentialError
 from ._loading import (
     CertificateInfo,
@@ -187,8 +187,6 @@ class ReloadingClientCredentials:
 
     Every instance registers itself for process-wide reload triggers such as
     L{txtlsreload.reloadOnSIGHUP}.
-
-    @ivar lastResult: The result of the most recent load or reload.
     """
 
     _log = Logger()
@@ -241,17 +239,25 @@ class ReloadingClientCredentials:
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
         self._creators: WeakSet[ReloadingClientContextFactory] = WeakSet()
-        self._callbacks: ReloadCallbacks[ClientReloadResult] = ReloadCallbacks()
 
         self._material = self._parse(*self._read(), initial=True)
-        self.lastResult = ClientReloadResult(
-            succeeded=True,
-            changed=True,
-            clientCertificate=self._material.clientCertificate,
-            trustedCAs=self._material.trustedCAs,
+        self._history = ReloadHistory(
+            ClientReloadResult(
+                succeeded=True,
+                changed=True,
+                clientCertificate=self._material.clientCertificate,
+                trustedCAs=self._material.trustedCAs,
+            )
         )
         self._logLoaded(self._material)
         register(self)
+
+    @property
+    def lastResult(self) -> ClientReloadResult:
+        """
+        The result of the most recent load or reload, for status pages.
+        """
+        return self._history.last
 
     def __repr__(self) -> str:
         client = self.clientCertificate
@@ -321,7 +327,7 @@ class ReloadingClientCredentials:
                 # and twistd prints debug events too), unless it ends a run
                 # of refusals: whoever saw those must learn it is over.
                 result = self._result(current, changed=False)
-                if self.lastResult.error is not None:
+                if self._history.failing:
                     self._log.info(
                         "Client TLS files usable again: {paths} are what is being used",
                         paths=self.watchedPaths(),
@@ -344,8 +350,7 @@ class ReloadingClientCredentials:
                 current,
                 quietIfRepeated,
             )
-        self.lastResult = result
-        self._callbacks.notify(result)
+        self._history.record(result)
         return result
 
     def addReloadCallbacks(
@@ -364,7 +369,7 @@ class ReloadingClientCredentials:
             refused.
         @return: A function that removes both callbacks again.
         """
-        return self._callbacks.add(onSuccess, onFailure)
+        return self._history.add(onSuccess, onFailure)
 
     def _follow(self, creator: ReloadingClientContextFactory) -> _ClientMaterial:
         """
@@ -502,12 +507,7 @@ class ReloadingClientCredentials:
         self, error: CredentialError, current: _ClientMaterial, quietIfRepeated: bool
     ) -> ClientReloadResult:
         client = current.clientCertificate
-        previous = self.lastResult.error
-        repeated = previous is not None and (previous.path, previous.reason) == (
-            error.path,
-            error.reason,
-        )
-        if not (quietIfRepeated and repeated):
+        if not (quietIfRepeated and self._history.repeats(error)):
             self._log.error(
                 "Client TLS reload refused: {path}: {error}; still using the"
                 " previous files (client certificate serial {serial})",

@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
-from ._callbacks import ReloadCallbacks
+from ._callbacks import ReloadHistory
 from ._errors import CredentialError
 from ._loading import (
     CertificateInfo,
@@ -189,7 +189,6 @@ class ReloadingContextFactory:
         )
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
-        self._callbacks: ReloadCallbacks[ReloadResult] = ReloadCallbacks()
 
         read = readCredentialFiles(files, self._passphrase)
         credentials = self._check(
@@ -197,8 +196,8 @@ class ReloadingContextFactory:
         )
         self._installed = self._install(credentials, files, clientAuth)
         self._dispatchContext = self._buildDispatchContext()
-        self.lastResult = ReloadResult(
-            succeeded=True, changed=True, certificate=credentials.info
+        self._history = ReloadHistory(
+            ReloadResult(succeeded=True, changed=True, certificate=credentials.info)
         )
         self._logInstalled(credentials)
         register(self)
@@ -208,6 +207,13 @@ class ReloadingContextFactory:
             f"<ReloadingContextFactory {self.files.certificateFile!r} "
             f"serial={self.certificate.serialHex}>"
         )
+
+    @property
+    def lastResult(self) -> ReloadResult:
+        """
+        The result of the most recent load or reload, for status pages.
+        """
+        return self._history.last
 
     @property
     def files(self) -> CredentialFiles:
@@ -318,7 +324,7 @@ class ReloadingContextFactory:
                 result = ReloadResult(
                     succeeded=True, changed=False, certificate=current.info
                 )
-                if self.lastResult.error is not None:
+                if self._history.failing:
                     self._log.info(
                         "TLS files usable again: {path} is what is being served"
                         " (serial {serial})",
@@ -349,8 +355,7 @@ class ReloadingContextFactory:
                 current,
                 quietIfRepeated,
             )
-        self.lastResult = result
-        self._callbacks.notify(result)
+        self._history.record(result)
         return result
 
     def addReloadCallbacks(
@@ -368,7 +373,7 @@ class ReloadingContextFactory:
         @param onFailure: Called with the result whenever a reload was refused.
         @return: A function that removes both callbacks again.
         """
-        return self._callbacks.add(onSuccess, onFailure)
+        return self._history.add(onSuccess, onFailure)
 
     def _check(
         self, credentials: Credentials, served: CertificateInfo | None, path: str
@@ -451,14 +456,9 @@ class ReloadingContextFactory:
     def _failed(
         self, error: CredentialError, current: Credentials, quietIfRepeated: bool
     ) -> ReloadResult:
-        previous = self.lastResult.error
-        repeated = previous is not None and (previous.path, previous.reason) == (
-            error.path,
-            error.reason,
-        )
         # A watcher retrying a half-done rotation refuses the same files
         # again and again; it asks for the repeats to be quiet.
-        if not (quietIfRepeated and repeated):
+        if not (quietIfRepeated and self._history.repeats(error)):
             self._log.error(
                 "TLS reload refused: {path}: {error}; still serving serial {serial}"
                 " (notAfter {notAfter})",
