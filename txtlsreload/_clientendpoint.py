@@ -17,7 +17,7 @@ C{twistd --help}, which imports every plugin, does not import OpenSSL for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
@@ -28,7 +28,6 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from ._client import ReloadingClientContextFactory
@@ -44,11 +43,8 @@ from ._descriptions import (
     yesNo,
 )
 from ._registry import IReloadable
-from ._sighup import ensureProcessWideSIGHUP
-
-if TYPE_CHECKING:
-    # Imported at run time only by an endpoint that watches.
-    from ._watching import FileWatcher
+from ._sighup import ensureProcessWideSIGHUP, joinProcessWideSIGHUP
+from ._watching import FileWatcher, watcherForEndpoint
 
 __all__ = ["ReloadingClientEndpoint", "parseClientEndpoint"]
 
@@ -89,8 +85,6 @@ class ReloadingClientEndpoint:
     @ivar watcher: The file watcher, once started; call its C{stop} to stop
         watching (an endpoint has no "stop" of its own).
     """
-
-    _log = Logger()
 
     # The seam through which connecting installs the SIGHUP handler; tests
     # replace it to keep the test process's signal handling untouched.
@@ -179,39 +173,15 @@ class ReloadingClientEndpoint:
 
     def _startTriggers(self) -> None:
         if self.sighup:
-            reactor = IReactorFromThreads(self._reactor, None)
-            if reactor is None:
-                self._log.warn(
-                    "{reactor!r} cannot be called from threads: SIGHUP reloads"
-                    " of client TLS files {paths} will be scheduled on the"
-                    " global reactor",
-                    reactor=self._reactor,
-                    paths=self.contextFactory.watchedPaths(),
-                )
-            try:
-                self._ensureSIGHUP(reactor, self.contextFactory.credentials)
-            except ValueError as e:
-                # signal.signal only works on the main thread.  SIGHUP is on
-                # by default, so refusing to connect would break programs that
-                # never asked for it: say so and connect.
-                self._log.warn(
-                    "Not reloading client TLS files {paths} on SIGHUP: {error};"
-                    " connect from the main thread, or add sighup=no",
-                    paths=self.contextFactory.watchedPaths(),
-                    error=str(e),
-                )
+            joinProcessWideSIGHUP(
+                self._reactor,
+                self.contextFactory.credentials,
+                "connect",
+                self._ensureSIGHUP,
+            )
         if self.watch or self.interval:
-            # Imported here: an endpoint that does not watch should not pay
-            # for the watching module.
-            from ._watching import FileWatcher
-
-            watcher = FileWatcher(
-                self.contextFactory,
-                # interval= alone still needs a poll interval; the forced
-                # reloads' own interval is a sensible one.
-                pollInterval=self.watch or self.interval,
-                reactor=self._reactor,
-                reloadInterval=self.interval,
+            watcher = watcherForEndpoint(
+                self.contextFactory, self._reactor, self.watch, self.interval
             )
             watcher.start()
             self.watcher = watcher

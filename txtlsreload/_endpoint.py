@@ -40,7 +40,6 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
     IStreamServerEndpointStringParser,
 )
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -58,8 +57,8 @@ from ._descriptions import (
 from ._errors import CredentialError
 from ._factory import ClientAuth, ReloadingContextFactory
 from ._registry import IReloadable
-from ._sighup import ensureProcessWideSIGHUP
-from ._watching import FileWatcher
+from ._sighup import ensureProcessWideSIGHUP, joinProcessWideSIGHUP
+from ._watching import FileWatcher, watcherForEndpoint
 
 __all__ = ["ReloadingServerEndpoint", "TLSReloadParser"]
 
@@ -138,8 +137,6 @@ class ReloadingServerEndpoint:
     @ivar interval: Seconds between unconditional reloads; 0 for none.
     """
 
-    _log = Logger()
-
     # The seam through which listening installs the SIGHUP handler; tests
     # replace it to keep the test process's signal handling untouched.
     _ensureSIGHUP: Callable[[IReactorFromThreads | None, IReloadable], None] = (
@@ -214,33 +211,13 @@ class ReloadingServerEndpoint:
         See L{IStreamServerEndpoint.listen}.
         """
         if self.sighup:
-            self._installSIGHUP()
+            joinProcessWideSIGHUP(
+                self._reactor, self.contextFactory, "listen", self._ensureSIGHUP
+            )
         listening = self._tlsEndpoint.listen(protocolFactory)
         if self.watch or self.interval:
             listening.addCallback(self._startWatching)
         return listening
-
-    def _installSIGHUP(self) -> None:
-        reactor = IReactorFromThreads(self._reactor, None)
-        if reactor is None:
-            self._log.warn(
-                "{reactor!r} cannot be called from threads: SIGHUP reloads of"
-                " {path} will be scheduled on the global reactor",
-                reactor=self._reactor,
-                path=self.contextFactory.files.certificateFile,
-            )
-        try:
-            self._ensureSIGHUP(reactor, self.contextFactory)
-        except ValueError as e:
-            # signal.signal only works on the main thread.  Refusing to listen
-            # would break programs that never asked for SIGHUP (it is on by
-            # default), so say so and serve.
-            self._log.warn(
-                "Not reloading {path} on SIGHUP: {error}; listen from the main"
-                " thread, or add sighup=no",
-                path=self.contextFactory.files.certificateFile,
-                error=str(e),
-            )
 
     def _startWatching(self, port: IListeningPort) -> IListeningPort | Deferred[Any]:
         """
@@ -248,14 +225,11 @@ class ReloadingServerEndpoint:
         port stops the watcher.
         """
         try:
-            # interval= alone needs no change detection: its timer reloads,
-            # and a poll at the same pace costs nothing more.
-            watcher = FileWatcher(
+            watcher = watcherForEndpoint(
                 self.contextFactory,
-                pollInterval=self.watch or self.interval,
-                reactor=IReactorTime(self._reactor, None),
-                reloadInterval=self.interval,
-                useInotify=self.watch > 0,
+                IReactorTime(self._reactor, None),
+                self.watch,
+                self.interval,
             )
             watcher.start()
         except Exception:

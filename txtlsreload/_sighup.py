@@ -22,7 +22,14 @@ from twisted.logger import Logger
 
 from ._registry import IReloadable, registered
 
-__all__ = ["SIGHUPReloader", "reloadOnSIGHUP"]
+__all__ = [
+    "SIGHUPReloader",
+    "ensureProcessWideSIGHUP",
+    "joinProcessWideSIGHUP",
+    "reloadOnSIGHUP",
+]
+
+_log = Logger()
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -178,3 +185,48 @@ def ensureProcessWideSIGHUP(
     _processWideReloadables.add(reloadable)
     if _processWide is None or not _processWide._installed:
         _processWide = reloadOnSIGHUP(lambda: list(_processWideReloadables), reactor)
+
+
+def joinProcessWideSIGHUP(
+    reactor: object,
+    reloadable: IReloadable,
+    action: str,
+    ensure: Callable[
+        [IReactorFromThreads | None, IReloadable], None
+    ] = ensureProcessWideSIGHUP,
+) -> None:
+    """
+    What a C{tlsreload:} endpoint does when it starts with C{sighup=yes}:
+    have the shared handler reload C{reloadable}, warning rather than
+    failing where that cannot work as asked.
+
+    SIGHUP is on by default, so refusing to start would break programs that
+    never asked for it.  A reactor that cannot be called from threads (a
+    test double) gets its reloads scheduled on the global reactor; off the
+    main thread no handler can be installed at all.  Both are said once.
+
+    @param reactor: The endpoint's reactor.
+    @param action: What the endpoint was doing (C{"listen"}, C{"connect"}),
+        for the advice in the warning.
+    @param ensure: Installs the handler; endpoints pass their test seam.
+    """
+    paths = reloadable.watchedPaths()
+    threaded = IReactorFromThreads(reactor, None)
+    if threaded is None:
+        _log.warn(
+            "{reactor!r} cannot be called from threads: SIGHUP reloads of"
+            " {paths} will be scheduled on the global reactor",
+            reactor=reactor,
+            paths=paths,
+        )
+    try:
+        ensure(threaded, reloadable)
+    except ValueError as e:
+        # signal.signal only works on the main thread.
+        _log.warn(
+            "Not reloading {paths} on SIGHUP: {error}; {action} from the main"
+            " thread, or add sighup=no",
+            paths=paths,
+            error=str(e),
+            action=action,
+        )

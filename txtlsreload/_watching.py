@@ -39,7 +39,7 @@ from twisted.logger import Logger
 from ._inotify import InotifyUnavailable, existingHubFor, hubFor
 from ._registry import IReloadable
 
-__all__ = ["FileWatcher", "watchFiles"]
+__all__ = ["FileWatcher", "watchFiles", "watcherForEndpoint"]
 
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 """
@@ -487,3 +487,22 @@ def watchFiles(
     watcher = FileWatcher(reloadable, pollInterval, reactor, **kwargs)
     watcher.start()
     return watcher
+
+
+def watcherForEndpoint(
+    reloadable: IReloadable, reactor: IReactorTime | None, watch: float, interval: float
+) -> FileWatcher:
+    """
+    The (not yet started) watcher a C{tlsreload:} endpoint's C{watch=} and
+    C{interval=} ask for.
+
+    C{interval=} alone needs no change detection: its timer reloads, so the
+    poll runs at the same pace and inotify stays off.
+    """
+    return FileWatcher(
+        reloadable,
+        pollInterval=watch or interval,
+        reactor=reactor,
+        reloadInterval=interval,
+        useInotify=watch > 0,
+    )
