@@ -248,14 +248,13 @@ class ReloadingContextFactory:
         self, tlsProtocol: TLSMemoryBIOProtocol
     ) -> SSL.Connection:
         """
-        Create a connection that will switch to the current context when its
-        handshake starts.
+        Create a connection that will switch to the current context, and take
+        its verify mode, when its handshake starts (the servername callback
+        does both; nothing is decided here that a reload could outdate).
 
         See L{IOpenSSLServerConnectionCreator.serverConnectionForTLS}.
         """
-        connection = SSL.Connection(self._dispatchContext, None)
-        connection.set_verify(self._installed.verifyMode)
-        return connection
+        return SSL.Connection(self._dispatchContext, None)
 
     def getContext(self) -> SSL.Context:
         """
