@@ -31,7 +31,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
 )
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import capturedLogs, formatEvent
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface.verify import verifyObject
 
@@ -565,12 +565,8 @@ class TestReload:
         )
         breakFiles(ca, caFile, key)
 
-        events: list[LogEvent] = []
-        globalLogPublisher.addObserver(events.append)
-        try:
+        with capturedLogs() as events:
             result = creator.reload()
-        finally:
-            globalLogPublisher.removeObserver(events.append)
 
         assert (result.succeeded, result.changed) == (False, False)
         assert result.error is not None

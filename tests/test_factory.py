@@ -18,7 +18,7 @@ from twisted.internet.interfaces import (
     IOpenSSLContextFactory,
     IOpenSSLServerConnectionCreator,
 )
-from twisted.logger import LogEvent, globalLogPublisher
+from twisted.logger import capturedLogs
 from zope.interface.verify import verifyObject
 
 from txtlsreload import IReloadable, ReloadingContextFactory, ReloadResult
@@ -235,12 +235,8 @@ class TestReloadResult:
         """
         factory, _ = served
         context = factory._installed.context
-        events: list[LogEvent] = []
-        globalLogPublisher.addObserver(events.append)
-        try:
+        with capturedLogs() as events:
             result = factory.reload()
-        finally:
-            globalLogPublisher.removeObserver(events.append)
 
         assert events == []
 
@@ -634,12 +630,8 @@ class TestServernameCallback:
         """
         factory, _ = served
         factory._installed = replace(factory._installed, context=None)  # type: ignore[arg-type]
-        events: list[LogEvent] = []
-        globalLogPublisher.addObserver(events.append)
-        try:
+        with capturedLogs() as events:
             result = handshake(factory, clientOptions(ca))
-        finally:
-            globalLogPublisher.removeObserver(events.append)
         assert not result.succeeded
         assert "alert" in result.failureText()
         assert any("Could not switch" in (e.get("log_format") or "") for e in events)
@@ -695,16 +687,12 @@ class TestCallbacksAndLogs:
         Loads and failures are logged with path, serial, notAfter and error
         fields, and no key material.
         """
-        events: list[LogEvent] = []
-        globalLogPublisher.addObserver(events.append)
-        try:
+        with capturedLogs() as events:
             certPath, keyPath, serial = writeLeaf(ca, tmp_path)
             keyPem = keyPath.read_bytes()
             factory = ReloadingContextFactory(str(certPath), str(keyPath))
             keyPath.write_bytes(ca.issue_cert("x.example").private_key_pem.bytes())
             factory.reload()
-        finally:
-            globalLogPublisher.removeObserver(events.append)
 
         loaded = [e for e in events if "subject" in e and "serial" in e]
         failed = [e for e in events if "error" in e and "path" in e]
@@ -737,16 +725,12 @@ class TestCallbacksAndLogs:
         """
         certPath, keyPath, _ = writeLeaf(ca, tmp_path)
         factory = ReloadingContextFactory(str(certPath), str(keyPath))
-        events: list[LogEvent] = []
-        globalLogPublisher.addObserver(events.append)
-        try:
+        with capturedLogs() as events:
             keyPath.write_bytes(ca.issue_cert("x.example").private_key_pem.bytes())
             factory.reload(quietIfRepeated=quiet)
             factory.reload(quietIfRepeated=quiet)
             certPath.write_bytes(b"")
             factory.reload(quietIfRepeated=quiet)
-        finally:
-            globalLogPublisher.removeObserver(events.append)
         assert [e["log_level"].name for e in events if "error" in e] == levels
 
     def test_recoveryReportedToSuccessCallbacks(
@@ -767,13 +751,9 @@ class TestCallbacksAndLogs:
         keyPath.write_bytes(b"")
         factory.reload()
         keyPath.write_bytes(good)
-        events: list[LogEvent] = []
-        globalLogPublisher.addObserver(events.append)
-        try:
+        with capturedLogs() as events:
             factory.reload()
             factory.reload()
-        finally:
-            globalLogPublisher.removeObserver(events.append)
 
         assert [e["log_format"].split(":")[0] for e in events] == [
             "TLS files usable again"

@@ -7,14 +7,13 @@ inotify side is in C{test_watching_fs}).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent, globalLogPublisher
+from twisted.logger import LogEvent
 from zope.interface import implementer
 
 from txtlsreload import IReloadable, ReloadingContextFactory, ReloadResult
@@ -96,19 +95,6 @@ def served(tmp_path: Path, ca: trustme.CA) -> Served:
     failures: list[ReloadResult] = []
     factory.addReloadCallbacks(successes.append, failures.append)
     return Served(factory, certPath, keyPath, serial, successes, failures)
-
-
-@pytest.fixture
-def logEvents() -> Iterator[list[LogEvent]]:
-    """
-    Every log event emitted during the test.
-    """
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        yield events
-    finally:
-        globalLogPublisher.removeObserver(events.append)
 
 
 def loud(events: list[LogEvent]) -> list[str]:

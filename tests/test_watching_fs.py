@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import trustme
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogEvent, globalLogPublisher
+from twisted.logger import LogEvent
 from zope.interface import implementer
 
 from txtlsreload import IReloadable, ReloadingContextFactory, ReloadResult, _inotify
@@ -214,19 +214,6 @@ def harness(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[Harness]
     assert harness.reactor not in _inotify._hubs
     if INOTIFY:
         assert inotifyDescriptors() == descriptors
-
-
-@pytest.fixture
-def logEvents() -> Iterator[list[LogEvent]]:
-    """
-    Every log event emitted during the test.
-    """
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        yield events
-    finally:
-        globalLogPublisher.removeObserver(events.append)
 
 
 @dataclass
