@@ -59,15 +59,20 @@ def clientContext(caPem: bytes) -> ssl.SSLContext:
     return context
 
 
-def servedSerial(port: int, caPem: bytes, serverName: str | None = "localhost") -> int:
+def servedSerial(
+    port: int,
+    caPem: bytes,
+    serverName: str | None = "localhost",
+    host: str = "127.0.0.1",
+) -> int:
     """
-    Handshake with 127.0.0.1:C{port} and return the served certificate's
+    Handshake with C{host}:C{port} and return the served certificate's
     serial; C{serverName=None} sends no SNI.
     """
     context = clientContext(caPem)
     if serverName is None:
         context.check_hostname = False
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+    with socket.create_connection((host, port), timeout=5) as raw:
         with context.wrap_socket(raw, server_hostname=serverName) as tls:
             der = tls.getpeercert(binary_form=True)
             assert der is not None

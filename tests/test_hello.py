@@ -44,7 +44,7 @@ from txtlsreload._hello import (
     makeService,
 )
 
-from .processes import freePort, waitFor
+from .processes import freePort, servedSerial, waitFor
 from .tlshelpers import replaceAtomically, writeLeaf
 
 ROOT = Path(__file__).parent.parent
@@ -558,13 +558,9 @@ def _serialOverSSL(
     The serial a new CPython C{ssl} handshake sees; with C{sni=False} no
     server name is sent.
     """
-    with socket.create_connection((host, port), timeout=5) as raw:
-        with _context(caFile, sni).wrap_socket(
-            raw, server_hostname="localhost" if sni else None
-        ) as tls:
-            der = tls.getpeercert(binary_form=True)
-            assert der is not None
-            return x509.load_der_x509_certificate(der).serial_number
+    return servedSerial(
+        port, caFile.read_bytes(), "localhost" if sni else None, host=host
+    )
 
 
 def _serialOverOpenSSL(port: int, caFile: Path, sni: bool) -> int:

@@ -177,7 +177,10 @@ def clientOptions(
     caPem = ca.cert_pem.bytes() if isinstance(ca, trustme.CA) else ca.read_bytes()
     if hostname is not None and maximumVersion is None and clientCert is None:
         trustRoot = tssl.trustRootFromCertificates(
-            [tssl.Certificate.loadPEM(pem) for pem in _splitPems(caPem)]
+            [
+                tssl.Certificate(X509.from_cryptography(c))
+                for c in x509.load_pem_x509_certificates(caPem)
+            ]
         )
         kwargs: dict[str, object] = {}
         if protocols is not None:
@@ -206,8 +209,8 @@ class _PlainClient:
         context = SSL.Context(SSL.TLS_CLIENT_METHOD)
         store = context.get_cert_store()
         assert store is not None
-        for pem in _splitPems(caPem):
-            store.add_cert(X509.from_cryptography(x509.load_pem_x509_certificate(pem)))
+        for certificate in x509.load_pem_x509_certificates(caPem):
+            store.add_cert(X509.from_cryptography(certificate))
         context.set_verify(SSL.VERIFY_PEER)
         if clientCert is not None:
             context.use_certificate(
@@ -235,15 +238,6 @@ class _PlainClient:
         if self._serverName is not None:
             connection.set_tlsext_host_name(self._serverName.encode("ascii"))
         return connection
-
-
-def _splitPems(data: bytes) -> list[bytes]:
-    marker = b"-----END CERTIFICATE-----"
-    return [
-        part.strip() + b"\n" + marker + b"\n"
-        for part in data.split(marker)
-        if b"BEGIN CERTIFICATE" in part
-    ]
 
 
 def handshake(
