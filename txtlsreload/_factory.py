@@ -1,15 +1,16 @@
 # -*- test-case-name: tests.test_factory,tests.test_loading,tests.test_sighup -*-
 """
-The reloading server connection creator.
+The reloading server connection creator for one certificate.
 
 How it stays hitless: every connection is created from one long-lived
-I{dispatch} context that holds no certificate.  Its servername callback, which
+I{dispatch} context that holds no certificate (see L{_serving}, shared with
+the many-name L{ReloadingCertificateStore
+<txtlsreload.ReloadingCertificateStore>}).  Its servername callback, which
 OpenSSL runs on every handshake (with or without SNI), switches the connection
-to whatever context is current at that moment and sets the client-certificate
-verify mode on the connection, since C{set_context} does not carry that over.
-A reload builds a complete new context off to the side and, only if every
-check passed, replaces the current one with a single attribute assignment.
-Connections that already finished their handshake keep the context they got.
+to whatever context is current at that moment.  A reload builds a complete
+new context off to the side and, only if every check passed, replaces the
+current one with a single attribute assignment.  Connections that already
+finished their handshake keep the context they got.
 """
 
 from __future__ import annotations
@@ -17,15 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
 
 from OpenSSL import SSL
-from OpenSSL.crypto import X509
 from twisted.internet.interfaces import (
     IOpenSSLContextFactory,
     IOpenSSLServerConnectionCreator,
 )
-from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
@@ -44,18 +42,10 @@ from ._loading import (
     utcNow,
 )
 from ._registry import IReloadable, register
+from ._serving import VERIFY_MODES, ClientAuth, Dispatcher, buildContext
 
 __all__ = ["ClientAuth", "ReloadResult", "ReloadingContextFactory"]
 
-ClientAuth = Literal["required", "optional"]
-
-_VERIFY_MODES: dict[ClientAuth | None, int] = {
-    None: SSL.VERIFY_NONE,
-    "optional": SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE,
-    "required": SSL.VERIFY_PEER
-    | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
-    | SSL.VERIFY_CLIENT_ONCE,
-}
 
 
 @dataclass(frozen=True)
@@ -99,8 +89,18 @@ class _Installed:
     files: CredentialFiles
     clientAuth: ClientAuth | None
 
+    def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
+        """
+        One certificate: every name gets it, with or without SNI.
+        """
+        # L{None} would mean "refuse the name", which this factory never
+        # does: a state without a context is broken, and must be logged.
+        if self.context is None:
+            raise RuntimeError("no TLS context installed")
+        return self.context
 
-def _effectiveClientAuth(
+
+def effectiveClientAuth(
     clientCAFile: str | None, clientAuth: ClientAuth | None
 ) -> ClientAuth | None:
     """
@@ -177,7 +177,7 @@ class ReloadingContextFactory:
         @raise CredentialError: If the files are unusable.
         @raise ValueError: If the options contradict each other.
         """
-        clientAuth = _effectiveClientAuth(clientCAFile, clientAuth)
+        clientAuth = effectiveClientAuth(clientCAFile, clientAuth)
         if passphrase is not None and passphraseFile is not None:
             raise ValueError("give passphrase or passphraseFile, not both")
         files = CredentialFiles.absolute(
@@ -194,8 +194,7 @@ class ReloadingContextFactory:
         credentials = self._check(
             parseCredentialFiles(read, self._passphrase), None, files.certificateFile
         )
-        self._installed = self._install(credentials, files, clientAuth)
-        self._dispatchContext = self._buildDispatchContext()
+        self._dispatcher = Dispatcher(self._install(credentials, files, clientAuth))
         self._history = ReloadHistory(
             ReloadResult(succeeded=True, changed=True, certificate=credentials.info)
         )
@@ -207,6 +206,18 @@ class ReloadingContextFactory:
             f"<ReloadingContextFactory {self.files.certificateFile!r} "
             f"serial={self.certificate.serialHex}>"
         )
+
+    @property
+    def _installed(self) -> _Installed:
+        # The dispatcher holds what handshakes use; this is the one place
+        # that knows it is an _Installed.
+        installed = self._dispatcher.serving
+        assert isinstance(installed, _Installed)
+        return installed
+
+    @_installed.setter
+    def _installed(self, installed: _Installed) -> None:
+        self._dispatcher.serving = installed
 
     @property
     def lastResult(self) -> ReloadResult:
@@ -254,7 +265,7 @@ class ReloadingContextFactory:
 
         See L{IOpenSSLServerConnectionCreator.serverConnectionForTLS}.
         """
-        return SSL.Connection(self._dispatchContext, None)
+        return SSL.Connection(self._dispatcher.context, None)
 
     def getContext(self) -> SSL.Context:
         """
@@ -263,7 +274,7 @@ class ReloadingContextFactory:
         Connections made from it switch to the current credentials on their
         handshake, exactly like those from L{serverConnectionForTLS}.
         """
-        return self._dispatchContext
+        return self._dispatcher.context
 
     def reload(self, quietIfRepeated: bool = False) -> ReloadResult:
         """
@@ -300,7 +311,7 @@ class ReloadingContextFactory:
         @raise ValueError: If the settings contradict each other.
         @return: What happened.
         """
-        clientAuth = _effectiveClientAuth(clientCAFile, clientAuth)
+        clientAuth = effectiveClientAuth(clientCAFile, clientAuth)
         files = replace(
             self._installed.files, clientCAFile=optionalAbsolutePath(clientCAFile)
         )
@@ -399,7 +410,7 @@ class ReloadingContextFactory:
     ) -> _Installed:
         return _Installed(
             context=self._buildContext(credentials, clientAuth),
-            verifyMode=_VERIFY_MODES[clientAuth],
+            verifyMode=VERIFY_MODES[clientAuth],
             credentials=credentials,
             files=files,
             clientAuth=clientAuth,
@@ -408,49 +419,7 @@ class ReloadingContextFactory:
     def _buildContext(
         self, credentials: Credentials, clientAuth: ClientAuth | None
     ) -> SSL.Context:
-        """
-        Build the context handshakes switch to, through L{CertificateOptions}.
-        """
-        clientCAs = None
-        if credentials.clientCAs:
-            clientCAs = [X509.from_cryptography(ca) for ca in credentials.clientCAs]
-        options = CertificateOptions(
-            # CertificateOptions' annotations say pyOpenSSL objects, but the
-            # context takes cryptography ones without deprecation warnings.
-            privateKey=credentials.privateKey,  # type: ignore[arg-type]
-            certificate=credentials.leaf,  # type: ignore[arg-type]
-            extraCertChain=list(credentials.chain),  # type: ignore[arg-type]
-            verify=clientCAs is not None,
-            caCerts=clientCAs,
-            requireCertificate=clientAuth == "required",
-        )
-        return options.getContext()
-
-    def _buildDispatchContext(self) -> SSL.Context:
-        """
-        Build the context every connection starts from.
-
-        It sets the protocol-version policy (which C{set_context} does not
-        change), holds no certificate, and switches each handshake to the
-        current context.
-        """
-        context = CertificateOptions().getContext()
-        context.set_tlsext_servername_callback(self._switchToCurrent)
-        return context
-
-    def _switchToCurrent(self, connection: SSL.Connection) -> None:
-        """
-        The servername callback: runs on every handshake and must never
-        raise, since that would abort the handshake with a fatal alert.
-        """
-        try:
-            installed = self._installed
-            connection.set_context(installed.context)
-            connection.set_verify(installed.verifyMode)
-        except Exception:
-            self._log.failure(
-                "Could not switch a TLS connection to the current context"
-            )
+        return buildContext((credentials,), credentials.clientCAs, clientAuth)
 
     def _failed(
         self, error: CredentialError, current: Credentials, quietIfRepeated: bool

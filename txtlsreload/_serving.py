@@ -1,0 +1,230 @@
+# -*- test-case-name: tests.test_factory,tests.test_store -*-
+"""
+What every handshake goes through, for one certificate or ten thousand.
+
+Every connection is created from one long-lived I{dispatch} context that
+holds no certificate.  Its servername callback, which OpenSSL runs on every
+handshake (with or without SNI), asks the current L{Serving} which context the
+name gets, switches the connection to it and sets the client-certificate
+verify mode on the connection, since C{set_context} does not carry that over.
+A reload prepares a whole new L{Serving} off to the side and installs it with
+one attribute assignment.
+
+The single-certificate L{ReloadingContextFactory
+<txtlsreload.ReloadingContextFactory>} and the many-name
+L{ReloadingCertificateStore <txtlsreload.ReloadingCertificateStore>} differ
+only in the L{Serving} they install: one prebuilt context for every name, or
+a name table whose contexts are built on first use and kept in a bounded
+L{ContextCache}.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
+from OpenSSL.crypto import X509
+from twisted.internet.ssl import CertificateOptions
+from twisted.logger import Logger
+
+from ._loading import Credentials
+
+__all__ = [
+    "VERIFY_MODES",
+    "ClientAuth",
+    "ContextCache",
+    "Dispatcher",
+    "Serving",
+    "buildContext",
+]
+
+ClientAuth = Literal["required", "optional"]
+
+VERIFY_MODES: dict[ClientAuth | None, int] = {
+    None: SSL.VERIFY_NONE,
+    "optional": SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE,
+    "required": SSL.VERIFY_PEER
+    | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+    | SSL.VERIFY_CLIENT_ONCE,
+}
+
+
+class Serving(Protocol):
+    """
+    Everything a handshake needs, swapped as one object.
+    """
+
+    @property
+    def verifyMode(self) -> int:
+        """
+        The client-certificate verify mode every connection gets.
+        """
+
+    def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
+        """
+        The context a handshake naming C{serverName} switches to, or L{None}
+        to leave it on the certificate-less dispatch context, which fails the
+        handshake with C{handshake_failure}.  Must be cheap: no I/O, no
+        parsing.
+        """
+
+
+def buildContext(
+    credentials: tuple[Credentials, ...],
+    clientCAs: tuple[x509.Certificate, ...],
+    clientAuth: ClientAuth | None,
+) -> SSL.Context:
+    """
+    Build the context handshakes switch to, through L{CertificateOptions} so
+    that Twisted's TLS defaults apply.
+
+    @param credentials: One set, or several with different key types (RSA
+        and ECDSA for one name): OpenSSL then picks, per client, the key the
+        client supports.
+    """
+    caCerts = None
+    if clientCAs:
+        caCerts = [X509.from_cryptography(ca) for ca in clientCAs]
+    common: dict[str, object] = {
+        "verify": caCerts is not None,
+        "caCerts": caCerts,
+        "requireCertificate": clientAuth == "required",
+    }
+    if len(credentials) == 1:
+        (only,) = credentials
+        options = CertificateOptions(
+            # CertificateOptions' annotations say pyOpenSSL objects, but the
+            # context takes cryptography ones without deprecation warnings.
+            privateKey=only.privateKey,  # type: ignore[arg-type]
+            certificate=only.leaf,  # type: ignore[arg-type]
+            extraCertChain=list(only.chain),  # type: ignore[arg-type]
+            **common,  # type: ignore[arg-type]
+        )
+        return options.getContext()
+    context = CertificateOptions(**common).getContext()  # type: ignore[arg-type]
+    for each in credentials:
+        _useWithOwnChain(context, each)
+    return context
+
+
+def _useWithOwnChain(context: SSL.Context, credentials: Credentials) -> None:
+    """
+    Add a certificate and key to C{context} with a chain of its own.
+
+    C{add_extra_chain_cert} is context-wide (every client would get both key
+    types' intermediates); only C{use_certificate_chain_file} keeps a chain
+    per key, and pyOpenSSL offers no in-memory form of it, so the PEM goes
+    through an anonymous in-memory file: no disk is touched.
+    """
+    pem = b"".join(
+        c.public_bytes(Encoding.PEM) for c in (credentials.leaf, *credentials.chain)
+    )
+    fd = os.memfd_create("txtlsreload-chain", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, pem)
+        context.use_certificate_chain_file(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+    context.use_privatekey(credentials.privateKey)
+    context.check_privatekey()
+
+
+class ContextCache:
+    """
+    Contexts built on first use, the least recently used dropped beyond
+    C{size}.
+
+    A built context costs about 20-30 KiB and half a millisecond; parsed
+    credentials cost about 3 KiB.  So a store of many names keeps every name
+    parsed (bad files are refused at reload, never at a handshake) but only
+    the contexts of names in recent use.
+
+    Keys are the selection objects of a name table, which are reused across
+    reloads for names whose certificates did not change, so their contexts
+    survive a reload of other names.
+    """
+
+    def __init__(self, build: Callable[[object], SSL.Context], size: int) -> None:
+        if size < 1:
+            raise ValueError(f"the context cache needs room for 1 or more, not {size}")
+        self._build = build
+        self.size = size
+        self._contexts: OrderedDict[object, SSL.Context] = OrderedDict()
+        self.builds = 0
+
+    def __len__(self) -> int:
+        return len(self._contexts)
+
+    def get(self, key: object) -> SSL.Context:
+        """
+        The context for C{key}, built now if it is not cached.
+
+        @raise Exception: Whatever building raised; nothing is cached then.
+        """
+        contexts = self._contexts
+        context = contexts.get(key)
+        if context is not None:
+            contexts.move_to_end(key)
+            return context
+        context = self._build(key)
+        self.builds += 1
+        contexts[key] = context
+        if len(contexts) > self.size:
+            contexts.popitem(last=False)
+        return context
+
+
+class Dispatcher:
+    """
+    The dispatch context and its servername callback.
+
+    @ivar context: The context every connection is created from; it holds no
+        certificate and sets the protocol-version policy, which
+        C{set_context} does not change.
+    @ivar serving: What handshakes switch to; replace it to reload.
+    """
+
+    _log = Logger()
+
+    def __init__(self, serving: Serving) -> None:
+        self.serving = serving
+        self.context = CertificateOptions().getContext()
+        self.context.set_tlsext_servername_callback(self._switch)
+
+    def _switch(self, connection: SSL.Connection) -> None:
+        """
+        The servername callback: runs on every handshake and must never
+        raise, since that would abort the handshake with a traceback on
+        stderr.  A name that gets no context stays on the dispatch context,
+        which has no certificate: the handshake fails with an ordinary alert.
+        """
+        try:
+            serving = self.serving
+            context = serving.contextFor(connection.get_servername())
+            if context is not None:
+                connection.set_context(context)
+                connection.set_verify(serving.verifyMode)
+        except Exception:
+            self._log.failure(
+                "Could not switch a TLS connection to the current context"
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class OneContext:
+    """
+    A L{Serving} with one prebuilt context for every handshake, whatever
+    name it asks for.
+    """
+
+    context: SSL.Context
+    verifyMode: int
+
+    def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
+        return self.context
