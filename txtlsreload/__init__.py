@@ -22,6 +22,7 @@ from ._factory import ClientAuth, ReloadingContextFactory, ReloadResult
 from ._loading import CertificateInfo
 from ._registry import IReloadable
 from ._sighup import SIGHUPReloader, reloadOnSIGHUP
+from ._store import ReloadingCertificateStore, StoreReloadResult, UnknownNames
 from ._watching import FileWatcher, watchFiles
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "FileWatcher",
     "IReloadable",
     "ReloadResult",
+    "ReloadingCertificateStore",
     "ReloadingClientContextFactory",
     "ReloadingClientCredentials",
     "ReloadingClientEndpoint",
@@ -39,6 +41,8 @@ __all__ = [
     "ReloadingPolicyForHTTPS",
     "ReloadingServerEndpoint",
     "SIGHUPReloader",
+    "StoreReloadResult",
+    "UnknownNames",
     "reloadOnSIGHUP",
     "watchFiles",
 ]

@@ -21,7 +21,7 @@ listening.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.abstract import isIPv6Address
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -58,6 +58,7 @@ from ._errors import CredentialError
 from ._factory import ClientAuth, ReloadingContextFactory
 from ._registry import IReloadable
 from ._sighup import ensureProcessWideSIGHUP, joinProcessWideSIGHUP
+from ._store import ReloadingCertificateStore, UnknownNames
 from ._watching import FileWatcher, watcherForEndpoint
 
 __all__ = ["ReloadingServerEndpoint", "TLSReloadParser"]
@@ -65,7 +66,7 @@ __all__ = ["ReloadingServerEndpoint", "TLSReloadParser"]
 # What each key means, for the "unknown key" message and the docs' sake.
 _KEYS = {
     "port": "TCP port to listen on (may also be given first, without port=)",
-    "privateKey": "PEM file with the private key (required)",
+    "privateKey": "PEM file with the private key (required without certificates=)",
     "certKey": "PEM file with the certificate (default: privateKey)",
     "extraCertChain": "PEM file with intermediate certificates",
     "interface": "address to listen on (default: all IPv4 addresses)",
@@ -77,6 +78,10 @@ _KEYS = {
     "watch": "seconds (0.1 or more) between checks of the files for changes"
     " (default: 0, off)",
     "interval": "seconds (0.1 or more) between unconditional reloads (default: 0, off)",
+    "certificates": "directory of certificates served by the name clients ask"
+    " for (SNI); privateKey/certKey then give the default certificate",
+    "unknownNames": "default or refuse: what clients without SNI or naming an"
+    " unknown host get (with certificates=; default: default)",
 }
 
 # Keys of Twisted's ssl: endpoint that we refuse with a reason rather than
@@ -146,7 +151,7 @@ class ReloadingServerEndpoint:
     def __init__(
         self,
         reactor: IReactorTCP,
-        contextFactory: ReloadingContextFactory,
+        contextFactory: ReloadingContextFactory | ReloadingCertificateStore,
         port: int,
         interface: str = "",
         backlog: int = 50,
@@ -328,13 +333,23 @@ class TLSReloadParser:
             raise problem("no port given, as in tlsreload:8443:privateKey=...")
         port = portNumber(portText, lowest=0)
 
-        if "privateKey" not in options:
+        certificates = path("certificates", options.get("certificates"))
+        if "privateKey" not in options and certificates is None:
             raise problem(
                 "privateKey=<file> is required: the PEM file with the private key"
+                " (or certificates=<directory> for many certificates)"
             )
-        privateKey = path("privateKey", options["privateKey"])
-        assert privateKey is not None
+        if "certKey" in options and "privateKey" not in options:
+            raise problem("certKey=<file> needs privateKey=<file>: its key")
+        privateKey = path("privateKey", options.get("privateKey"))
         certKey = path("certKey", options.get("certKey")) or privateKey
+        unknownNames = options.get("unknownNames")
+        if unknownNames is not None and certificates is None:
+            raise problem("unknownNames= needs certificates=<directory>")
+        if unknownNames not in (None, "default", "refuse"):
+            raise problem(
+                f"unknownNames must be default or refuse, not {unknownNames!r}"
+            )
         extraCertChain = path("extraCertChain", options.get("extraCertChain"))
         clientCA = path("clientCA", options.get("clientCA"))
         passphraseFile = path("passphraseFile", options.get("passphraseFile"))
@@ -343,14 +358,29 @@ class TLSReloadParser:
         sighup = yesNo("sighup", options.get("sighup", "yes"))
         watch = period("watch", options.get("watch", "0"))
         interval = period("interval", options.get("interval", "0"))
-        factory = ReloadingContextFactory(
-            certificateFile=certKey,
-            privateKeyFile=privateKey,
-            extraChainFile=extraCertChain,
-            clientCAFile=clientCA,
-            clientAuth=clientAuth,
-            passphraseFile=passphraseFile,
-        )
+        factory: ReloadingContextFactory | ReloadingCertificateStore
+        if certificates is not None:
+            factory = ReloadingCertificateStore(
+                certificates,
+                certKey,
+                privateKey,
+                extraChainFile=extraCertChain,
+                clientCAFile=clientCA,
+                clientAuth=clientAuth,
+                passphraseFile=passphraseFile,
+                unknownNames=cast(UnknownNames, unknownNames or "default"),
+                reactor=reactor,
+            )
+        else:
+            assert certKey is not None
+            factory = ReloadingContextFactory(
+                certificateFile=certKey,
+                privateKeyFile=privateKey,
+                extraChainFile=extraCertChain,
+                clientCAFile=clientCA,
+                clientAuth=clientAuth,
+                passphraseFile=passphraseFile,
+            )
         return ReloadingServerEndpoint(
             reactor,
             factory,

@@ -47,7 +47,6 @@ from ._serving import VERIFY_MODES, ClientAuth, Dispatcher, buildContext
 __all__ = ["ClientAuth", "ReloadResult", "ReloadingContextFactory"]
 
 
-
 @dataclass(frozen=True)
 class ReloadResult:
     """
@@ -153,6 +152,7 @@ class ReloadingContextFactory:
         passphrase: bytes | None = None,
         passphraseFile: str | None = None,
         now: Callable[[], datetime] = utcNow,
+        processWide: bool = True,
     ) -> None:
         """
         Load the files and prepare to serve them.
@@ -173,6 +173,10 @@ class ReloadingContextFactory:
         @param passphraseFile: A file whose first line decrypts the key, read
             again on every reload.
         @param now: The wall clock, for tests.
+        @param processWide: Register for process-wide reload triggers such as
+            L{txtlsreload.reloadOnSIGHUP}; a L{ReloadingCertificateStore
+            <txtlsreload.ReloadingCertificateStore>} that reloads this
+            factory as its default certificate passes C{False}.
 
         @raise CredentialError: If the files are unusable.
         @raise ValueError: If the options contradict each other.
@@ -199,7 +203,8 @@ class ReloadingContextFactory:
             ReloadResult(succeeded=True, changed=True, certificate=credentials.info)
         )
         self._logInstalled(credentials)
-        register(self)
+        if processWide:
+            register(self)
 
     def __repr__(self) -> str:
         return (
@@ -240,6 +245,13 @@ class ReloadingContextFactory:
         asked for (L{None}); change it with L{changeClientAuthentication}.
         """
         return self._installed.clientAuth
+
+    @property
+    def clientCAFile(self) -> str | None:
+        """
+        The CA bundle client certificates are checked against, if any.
+        """
+        return self._installed.files.clientCAFile
 
     @property
     def certificate(self) -> CertificateInfo:

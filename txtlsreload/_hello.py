@@ -47,6 +47,7 @@ from ._devcert import (
 )
 from ._endpoint import ReloadingServerEndpoint
 from ._errors import CredentialError
+from ._store import ReloadingCertificateStore
 
 __all__ = [
     "DEFAULT_PORT",
@@ -116,6 +117,14 @@ class Options(usage.Options):
             None,
             "PEM bundle of CAs; clients must present a certificate from one.",
         ],
+        [
+            "certificates",
+            None,
+            None,
+            "Directory of certificates, each served for the names clients ask"
+            " for (SNI); --cert/--key then give the default certificate."
+            " Listens on all addresses.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -134,7 +143,13 @@ class Options(usage.Options):
         Whether C{--port}, C{--cert}, C{--key} or C{--ca} ask for a listener,
         or nothing at all was asked for (which means the development one).
         """
-        shortcuts = [self["port"], self["cert"], self["key"], self["ca"]]
+        shortcuts = [
+            self["port"],
+            self["cert"],
+            self["key"],
+            self["ca"],
+            self["certificates"],
+        ]
         return any(value is not None for value in shortcuts) or not self["listen"]
 
 
@@ -153,16 +168,21 @@ def _hasIPv6() -> bool:
 def _tlsreloadDescription(
     port: int,
     interface: str,
-    certificateFile: str,
-    privateKeyFile: str,
+    certificateFile: str | None,
+    privateKeyFile: str | None,
     clientCAFile: str | None,
+    certificates: str | None = None,
 ) -> str:
-    parts = [
-        f"tlsreload:port={port}",
-        f"interface={quoteStringArgument(interface)}",
-        f"privateKey={quoteStringArgument(os.path.abspath(privateKeyFile))}",
-        f"certKey={quoteStringArgument(os.path.abspath(certificateFile))}",
-    ]
+    parts = [f"tlsreload:port={port}", f"interface={quoteStringArgument(interface)}"]
+    if certificates is not None:
+        parts.append(
+            f"certificates={quoteStringArgument(os.path.abspath(certificates))}"
+        )
+    if privateKeyFile is not None and certificateFile is not None:
+        parts.append(
+            f"privateKey={quoteStringArgument(os.path.abspath(privateKeyFile))}"
+        )
+        parts.append(f"certKey={quoteStringArgument(os.path.abspath(certificateFile))}")
     if clientCAFile is not None:
         parts.append(f"clientCA={quoteStringArgument(os.path.abspath(clientCAFile))}")
     return ":".join(parts)
@@ -203,7 +223,7 @@ def _planListeners(
         return _ListenPlan(descriptions)
     port = DEFAULT_PORT if options["port"] is None else options["port"]
     certificateFile = options["cert"] or options["key"]
-    if certificateFile is not None:
+    if certificateFile is not None or options["certificates"] is not None:
         # "::" also takes IPv4 connections where the system maps them (Linux
         # does by default).
         shortcut = _tlsreloadDescription(
@@ -212,6 +232,7 @@ def _planListeners(
             certificateFile,
             options["key"] or certificateFile,
             options["ca"],
+            options["certificates"],
         )
         return _ListenPlan(descriptions, shortcut)
     # A self-signed development certificate has no business on a network:
@@ -332,8 +353,18 @@ class _HelloService(service.MultiService):
         for endpoint in self.rotatable:
             if not endpoint.sighup:
                 continue
-            clientCAFile = endpoint.contextFactory.files.clientCAFile
-            for path in endpoint.contextFactory.watchedPaths():
+            factory = endpoint.contextFactory
+            clientCAFile = factory.clientCAFile
+            if isinstance(factory, ReloadingCertificateStore):
+                # Thousands of files: name the directory, not each of them.
+                _log.info(
+                    "To rotate certificates, change the files under {directory}"
+                    " and run: kill -HUP {pid}",
+                    directory=factory.directory,
+                    pid=os.getpid(),
+                )
+                continue
+            for path in factory.watchedPaths():
                 (clientCAs if path == clientCAFile else served).add(path)
         if not served:
             return
@@ -362,7 +393,7 @@ class _HelloService(service.MultiService):
         # one factory.
         shortcut = self.rotatable[-1] if self.rotatable else None
         clientCAFile = (
-            None if shortcut is None else shortcut.contextFactory.files.clientCAFile
+            None if shortcut is None else shortcut.contextFactory.clientCAFile
         )
         # With --ca, the server refuses a client without a certificate, so a
         # bare curl would only show "certificate required".

@@ -1,0 +1,317 @@
+# -*- test-case-name: tests.test_store -*-
+"""
+Finding certificates in a directory tree, and reading again only what
+changed.
+
+Three layouts are recognised, anywhere under the directory, all at once:
+  - Kubernetes TLS Secret volumes: a directory holding C{tls.crt} and
+    C{tls.key}.  The C{..data} symlink and the timestamped C{..2026_...}
+    directories behind it are the volume's internals: names starting with
+    C{..} are never entered, so nothing is found twice.
+  - certbot: a directory holding C{fullchain.pem} and C{privkey.pem}
+    (symlinks into C{archive/}, repointed at renewal).  In a directory
+    holding both C{live} and C{archive} (C{/etc/letsencrypt}) only C{live}
+    is entered: C{archive}, C{keys} and C{csr} hold old keys, certificates
+    and requests.
+  - Twisted's C{tls:} endpoint: every other C{*.pem} file, holding
+    certificates and keys in any arrangement; keys are matched to
+    certificates by public key, and chains are built by issuer name.
+Names starting with C{.} are skipped everywhere (editor and tool temporary
+files).
+
+Every reload looks at every file, but cheaply: a file whose C{stat}
+(device, inode, size, modification and change times, after symlinks) did
+not change is not read; one whose bytes hash as before is not parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from ._errors import CredentialError
+from ._loading import (
+    CertificateInfo,
+    CredentialFiles,
+    Credentials,
+    _pemBlocks,
+    _privateKeyIn,
+    _proveKeyWorks,
+    _spki,
+    parseCredentialFiles,
+    readCredentialFiles,
+    readFile,
+)
+from ._selection import Candidate
+
+__all__ = ["DirectoryReader", "ScanResult"]
+
+_PAIRS = (("tls.crt", "tls.key"), ("fullchain.pem", "privkey.pem"))
+_CERTIFICATE_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE")
+# Deep enough for any real chain, short enough to stop an issuer loop.
+_MAX_CHAIN = 10
+
+_Stat = tuple[int, int, int, int, int]
+
+
+def _stat(path: str) -> _Stat | None:
+    try:
+        s = os.stat(path)
+    except OSError:
+        return None
+    return (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns)
+
+
+def scan(root: str) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """
+    Walk C{root}.
+
+    @return: The certificate and key file pairs (Kubernetes, certbot), the
+        loose C{*.pem} files, and every directory entered.
+    @raise CredentialError: If C{root} cannot be listed.
+    """
+    pairs: list[tuple[str, str]] = []
+    loose: list[str] = []
+    directories: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            identity = os.stat(directory)
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as e:
+            if directory == root:
+                raise CredentialError(
+                    root, f"cannot list the directory: {e.strerror or e}"
+                ) from None
+            continue
+        # Symlinked directories can form loops; enter each one once.
+        if (identity.st_dev, identity.st_ino) in seen:
+            continue
+        seen.add((identity.st_dev, identity.st_ino))
+        directories.append(directory)
+        names = {e.name for e in entries}
+        pair = next(((c, k) for c, k in _PAIRS if c in names and k in names), None)
+        if pair is not None:
+            pairs.append(
+                (os.path.join(directory, pair[0]), os.path.join(directory, pair[1]))
+            )
+            continue
+        certbotRoot = "live" in names and "archive" in names
+        subdirectories = []
+        for entry in entries:
+            if entry.name.startswith(".") or (certbotRoot and entry.name != "live"):
+                continue
+            try:
+                if entry.is_dir():
+                    subdirectories.append(entry.path)
+                elif entry.name.endswith(".pem") and entry.is_file():
+                    loose.append(entry.path)
+            except OSError:
+                continue
+        stack.extend(reversed(subdirectories))
+    return pairs, loose, directories
+
+
+@dataclass(eq=False)
+class _Parsed:
+    """
+    A file (or certificate and key pair) as last read successfully.
+    """
+
+    stat: object
+    digest: bytes
+    candidates: tuple[Candidate, ...] = ()
+    certificates: tuple[x509.Certificate, ...] = ()
+    keys: tuple[tuple[bytes, object], ...] = ()
+
+
+@dataclass
+class ScanResult:
+    """
+    What one look at the directory found.
+
+    @ivar candidates: Every certificate that may be served, each with its
+        key and chain; a file that was refused contributes what it held
+        when it was last good.
+    @ivar refused: The files that could not be used this time.
+    @ivar parsed: How many files (or pairs) were parsed, not just looked at.
+    @ivar paths: Every file and directory looked at.
+    """
+
+    candidates: set[Candidate]
+    refused: list[CredentialError] = field(default_factory=list)
+    parsed: int = 0
+    paths: list[str] = field(default_factory=list)
+
+
+class DirectoryReader:
+    """
+    Reads a directory tree into candidates, remembering what it read so that
+    the next look parses only what changed.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self._pairs: dict[tuple[str, str], _Parsed] = {}
+        self._loose: dict[str, _Parsed] = {}
+        self._assembled: dict[tuple[int, int], Candidate] = {}
+        self._looseCandidates: set[Candidate] = set()
+
+    def read(self) -> ScanResult:
+        """
+        Look at every file; parse those whose bytes changed.
+
+        @raise CredentialError: Only if the directory itself cannot be
+            listed; refused files are reported in the result.
+        """
+        pairs, loose, directories = scan(self.root)
+        result = ScanResult(candidates=set(), paths=list(directories))
+        pairStates: dict[tuple[str, str], _Parsed] = {}
+        for pair in pairs:
+            state = self._readPair(pair, result)
+            if state is not None:
+                pairStates[pair] = state
+                result.candidates.update(state.candidates)
+            result.paths.extend(pair)
+        self._pairs = pairStates
+
+        looseStates: dict[str, _Parsed] = {}
+        looseChanged = set(loose) != set(self._loose)
+        for path in loose:
+            previous = self._loose.get(path)
+            state = self._readLoose(path, previous, result)
+            if state is not None:
+                looseStates[path] = state
+                looseChanged = looseChanged or state is not previous
+            result.paths.append(path)
+        self._loose = looseStates
+        if looseChanged:
+            self._looseCandidates = self._assemble(looseStates, result)
+        result.candidates.update(self._looseCandidates)
+        return result
+
+    def _readPair(self, pair: tuple[str, str], result: ScanResult) -> _Parsed | None:
+        previous = self._pairs.get(pair)
+        stat = (_stat(pair[0]), _stat(pair[1]))
+        if previous is not None and stat == previous.stat and None not in stat:
+            return previous
+        try:
+            files = CredentialFiles(certificateFile=pair[0], privateKeyFile=pair[1])
+            read = readCredentialFiles(files)
+            if previous is not None and read.digest == previous.digest:
+                previous.stat = stat
+                return previous
+            result.parsed += 1
+            credentials = parseCredentialFiles(read)
+        except CredentialError as e:
+            result.refused.append(e)
+            return previous
+        return _Parsed(stat, read.digest, (Candidate.of(credentials, pair[0]),))
+
+    def _readLoose(
+        self, path: str, previous: _Parsed | None, result: ScanResult
+    ) -> _Parsed | None:
+        stat = _stat(path)
+        if previous is not None and stat == previous.stat and stat is not None:
+            return previous
+        try:
+            data = readFile(path)
+            digest = hashlib.sha256(data).digest()
+            if previous is not None and digest == previous.digest:
+                previous.stat = stat
+                return previous
+            result.parsed += 1
+            certificates, keys = _parseLoose(path, data)
+        except CredentialError as e:
+            result.refused.append(e)
+            return previous
+        return _Parsed(stat, digest, certificates=certificates, keys=keys)
+
+    def _assemble(
+        self, states: dict[str, _Parsed], result: ScanResult
+    ) -> set[Candidate]:
+        """
+        Match loose keys to loose certificates by public key and chain them
+        by issuer.  Candidates already assembled from the same certificate
+        and key objects are reused, so an unchanged file yields the very
+        same candidate (and keeps its built context).
+        """
+        keysBySPKI: dict[bytes, tuple[str, object]] = {}
+        for path, state in states.items():
+            for spki, key in state.keys:
+                keysBySPKI.setdefault(spki, (path, key))
+        bySubject: dict[bytes, x509.Certificate] = {}
+        leaves: list[tuple[str, x509.Certificate, str, object]] = []
+        for path, state in states.items():
+            for certificate in state.certificates:
+                found = keysBySPKI.get(_spki(certificate.public_key()))
+                if found is not None:
+                    leaves.append((path, certificate, found[0], found[1]))
+                else:
+                    bySubject.setdefault(
+                        certificate.subject.public_bytes(), certificate
+                    )
+        assembled: dict[tuple[int, int], Candidate] = {}
+        for certPath, leaf, keyPath, key in leaves:
+            identity = (id(leaf), id(key))
+            candidate = self._assembled.get(identity)
+            if candidate is None:
+                try:
+                    _proveKeyWorks(keyPath, key, leaf)  # type: ignore[arg-type]
+                except CredentialError as e:
+                    result.refused.append(e)
+                    continue
+                chain = tuple(_chainOf(leaf, bySubject))
+                credentials = Credentials(
+                    leaf=leaf,
+                    privateKey=key,  # type: ignore[arg-type]
+                    chain=chain,
+                    clientCAs=(),
+                    digest=b"",
+                    info=CertificateInfo.fromCertificate(leaf),
+                )
+                candidate = Candidate.of(credentials, certPath)
+            assembled[identity] = candidate
+        self._assembled = assembled
+        return set(assembled.values())
+
+
+def _chainOf(
+    leaf: x509.Certificate, bySubject: dict[bytes, x509.Certificate]
+) -> Iterator[x509.Certificate]:
+    current = leaf
+    for _ in range(_MAX_CHAIN):
+        if current.issuer == current.subject:
+            return
+        issuer = bySubject.get(current.issuer.public_bytes())
+        # A self-signed root is left out: clients must already have it.
+        if issuer is None or issuer.issuer == issuer.subject:
+            return
+        yield issuer
+        current = issuer
+
+
+def _parseLoose(
+    path: str, data: bytes
+) -> tuple[tuple[x509.Certificate, ...], tuple[tuple[bytes, object], ...]]:
+    certificates = []
+    keys = []
+    for number, (label, block) in enumerate(_pemBlocks(path, data), start=1):
+        if label in _CERTIFICATE_LABELS:
+            try:
+                certificates.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                raise CredentialError(
+                    path, f"PEM block {number} is not a valid certificate"
+                ) from None
+        elif b"PRIVATE KEY" in label:
+            key = _privateKeyIn(path, block, None)
+            keys.append((_spki(key.public_key()), key))
+    return tuple(certificates), tuple(keys)

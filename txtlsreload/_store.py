@@ -1,0 +1,545 @@
+# -*- test-case-name: tests.test_store -*-
+"""
+Many certificates on one port, chosen by the client's server name (SNI),
+reloaded from a directory.
+
+What a handshake costs: one or two dict lookups and, on the first handshake
+for a name since its context was dropped from the cache, building that
+context from objects parsed at the last reload (no file I/O, no parsing).
+What a reload costs: a C{stat} per file, a read and hash per file whose
+C{stat} changed, a parse per file whose bytes changed, and choosing again
+for the names those files serve.
+
+Why contexts are built lazily: a built C{SSL.Context} costs about 20-30 KiB
+and half a millisecond, so 10,000 of them would take about 300 MiB and five
+seconds at every start.  Parsed credentials cost about 3 KiB each; so every
+file is parsed (and refused, if bad) at start-up and reload, never at a
+handshake, but only the contexts of the C{cacheSize} most recently used
+names are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+from OpenSSL import SSL
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IOpenSSLContextFactory,
+    IOpenSSLServerConnectionCreator,
+    IReactorTime,
+)
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from zope.interface import implementer
+
+from ._callbacks import ReloadHistory
+from ._directory import DirectoryReader, ScanResult
+from ._errors import CredentialError
+from ._factory import ReloadingContextFactory, effectiveClientAuth
+from ._loading import (
+    CertificateInfo,
+    certificatesIn,
+    optionalAbsolutePath,
+    readFile,
+)
+from ._registry import IReloadable, register
+from ._selection import Candidate, NameTable, Selection, Selector
+from ._serving import VERIFY_MODES, ClientAuth, ContextCache, Dispatcher, buildContext
+
+__all__ = ["ReloadingCertificateStore", "StoreReloadResult", "UnknownNames"]
+
+UnknownNames = Literal["default", "refuse"]
+
+#: How many built contexts a store keeps by default: about 30 MiB.
+DEFAULT_CACHE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class StoreReloadResult:
+    """
+    The outcome of one load or reload of a L{ReloadingCertificateStore}.
+
+    @ivar succeeded: C{True} if every file was usable (changed or not).
+    @ivar changed: C{True} if any name now gets another certificate.
+    @ivar added: Names served now that were not before.
+    @ivar replaced: Names that now get another certificate.
+    @ivar removed: Names no longer served.
+    @ivar refused: Every file that could not be used; the certificates it
+        held when last good are still served.
+    @ivar error: The first of C{refused}, or L{None}.
+    @ivar certificate: The default certificate, for clients without SNI or
+        naming an unknown host (L{None} if there is none).
+    @ivar names: How many names are served.
+    """
+
+    succeeded: bool
+    changed: bool
+    added: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    refused: tuple[CredentialError, ...] = ()
+    error: CredentialError | None = None
+    certificate: CertificateInfo | None = None
+    names: int = 0
+
+    def __str__(self) -> str:
+        counts = (
+            f"{self.names} names; {len(self.added)} added, {len(self.replaced)}"
+            f" replaced, {len(self.removed)} removed"
+        )
+        if self.refused:
+            files = "; ".join(str(e) for e in self.refused)
+            return f"reload refused {len(self.refused)} file(s): {files} ({counts})"
+        return f"reloaded: {counts}" if self.changed else f"unchanged: {counts}"
+
+
+@dataclass(frozen=True, eq=False)
+class _StoreServing:
+    table: NameTable
+    verifyMode: int
+    contexts: ContextCache
+
+    def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
+        selection = self.table.lookup(serverName)
+        if selection is None:
+            return None
+        return self.contexts.get(selection)
+
+
+@implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
+class ReloadingCertificateStore:
+    """
+    A TLS server connection creator that serves every certificate found
+    under a directory, chosen by the name the client asks for, and reloads
+    them while it serves.
+
+    Use it wherever Twisted takes server TLS options, as
+    L{ReloadingContextFactory}.  Which files are found, which certificate a
+    name gets and what a reload does are described in C{docs/sni.rst}.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        directory: str,
+        certificateFile: str | None = None,
+        privateKeyFile: str | None = None,
+        *,
+        extraChainFile: str | None = None,
+        clientCAFile: str | None = None,
+        clientAuth: ClientAuth | None = None,
+        passphrase: bytes | None = None,
+        passphraseFile: str | None = None,
+        unknownNames: UnknownNames = "default",
+        cacheSize: int = DEFAULT_CACHE_SIZE,
+        reactor: IReactorTime | None = None,
+    ) -> None:
+        """
+        Load every certificate under C{directory} and prepare to serve them.
+
+        @param directory: Searched recursively for certificates (see the
+            module docstring for the layouts).
+        @param certificateFile: The default certificate (leaf first, chain
+            may follow) for clients without SNI or naming an unknown host;
+            it also serves its own names.  Without it, the default is what
+            the name that sorts first gets.
+        @param privateKeyFile: The default certificate's key (default:
+            C{certificateFile}).
+        @param extraChainFile: More chain certificates for the default.
+        @param clientCAFile: Ask every client, whatever name it asks for, for
+            a certificate from these CAs.
+        @param clientAuth: C{"required"} (the default with C{clientCAFile})
+            or C{"optional"}.
+        @param passphrase: Decrypts the default certificate's key.
+        @param passphraseFile: A file whose first line decrypts it.
+        @param unknownNames: C{"default"} serves the default certificate to
+            clients naming an unknown host; C{"refuse"} fails their handshake
+            (and that of clients without SNI).
+        @param cacheSize: How many built contexts to keep (1000 by default,
+            about 30 MiB).
+        @param reactor: Schedules the moments when held-back certificates
+            become valid and served ones expire, and tells the time.
+
+        @raise CredentialError: If any file is unusable, or nothing at all
+            can be served.
+        @raise ValueError: If the options contradict each other.
+        """
+        if unknownNames not in ("default", "refuse"):
+            raise ValueError(
+                f"unknownNames must be 'default' or 'refuse', not {unknownNames!r}"
+            )
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor
+        assert reactor is not None
+        self._reactor = reactor
+        self._clientAuth = effectiveClientAuth(clientCAFile, clientAuth)
+        self._clientCAFile = optionalAbsolutePath(clientCAFile)
+        self._clientCAs: tuple[object, ...] = ()
+        self._clientCADigest: bytes | None = None
+        self._refuseUnknown = unknownNames == "refuse"
+        self._cacheSize = cacheSize
+        self._reader = DirectoryReader(directory)
+        self._selector = Selector()
+        self._candidates: set[Candidate] = set()
+        self._paths: list[str] = []
+        self._timer: IDelayedCall | None = None
+        self._default: ReloadingContextFactory | None = None
+        if certificateFile is not None:
+            # The default certificate is the one-name case, reloaded and
+            # checked exactly as a single-certificate server's.
+            self._default = ReloadingContextFactory(
+                certificateFile,
+                privateKeyFile,
+                extraChainFile=extraChainFile,
+                passphrase=passphrase,
+                passphraseFile=passphraseFile,
+                now=self._now,
+                processWide=False,
+            )
+        elif privateKeyFile or extraChainFile or passphrase or passphraseFile:
+            raise ValueError(
+                "the default's key, chain and passphrase need its certificate"
+            )
+
+        scanned = self._reader.read()
+        if scanned.refused:
+            raise scanned.refused[0]
+        self._dispatcher = Dispatcher(self._newServing(self._clientCAsChanged()))
+        result = self._install(scanned, [])
+        if result.names == 0 and self._default is None:
+            raise CredentialError(
+                self._reader.root,
+                "no certificate with a matching private key found",
+            )
+        self._history = ReloadHistory(result)
+        self._log.info(
+            "TLS certificates loaded from {directory}: {names} name(s)",
+            directory=self._reader.root,
+            names=result.names,
+        )
+        register(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ReloadingCertificateStore {self._reader.root!r}"
+            f" names={len(self._table)}>"
+        )
+
+    @property
+    def _table(self) -> NameTable:
+        serving = self._dispatcher.serving
+        assert isinstance(serving, _StoreServing)
+        return serving.table
+
+    @property
+    def directory(self) -> str:
+        """
+        The directory searched for certificates, made absolute.
+        """
+        return self._reader.root
+
+    @property
+    def clientCAFile(self) -> str | None:
+        """
+        The CA bundle client certificates are checked against, for every
+        name; L{None} if none are asked for.
+        """
+        return self._clientCAFile
+
+    @property
+    def names(self) -> dict[str, CertificateInfo]:
+        """
+        Every name served now, with the certificate it gets (the ECDSA one,
+        for a name that also has RSA).
+        """
+        return {
+            name: selection.candidates[0].credentials.info
+            for name, selection in self._table.exact.items()
+        }
+
+    @property
+    def certificate(self) -> CertificateInfo | None:
+        """
+        The default certificate, for clients without SNI or naming an
+        unknown host; L{None} if there is none.
+        """
+        selection = self._table.default
+        return None if selection is None else selection.candidates[0].credentials.info
+
+    @property
+    def lastResult(self) -> StoreReloadResult:
+        """
+        The result of the most recent load or reload.
+        """
+        return self._history.last
+
+    def certificateFor(self, serverName: str) -> CertificateInfo | None:
+        """
+        The certificate a client asking for C{serverName} gets now (L{None}:
+        its handshake fails).
+        """
+        selection = self._table.lookup(serverName.encode("idna"))
+        return None if selection is None else selection.candidates[0].credentials.info
+
+    def watchedPaths(self) -> list[str]:
+        """
+        Every directory entered and every file read, for file watchers: a
+        new file changes its directory's modification time.
+        """
+        paths = list(self._paths)
+        if self._default is not None:
+            paths.extend(self._default.watchedPaths())
+        if self._clientCAFile is not None:
+            paths.append(self._clientCAFile)
+        return list(dict.fromkeys(paths))
+
+    def serverConnectionForTLS(
+        self, tlsProtocol: TLSMemoryBIOProtocol
+    ) -> SSL.Connection:
+        """
+        Create a connection that switches to its name's context when its
+        handshake starts.  See
+        L{IOpenSSLServerConnectionCreator.serverConnectionForTLS}.
+        """
+        return SSL.Connection(self._dispatcher.context, None)
+
+    def getContext(self) -> SSL.Context:
+        """
+        The dispatch context, for code that still asks for a context.
+        """
+        return self._dispatcher.context
+
+    def reload(self, quietIfRepeated: bool = False) -> StoreReloadResult:
+        """
+        Look at every file and serve what changed: new names start, names
+        whose files are gone stop, a bad file is refused and the names it
+        served keep their last good certificate.  Never raises.
+
+        @param quietIfRepeated: Do not log refusals identical to the
+            previous reload's again.
+        """
+        try:
+            refused: list[CredentialError] = []
+            if self._default is not None:
+                defaultResult = self._default.reload(quietIfRepeated=True)
+                if defaultResult.error is not None:
+                    refused.append(defaultResult.error)
+            clientCAsChanged = self._readClientCAs(refused)
+            scanned = self._reader.read()
+            if clientCAsChanged:
+                self._dispatcher.serving = self._newServing(True)
+            result = self._install(scanned, refused, clientCAsChanged)
+        except CredentialError as e:
+            result = StoreReloadResult(
+                succeeded=False,
+                changed=False,
+                refused=(e,),
+                error=e,
+                certificate=self.certificate,
+                names=len(self._table),
+            )
+        except Exception as e:
+            error = CredentialError(
+                self._reader.root, f"reload failed: {type(e).__name__}: {e}"
+            )
+            self._log.failure(
+                "TLS reload of {directory} failed", directory=self.directory
+            )
+            result = StoreReloadResult(
+                succeeded=False, changed=False, refused=(error,), error=error
+            )
+        self._report(result, quietIfRepeated)
+        self._history.record(result)
+        return result
+
+    def addReloadCallbacks(
+        self,
+        onSuccess: Callable[[StoreReloadResult], object] | None = None,
+        onFailure: Callable[[StoreReloadResult], object] | None = None,
+    ) -> Callable[[], None]:
+        """
+        Be told about reloads, as L{ReloadingContextFactory.addReloadCallbacks}.
+
+        @return: A function that removes both callbacks again.
+        """
+        return self._history.add(onSuccess, onFailure)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._reactor.seconds(), timezone.utc)
+
+    def _readClientCAs(self, refused: list[CredentialError]) -> bool:
+        """
+        Read the client-CA bundle again; C{True} if it changed.
+        """
+        if self._clientCAFile is None:
+            return False
+        try:
+            return self._clientCAsChanged()
+        except CredentialError as e:
+            refused.append(e)
+            return False
+
+    def _clientCAsChanged(self) -> bool:
+        import hashlib
+
+        if self._clientCAFile is None:
+            return False
+        data = readFile(self._clientCAFile)
+        digest = hashlib.sha256(data).digest()
+        if digest == self._clientCADigest:
+            return False
+        self._clientCAs = tuple(
+            certificatesIn(self._clientCAFile, data, "CA certificate")
+        )
+        self._clientCADigest = digest
+        return True
+
+    def _newServing(self, clientCAsChanged: bool) -> _StoreServing:
+        clientCAs = self._clientCAs
+        clientAuth = self._clientAuth
+
+        def build(selection: object) -> SSL.Context:
+            assert isinstance(selection, Selection)
+            return buildContext(selection.credentials, clientCAs, clientAuth)  # type: ignore[arg-type]
+
+        empty = NameTable({}, None, self._refuseUnknown)
+        table = empty if not hasattr(self, "_dispatcher") else self._table
+        return _StoreServing(
+            table, VERIFY_MODES[clientAuth], ContextCache(build, self._cacheSize)
+        )
+
+    def _install(
+        self,
+        scanned: ScanResult,
+        refused: list[CredentialError],
+        clientCAsChanged: bool = False,
+    ) -> StoreReloadResult:
+        """
+        Choose again for the names the scan changed, and swap the new table
+        in; schedule the next moment a validity period starts or ends.
+        """
+        refused = refused + scanned.refused
+        now = self._now()
+        added = scanned.candidates - self._candidates
+        removed = self._candidates - scanned.candidates
+        if self._default is not None:
+            defaultCandidate = self._defaultCandidate()
+            if defaultCandidate not in self._candidates:
+                added.add(defaultCandidate)
+            scanned.candidates.add(defaultCandidate)
+            removed.discard(defaultCandidate)
+        change = self._selector.update(added, removed, now)
+        self._candidates = scanned.candidates
+        self._paths = scanned.paths
+        exact = self._selector.exact
+        default: Selection | None
+        if self._default is not None:
+            default = Selection((self._defaultCandidate(),))
+            previous = self._table.default
+            if previous is not None and previous.candidates == default.candidates:
+                default = previous
+        else:
+            first = min(exact, default=None)
+            default = None if first is None else exact[first]
+        serving = self._dispatcher.serving
+        assert isinstance(serving, _StoreServing)
+        self._dispatcher.serving = _StoreServing(
+            NameTable(exact, default, self._refuseUnknown),
+            serving.verifyMode,
+            serving.contexts,
+        )
+        self._schedule(now)
+        changed = bool(change.added or change.replaced or change.removed) or (
+            clientCAsChanged
+        )
+        return StoreReloadResult(
+            succeeded=not refused,
+            changed=changed,
+            added=change.added,
+            replaced=change.replaced,
+            removed=change.removed,
+            refused=tuple(refused),
+            error=refused[0] if refused else None,
+            certificate=None
+            if default is None
+            else default.candidates[0].credentials.info,
+            names=len(exact),
+        )
+
+    def _defaultCandidate(self) -> Candidate:
+        assert self._default is not None
+        credentials = self._default._installed.credentials
+        cached = getattr(self, "_defaultCache", None)
+        if cached is not None and cached.credentials is credentials:
+            return cached  # type: ignore[no-any-return]
+        candidate = Candidate.of(credentials, self._default.files.certificateFile)
+        self._defaultCache = candidate
+        return candidate
+
+    def _schedule(self, now: datetime) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        boundary = self._selector.nextBoundary(now)
+        if boundary is not None:
+            delay = (boundary - now).total_seconds()
+            # notAfter is inclusive: choose again just after it.
+            self._timer = self._reactor.callLater(delay + 0.001, self._boundaryPassed)
+
+    def _boundaryPassed(self) -> None:
+        """
+        A held-back certificate became valid or a served one expired:
+        choose again for its names, with no file read.
+        """
+        self._timer = None
+        try:
+            scanned = ScanResult(candidates=set(self._candidates), paths=self._paths)
+            result = self._install(scanned, [])
+            if result.changed:
+                self._log.info(
+                    "TLS certificates changed by the clock: {added} name(s) added,"
+                    " {replaced} replaced, {removed} removed",
+                    added=len(result.added),
+                    replaced=len(result.replaced),
+                    removed=len(result.removed),
+                )
+        except Exception:
+            self._log.failure("Could not choose certificates again")
+
+    def _report(self, result: StoreReloadResult, quietIfRepeated: bool) -> None:
+        history = getattr(self, "_history", None)
+        previous = (
+            set()
+            if history is None
+            else {(e.path, e.reason) for e in history.last.refused}
+        )
+        # The default certificate's factory logs its own refusals.
+        own = set() if self._default is None else set(self._default.watchedPaths())
+        for error in result.refused:
+            if error.path in own or (
+                quietIfRepeated and (error.path, error.reason) in previous
+            ):
+                continue
+            self._log.error(
+                "TLS reload refused: {path}: {error}; the names it served keep"
+                " their last good certificate",
+                path=error.path,
+                error=error.reason,
+            )
+        if result.changed:
+            self._log.info(
+                "TLS certificates reloaded from {directory}: {added} name(s) added,"
+                " {replaced} replaced, {removed} removed, {names} served",
+                directory=self.directory,
+                added=len(result.added),
+                replaced=len(result.replaced),
+                removed=len(result.removed),
+                names=result.names,
+            )
