@@ -74,6 +74,8 @@ class StoreReloadResult:
     @ivar certificate: The default certificate, for clients without SNI or
         naming an unknown host (L{None} if there is none).
     @ivar names: How many names are served.
+    @ivar parsed: How many files (or certificate and key pairs) were parsed:
+        only those whose bytes changed.
     """
 
     succeeded: bool
@@ -85,6 +87,7 @@ class StoreReloadResult:
     error: CredentialError | None = None
     certificate: CertificateInfo | None = None
     names: int = 0
+    parsed: int = 0
 
     def __str__(self) -> str:
         counts = (
@@ -446,7 +449,9 @@ class ReloadingCertificateStore:
             if previous is not None and previous.candidates == default.candidates:
                 default = previous
         else:
-            first = min(exact, default=None)
+            # Exact names before wildcards, so that "*." does not win by
+            # sorting before letters.
+            first = min(exact, key=lambda n: (n.startswith("*"), n), default=None)
             default = None if first is None else exact[first]
         serving = self._dispatcher.serving
         assert isinstance(serving, _StoreServing)
@@ -471,6 +476,7 @@ class ReloadingCertificateStore:
             if default is None
             else default.candidates[0].credentials.info,
             names=len(exact),
+            parsed=scanned.parsed,
         )
 
     def _defaultCandidate(self) -> Candidate:

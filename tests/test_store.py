@@ -1,0 +1,630 @@
+"""
+Tests for L{txtlsreload.ReloadingCertificateStore}: many certificates on one
+port, chosen by the client's server name, found in several layouts, chosen by
+validity, and reloaded by what changed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography import x509
+from OpenSSL import SSL
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLContextFactory,
+    IOpenSSLServerConnectionCreator,
+)
+from twisted.internet.task import Clock
+from twisted.logger import LogEvent
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from txtlsreload import (
+    CredentialError,
+    IReloadable,
+    ReloadingCertificateStore,
+    StoreReloadResult,
+)
+
+from .tlshelpers import clientOptions, handshake
+
+# Real time (clients check validity against it), held still by a Clock.
+_NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+_DAY = datetime.timedelta(days=1)
+
+
+def _clock() -> Clock:
+    clock = Clock()
+    clock.advance(_NOW.timestamp())
+    return clock
+
+
+def _issue(
+    ca: trustme.CA,
+    *names: str,
+    keyType: trustme.KeyType = trustme.KeyType.ECDSA,
+    notBefore: datetime.datetime = _NOW - 10 * _DAY,
+    notAfter: datetime.datetime = _NOW + 90 * _DAY,
+) -> trustme.LeafCert:
+    return ca.issue_cert(
+        *names, not_before=notBefore, not_after=notAfter, key_type=keyType
+    )
+
+
+def _serial(leaf: trustme.LeafCert) -> int:
+    return x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).serial_number
+
+
+def _writeLoose(directory: Path, name: str, leaf: trustme.LeafCert) -> Path:
+    """
+    Twisted's C{tls:} layout: certificate and key in separate C{.pem} files.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.key.pem").write_bytes(leaf.private_key_pem.bytes())
+    path = directory / f"{name}.pem"
+    path.write_bytes(leaf.cert_chain_pems[0].bytes())
+    return path
+
+
+def _writeCertbot(directory: Path, name: str, leaf: trustme.LeafCert) -> Path:
+    """
+    certbot's layout: C{live/NAME/*.pem} symlinks into C{archive/NAME/},
+    repointed at each renewal.
+    """
+    archive = directory / "archive" / name
+    live = directory / "live" / name
+    archive.mkdir(parents=True, exist_ok=True)
+    live.mkdir(parents=True, exist_ok=True)
+    version = len(list(archive.glob("fullchain*.pem"))) + 1
+    (archive / f"fullchain{version}.pem").write_bytes(
+        b"".join(p.bytes() for p in leaf.cert_chain_pems)
+    )
+    (archive / f"privkey{version}.pem").write_bytes(leaf.private_key_pem.bytes())
+    for kind in ("fullchain", "privkey"):
+        link = live / f"{kind}.pem"
+        temporary = live / f".{kind}.tmp"
+        temporary.symlink_to(f"../../archive/{name}/{kind}{version}.pem")
+        os.replace(temporary, link)
+    return archive / f"fullchain{version}.pem"
+
+
+def _writeKubernetes(directory: Path, name: str, leaf: trustme.LeafCert) -> Path:
+    """
+    A Kubernetes TLS Secret volume: C{tls.crt} and C{tls.key} reached through
+    the C{..data} symlink, swapped to a new timestamped directory.
+    """
+    volume = directory / name
+    volume.mkdir(parents=True, exist_ok=True)
+    version = len(list(volume.glob("..2030_*"))) + 1
+    payload = volume / f"..2030_06_01_00_00_0{version}"
+    payload.mkdir()
+    (payload / "tls.crt").write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
+    (payload / "tls.key").write_bytes(leaf.private_key_pem.bytes())
+    temporary = volume / "..data_tmp"
+    temporary.symlink_to(payload.name)
+    os.replace(temporary, volume / "..data")
+    for file in ("tls.crt", "tls.key"):
+        if not (volume / file).is_symlink():
+            (volume / file).symlink_to(f"..data/{file}")
+    return payload / "tls.crt"
+
+
+_LAYOUTS: dict[str, Callable[[Path, str, trustme.LeafCert], Path]] = {
+    "tls": _writeLoose,
+    "certbot": _writeCertbot,
+    "kubernetes": _writeKubernetes,
+}
+
+
+def _served(store: object, ca: trustme.CA, name: str | None) -> int | None:
+    """
+    The serial a client asking for C{name} gets, or L{None} if its handshake
+    fails.
+    """
+    client = clientOptions(ca, hostname=name)
+    result = handshake(store, client)  # type: ignore[arg-type]
+    if not result.succeeded or result.serverCertificate is None:
+        return None
+    return result.serverCertificate.serial_number
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _RSAOnlyClient:
+    """
+    A TLS 1.2 client that offers only ECDHE-RSA cipher suites, as old
+    clients without ECDSA support do.
+    """
+
+    def __init__(self, ca: trustme.CA, name: str) -> None:
+        self._name = name
+        self._context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        self._context.set_max_proto_version(SSL.TLS1_2_VERSION)
+        self._context.set_cipher_list(b"ECDHE-RSA-AES128-GCM-SHA256")
+        store = self._context.get_cert_store()
+        assert store is not None
+        from OpenSSL.crypto import X509
+
+        store.add_cert(
+            X509.from_cryptography(x509.load_pem_x509_certificate(ca.cert_pem.bytes()))
+        )
+        self._context.set_verify(SSL.VERIFY_PEER)
+
+    def clientConnectionForTLS(
+        self, tlsProtocol: TLSMemoryBIOProtocol
+    ) -> SSL.Connection:
+        connection = SSL.Connection(self._context, None)
+        connection.set_tlsext_host_name(self._name.encode("ascii"))
+        return connection
+
+
+class TestInterfaces:
+    """
+    The store is what Twisted's TLS APIs ask for.
+    """
+
+    def test_providesInterfaces(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        It provides the connection-creator, context-factory and reloadable
+        interfaces, checked by zope.interface.
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert verifyObject(IOpenSSLServerConnectionCreator, store)
+        assert verifyObject(IOpenSSLContextFactory, store)
+        assert verifyObject(IReloadable, store)
+
+
+class TestSelection:
+    """
+    Each client gets the certificate for the name it asks for.
+    """
+
+    @pytest.mark.parametrize("layout", sorted(_LAYOUTS))
+    def test_eachNameItsCertificate(
+        self, tmp_path: Path, ca: trustme.CA, layout: str
+    ) -> None:
+        """
+        In every layout, each name gets its own certificate.
+        """
+        write = _LAYOUTS[layout]
+        a, b = _issue(ca, "a.example"), _issue(ca, "b.example")
+        write(tmp_path, "a", a)
+        write(tmp_path, "b", b)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert _served(store, ca, "a.example") == _serial(a)
+        assert _served(store, ca, "b.example") == _serial(b)
+        assert sorted(store.names) == ["a.example", "b.example"]
+
+    def test_allLayoutsAtOnce(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        One directory may mix the three layouts; a Kubernetes volume's
+        timestamped directory is not counted a second time.
+        """
+        leaves = {layout: _issue(ca, f"{layout}.example") for layout in _LAYOUTS}
+        for layout, leaf in leaves.items():
+            _LAYOUTS[layout](tmp_path / layout, layout, leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        for layout, leaf in leaves.items():
+            assert _served(store, ca, f"{layout}.example") == _serial(leaf)
+        assert len(store.names) == 3
+
+    @pytest.mark.parametrize(
+        "asked", ["A.Example", "a.example.", "a.EXAMPLE."], ids=["case", "dot", "both"]
+    )
+    def test_caseAndTrailingDot(
+        self, tmp_path: Path, ca: trustme.CA, asked: str
+    ) -> None:
+        """
+        Names are compared without case and without a trailing dot.
+        """
+        a = _issue(ca, "a.example")
+        _writeLoose(tmp_path, "a", a)
+        _writeLoose(tmp_path, "z", _issue(ca, "z.example"))
+        store = ReloadingCertificateStore(
+            str(tmp_path), reactor=_clock(), unknownNames="refuse"
+        )
+        assert store.certificateFor(asked) is not None
+        assert store.certificateFor(asked).serialNumber == _serial(a)  # type: ignore[union-attr]
+
+    @pytest.mark.parametrize(
+        ("asked", "wildcard"),
+        [("x.w.example", True), ("w.example", False), ("y.x.w.example", False)],
+    )
+    def test_wildcardOneLabelDeep(
+        self, tmp_path: Path, ca: trustme.CA, asked: str, wildcard: bool
+    ) -> None:
+        """
+        A wildcard certificate serves names one label below it, no deeper,
+        and not the name itself.
+        """
+        star = _issue(ca, "*.w.example")
+        _writeLoose(tmp_path, "star", star)
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(
+            str(tmp_path), reactor=_clock(), unknownNames="refuse"
+        )
+        assert _served(store, ca, asked) == (_serial(star) if wildcard else None)
+
+    def test_exactBeatsWildcard(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        An exact name wins over a wildcard covering it.
+        """
+        _writeLoose(tmp_path, "star", _issue(ca, "*.w.example"))
+        exact = _issue(ca, "x.w.example")
+        _writeLoose(tmp_path, "x", exact)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert _served(store, ca, "x.w.example") == _serial(exact)
+
+
+class TestDefault:
+    """
+    Clients without SNI or naming an unknown host get the default, or are
+    refused.
+    """
+
+    @pytest.mark.parametrize("asked", [None, "unknown.example"])
+    def test_explicitDefault(
+        self, tmp_path: Path, ca: trustme.CA, asked: str | None
+    ) -> None:
+        """
+        With a default certificate given, it is what such clients get.
+        """
+        _writeLoose(tmp_path / "d", "a", _issue(ca, "a.example"))
+        default = _issue(ca, "unknown.example", "localhost")
+        certificate = tmp_path / "default.crt"
+        key = tmp_path / "default.key"
+        certificate.write_bytes(default.cert_chain_pems[0].bytes())
+        key.write_bytes(default.private_key_pem.bytes())
+        store = ReloadingCertificateStore(
+            str(tmp_path / "d"), str(certificate), str(key), reactor=_clock()
+        )
+        assert store.certificateFor(asked or "nothing.example").serialNumber == _serial(
+            default
+        )  # type: ignore[union-attr]
+        assert _served(store, ca, asked) == _serial(default)
+
+    def test_firstNameIsDefault(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Without a default certificate, the name that sorts first gives it,
+        exact names before wildcards.
+        """
+        b = _issue(ca, "b.example")
+        a = _issue(ca, "a.example")
+        _writeLoose(tmp_path, "star", _issue(ca, "*.a.example"))
+        _writeLoose(tmp_path, "b", b)
+        _writeLoose(tmp_path, "a", a)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert _served(store, ca, None) == _serial(a)
+
+    @pytest.mark.parametrize("asked", [None, "unknown.example"])
+    def test_refuseUnknown(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        asked: str | None,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """
+        With unknownNames="refuse" those handshakes fail with an alert, and
+        nothing is printed to stderr (no traceback per refused handshake).
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(
+            str(tmp_path), reactor=_clock(), unknownNames="refuse"
+        )
+        result = handshake(store, clientOptions(ca, hostname=asked))
+        assert not result.succeeded
+        assert "alert" in result.failureText()
+        assert capsys.readouterr().err == ""
+        assert _served(store, ca, "a.example") is not None
+
+    def test_unknownNamesOpenNoFile(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Handshakes for unknown names open no file (counted by an audit hook).
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        clients = [clientOptions(ca, hostname=f"n{i}.example") for i in range(20)]
+        opened: list[object] = []
+        counting = [True]
+
+        def hook(event: str, args: tuple[object, ...]) -> None:
+            if counting[0] and event == "open":
+                opened.append(args[0])
+
+        sys.addaudithook(hook)
+        try:
+            for client in clients:
+                handshake(store, client)
+        finally:
+            counting[0] = False
+        assert opened == []
+
+
+class TestValidity:
+    """
+    Among several certificates for a name, validity periods decide.
+    """
+
+    def test_latestNotAfterWins(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Of two valid certificates, the one that expires later is served.
+        """
+        later = _issue(ca, "a.example", notAfter=_NOW + 60 * _DAY)
+        _writeLoose(tmp_path, "late", later)
+        _writeLoose(
+            tmp_path, "early", _issue(ca, "a.example", notAfter=_NOW + 30 * _DAY)
+        )
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert _served(store, ca, "a.example") == _serial(later)
+
+    def test_futureHeldBackThenServedWithoutReload(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        A certificate whose notBefore is in the future is not served until
+        then, and is served from then on without any reload.
+        """
+        clock = _clock()
+        current = _issue(ca, "a.example", notAfter=_NOW + 30 * _DAY)
+        future = _issue(
+            ca, "a.example", notBefore=_NOW + _DAY, notAfter=_NOW + 90 * _DAY
+        )
+        _writeLoose(tmp_path, "current", current)
+        _writeLoose(tmp_path, "future", future)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=clock)
+        assert store.certificateFor("a.example").serialNumber == _serial(current)  # type: ignore[union-attr]
+        clock.advance(_DAY.total_seconds() + 1)
+        assert store.certificateFor("a.example").serialNumber == _serial(future)  # type: ignore[union-attr]
+
+    def test_expiredOnlyWhenNothingValid(
+        self, tmp_path: Path, ca: trustme.CA, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        An expired certificate is served only while nothing valid exists,
+        with a warning naming it.
+        """
+        expired = _issue(
+            ca, "a.example", notBefore=_NOW - 90 * _DAY, notAfter=_NOW - _DAY
+        )
+        path = _writeLoose(tmp_path, "old", expired)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert store.certificateFor("a.example").serialNumber == _serial(expired)  # type: ignore[union-attr]
+        assert any(
+            e.get("source") == str(path) and "expired" in e["log_format"]
+            for e in logEvents
+        )
+        fresh = _issue(ca, "a.example")
+        _writeLoose(tmp_path, "new", fresh)
+        store.reload()
+        assert store.certificateFor("a.example").serialNumber == _serial(fresh)  # type: ignore[union-attr]
+
+    def test_expiryWithoutReload(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        When the served certificate expires, a later-starting valid one for
+        the same name takes over at that moment, with no reload.
+        """
+        clock = _clock()
+        ending = _issue(ca, "a.example", notAfter=_NOW + _DAY)
+        # Valid too, but expiring earlier than `ending`'s successor would:
+        # it is chosen only once `ending` is gone.
+        other = _issue(ca, "a.example", notAfter=_NOW + _DAY / 2)
+        successor = _issue(
+            ca, "a.example", notBefore=_NOW + _DAY / 2, notAfter=_NOW + 40 * _DAY
+        )
+        for name, leaf in [("e", ending), ("o", other), ("s", successor)]:
+            _writeLoose(tmp_path, name, leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=clock)
+        assert store.certificateFor("a.example").serialNumber == _serial(ending)  # type: ignore[union-attr]
+        clock.advance((_DAY / 2).total_seconds() + 1)
+        assert store.certificateFor("a.example").serialNumber == _serial(successor)  # type: ignore[union-attr]
+
+
+class TestKeyTypes:
+    """
+    RSA and ECDSA certificates for one name are served together.
+    """
+
+    @pytest.mark.parametrize("rsaOnly", [True, False], ids=["rsa-client", "any-client"])
+    def test_eachClientGetsWhatItSupports(
+        self, tmp_path: Path, ca: trustme.CA, rsaOnly: bool
+    ) -> None:
+        """
+        A client offering only RSA cipher suites gets the RSA certificate;
+        other clients get the ECDSA one.
+        """
+        rsa = _issue(ca, "a.example", keyType=trustme.KeyType.RSA)
+        ecdsa = _issue(ca, "a.example", keyType=trustme.KeyType.ECDSA)
+        _writeLoose(tmp_path, "rsa", rsa)
+        _writeLoose(tmp_path, "ecdsa", ecdsa)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        client = (
+            _RSAOnlyClient(ca, "a.example")
+            if rsaOnly
+            else clientOptions(ca, "a.example")
+        )
+        result = handshake(store, client)
+        assert result.succeeded, result.failureText()
+        assert result.serverCertificate is not None
+        expected = rsa if rsaOnly else ecdsa
+        assert result.serverCertificate.serial_number == _serial(expected)
+
+
+class TestReload:
+    """
+    A reload parses only what changed, and reports it.
+    """
+
+    @pytest.mark.parametrize("layout", sorted(_LAYOUTS))
+    def test_replaced(self, tmp_path: Path, ca: trustme.CA, layout: str) -> None:
+        """
+        A renewed certificate is served after a reload, for a known name;
+        only its file is parsed again.
+        """
+        write = _LAYOUTS[layout]
+        write(tmp_path, "a", _issue(ca, "a.example"))
+        b = _issue(ca, "b.example")
+        write(tmp_path, "b", b)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        renewed = _issue(ca, "a.example")
+        write(tmp_path, "a", renewed)
+        result = store.reload()
+        assert result.succeeded and result.changed
+        assert result.replaced == ("a.example",)
+        assert result.parsed == (1 if layout != "tls" else 2)
+        assert _served(store, ca, "a.example") == _serial(renewed)
+        assert _served(store, ca, "b.example") == _serial(b)
+
+    def test_unchangedParsesNothing(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A reload with nothing changed parses nothing and changes nothing.
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        result = store.reload()
+        assert (result.succeeded, result.changed, result.parsed) == (True, False, 0)
+
+    def test_addedAndRemoved(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        New names start being served and removed ones stop.
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        _writeLoose(tmp_path, "b", _issue(ca, "b.example"))
+        store = ReloadingCertificateStore(
+            str(tmp_path), reactor=_clock(), unknownNames="refuse"
+        )
+        (tmp_path / "b.pem").unlink()
+        (tmp_path / "b.key.pem").unlink()
+        c = _issue(ca, "c.example")
+        _writeLoose(tmp_path, "c", c)
+        result = store.reload()
+        assert (result.added, result.removed) == (("c.example",), ("b.example",))
+        assert _served(store, ca, "b.example") is None
+        assert _served(store, ca, "c.example") == _serial(c)
+
+    def test_badFileRefusesOnlyItself(
+        self, tmp_path: Path, ca: trustme.CA, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        A damaged file is refused with a message naming it; its names keep
+        their last good certificate and other changes still apply.
+        """
+        a = _issue(ca, "a.example")
+        path = _writeLoose(tmp_path, "a", a)
+        _writeLoose(tmp_path, "b", _issue(ca, "b.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        failures: list[StoreReloadResult] = []
+        store.addReloadCallbacks(onFailure=failures.append)
+        path.write_bytes(b"-----BEGIN CERTIFICATE-----\ntruncated\n")
+        renewed = _issue(ca, "b.example")
+        _writeLoose(tmp_path, "b", renewed)
+        result = store.reload()
+        assert not result.succeeded
+        assert result.error is not None and result.error.path == str(path)
+        assert result.replaced == ("b.example",)
+        assert _served(store, ca, "a.example") == _serial(a)
+        assert _served(store, ca, "b.example") == _serial(renewed)
+        assert failures == [result]
+        errors = [e for e in logEvents if e.get("path") == str(path)]
+        assert len(errors) == 1
+        assert b"PRIVATE" not in str(errors[0]).encode()
+
+    def test_badFileAtStartRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        At start-up a bad file stops the store with the file and the reason.
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        (tmp_path / "bad.pem").write_bytes(b"not a certificate")
+        with pytest.raises(CredentialError) as raised:
+            ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert raised.value.path == str(tmp_path / "bad.pem")
+
+    def test_emptyDirectoryRefused(self, tmp_path: Path) -> None:
+        """
+        A directory with nothing to serve, and no default, is refused.
+        """
+        with pytest.raises(CredentialError, match="no certificate"):
+            ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+
+    def test_renewedKnownNameWithoutUnknownOne(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        A Kubernetes ..data swap is picked up by a reload, although no
+        client asked for an unknown name (Twisted's tls: would keep the old
+        certificate).
+        """
+        _writeKubernetes(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        renewed = _issue(ca, "a.example")
+        _writeKubernetes(tmp_path, "a", renewed)
+        store.reload()
+        assert _served(store, ca, "a.example") == _serial(renewed)
+
+
+class TestClientsAndProtocols:
+    """
+    Client-certificate settings and ALPN apply to every name.
+    """
+
+    @pytest.mark.parametrize("name", ["a.example", "b.example"])
+    def test_clientCertificateRequiredForEveryName(
+        self, tmp_path: Path, ca: trustme.CA, name: str
+    ) -> None:
+        """
+        With a client CA, every name refuses clients without a certificate
+        and accepts those with one.
+        """
+        _writeLoose(tmp_path / "d", "a", _issue(ca, "a.example"))
+        _writeLoose(tmp_path / "d", "b", _issue(ca, "b.example"))
+        clientCA = trustme.CA()
+        bundle = tmp_path / "clients.pem"
+        bundle.write_bytes(clientCA.cert_pem.bytes())
+        store = ReloadingCertificateStore(
+            str(tmp_path / "d"), clientCAFile=str(bundle), reactor=_clock()
+        )
+        anonymous = handshake(
+            store, clientOptions(ca, hostname=name, maximumVersion=SSL.TLS1_2_VERSION)
+        )
+        assert not anonymous.succeeded
+        withCertificate = handshake(
+            store,
+            clientOptions(ca, hostname=name, clientCert=clientCA.issue_cert("client")),
+        )
+        assert withCertificate.succeeded, withCertificate.failureText()
+        assert withCertificate.clientCertificateSeenByServer is not None
+
+    def test_alpnAfterSwitch(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        HTTP/2 is negotiated over ALPN after the switch to a name's context.
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        result = handshake(
+            store,
+            clientOptions(ca, hostname="a.example", protocols=[b"h2", b"http/1.1"]),
+            serverProtocols=[b"h2", b"http/1.1"],
+        )
+        assert result.negotiatedProtocol == b"h2"
+
+    def test_smallCacheStillServesEveryName(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        With room for one built context, names taking turns are each served
+        their own certificate.
+        """
+        leaves = {n: _issue(ca, f"{n}.example") for n in "abc"}
+        for n, leaf in leaves.items():
+            _writeLoose(tmp_path, n, leaf)
+        store = ReloadingCertificateStore(str(tmp_path), cacheSize=1, reactor=_clock())
+        for n in "abcab":
+            assert _served(store, ca, f"{n}.example") == _serial(leaves[n])
