@@ -165,8 +165,10 @@ class ReloadingCertificateStore:
             (and that of clients without SNI).
         @param cacheSize: How many built contexts to keep (1000 by default,
             about 30 MiB).
-        @param reactor: Schedules the moments when held-back certificates
-            become valid and served ones expire, and tells the time.
+        @param reactor: Tells the time (its C{seconds()}, POSIX time as
+            with every real reactor) and schedules the moments when
+            held-back certificates become valid and served ones expire.
+            Default: the global reactor.
 
         @raise CredentialError: If any file is unusable, or nothing at all
             can be served.
