@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ._errors import CredentialError
 from ._loading import (
@@ -128,8 +130,36 @@ class _Parsed:
     stat: object
     digest: bytes
     candidates: tuple[Candidate, ...] = ()
-    certificates: tuple[x509.Certificate, ...] = ()
+    certificates: tuple[_Certificate, ...] = ()
     keys: tuple[tuple[bytes, object], ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class _Certificate:
+    """
+    A loose certificate with what matching it needs, worked out once when
+    its file is parsed rather than at every reload.
+    """
+
+    parsed: x509.Certificate
+    spki: bytes
+    subject: bytes
+    issuer: bytes
+    info: CertificateInfo
+
+    @classmethod
+    def of(cls, pem: bytes) -> _Certificate:
+        # Attributes are read from a second copy, dropped afterwards: the
+        # kept object would otherwise carry its parsed names and key (about
+        # 2 KiB) for as long as it is served.
+        scratch = x509.load_pem_x509_certificate(pem)
+        return cls(
+            x509.load_pem_x509_certificate(pem),
+            _spki(scratch.public_key()),
+            scratch.subject.public_bytes(),
+            scratch.issuer.public_bytes(),
+            CertificateInfo.fromScratchCopy(scratch),
+        )
 
 
 @dataclass
@@ -247,35 +277,33 @@ class DirectoryReader:
         for path, state in states.items():
             for spki, key in state.keys:
                 keysBySPKI.setdefault(spki, (path, key))
-        bySubject: dict[bytes, x509.Certificate] = {}
-        leaves: list[tuple[str, x509.Certificate, str, object]] = []
+        bySubject: dict[bytes, _Certificate] = {}
+        leaves: list[tuple[str, _Certificate, str, object]] = []
         for path, state in states.items():
             for certificate in state.certificates:
-                found = keysBySPKI.get(_spki(certificate.public_key()))
+                found = keysBySPKI.get(certificate.spki)
                 if found is not None:
                     leaves.append((path, certificate, found[0], found[1]))
                 else:
-                    bySubject.setdefault(
-                        certificate.subject.public_bytes(), certificate
-                    )
+                    bySubject.setdefault(certificate.subject, certificate)
         assembled: dict[tuple[int, int], Candidate] = {}
         for certPath, leaf, keyPath, key in leaves:
             identity = (id(leaf), id(key))
             candidate = self._assembled.get(identity)
             if candidate is None:
                 try:
-                    _proveKeyWorks(keyPath, key, leaf)  # type: ignore[arg-type]
+                    _checkKey(keyPath, key, leaf)
                 except CredentialError as e:
                     result.refused.append(e)
                     continue
                 chain = tuple(_chainOf(leaf, bySubject))
                 credentials = Credentials(
-                    leaf=leaf,
+                    leaf=leaf.parsed,
                     privateKey=key,  # type: ignore[arg-type]
                     chain=chain,
                     clientCAs=(),
                     digest=b"",
-                    info=CertificateInfo.fromCertificate(leaf),
+                    info=leaf.info,
                 )
                 candidate = Candidate.of(credentials, certPath)
             assembled[identity] = candidate
@@ -283,30 +311,48 @@ class DirectoryReader:
         return set(assembled.values())
 
 
+def _checkKey(path: str, key: object, leaf: _Certificate) -> None:
+    """
+    Prove the private half of C{key} belongs to C{leaf}, whose public key
+    matches (that is how they were paired).
+    """
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        # As _proveKeyWorks does, with the SPKI already at hand.
+        derived = ec.derive_private_key(key.private_numbers().private_value, key.curve)
+        if _spki(derived.public_key()) != leaf.spki:
+            raise CredentialError(
+                path, "private key is damaged: its private values do not agree"
+            )
+        return
+    # A copy, to keep the served object lean.
+    scratch = x509.load_der_x509_certificate(leaf.parsed.public_bytes(Encoding.DER))
+    _proveKeyWorks(path, key, scratch)  # type: ignore[arg-type]
+
+
 def _chainOf(
-    leaf: x509.Certificate, bySubject: dict[bytes, x509.Certificate]
+    leaf: _Certificate, bySubject: dict[bytes, _Certificate]
 ) -> Iterator[x509.Certificate]:
-    current = leaf
+    subject, issuerName = leaf.subject, leaf.issuer
     for _ in range(_MAX_CHAIN):
-        if current.issuer == current.subject:
+        if issuerName == subject:
             return
-        issuer = bySubject.get(current.issuer.public_bytes())
+        issuer = bySubject.get(issuerName)
         # A self-signed root is left out: clients must already have it.
         if issuer is None or issuer.issuer == issuer.subject:
             return
-        yield issuer
-        current = issuer
+        yield issuer.parsed
+        subject, issuerName = issuer.subject, issuer.issuer
 
 
 def _parseLoose(
     path: str, data: bytes
-) -> tuple[tuple[x509.Certificate, ...], tuple[tuple[bytes, object], ...]]:
+) -> tuple[tuple[_Certificate, ...], tuple[tuple[bytes, object], ...]]:
     certificates = []
     keys = []
     for number, (label, block) in enumerate(_pemBlocks(path, data), start=1):
         if label in _CERTIFICATE_LABELS:
             try:
-                certificates.append(x509.load_pem_x509_certificate(block))
+                certificates.append(_Certificate.of(block))
             except ValueError:
                 raise CredentialError(
                     path, f"PEM block {number} is not a valid certificate"
