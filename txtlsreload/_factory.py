@@ -43,6 +43,7 @@ from ._loading import (
 )
 from ._registry import IReloadable, register
 from ._serving import VERIFY_MODES, ClientAuth, Dispatcher, buildContext
+from ._sessions import DEFAULT_SESSION_TIMEOUT, SessionPolicy
 
 __all__ = ["ClientAuth", "ReloadResult", "ReloadingContextFactory"]
 
@@ -153,6 +154,8 @@ class ReloadingContextFactory:
         passphraseFile: str | None = None,
         now: Callable[[], datetime] = utcNow,
         processWide: bool = True,
+        sessions: bool = False,
+        sessionTimeout: int = DEFAULT_SESSION_TIMEOUT,
     ) -> None:
         """
         Load the files and prepare to serve them.
@@ -177,9 +180,18 @@ class ReloadingContextFactory:
             L{txtlsreload.reloadOnSIGHUP}; a L{ReloadingCertificateStore
             <txtlsreload.ReloadingCertificateStore>} that reloads this
             factory as its default certificate passes C{False}.
+        @param sessions: Let clients resume their TLS sessions (TLS 1.2
+            session IDs, TLS 1.3 stateful tickets), across certificate
+            rotations; a change of client-CA bundle or C{clientAuth} and
+            L{flushSessions} discard them.  Off by default, as in Twisted.
+            See C{docs/sessions.rst} for the trade-offs.
+        @param sessionTimeout: Seconds a session stays resumable, with
+            C{sessions} (default 7200, OpenSSL's).
 
         @raise CredentialError: If the files are unusable.
         @raise ValueError: If the options contradict each other.
+        @raise RuntimeError: With C{sessions}, if pyOpenSSL runs on an
+            OpenSSL older than 3.0.14.
         """
         clientAuth = effectiveClientAuth(clientCAFile, clientAuth)
         if passphrase is not None and passphraseFile is not None:
@@ -193,12 +205,15 @@ class ReloadingContextFactory:
         )
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
+        self._sessions = SessionPolicy(sessionTimeout) if sessions else None
 
         read = readCredentialFiles(files, self._passphrase)
         credentials = self._check(
             parseCredentialFiles(read, self._passphrase), None, files.certificateFile
         )
-        self._dispatcher = Dispatcher(self._install(credentials, files, clientAuth))
+        self._dispatcher = Dispatcher(
+            self._install(credentials, files, clientAuth), self._sessions
+        )
         self._history = ReloadHistory(
             ReloadResult(succeeded=True, changed=True, certificate=credentials.info)
         )
@@ -277,7 +292,7 @@ class ReloadingContextFactory:
 
         See L{IOpenSSLServerConnectionCreator.serverConnectionForTLS}.
         """
-        return SSL.Connection(self._dispatcher.context, None)
+        return self._dispatcher.connection()
 
     def getContext(self) -> SSL.Context:
         """
@@ -359,6 +374,13 @@ class ReloadingContextFactory:
                     current.info,
                     files.certificateFile,
                 )
+                if self._sessions is not None and (
+                    clientAuth != installed.clientAuth
+                    or credentials.clientCAs != current.clientCAs
+                ):
+                    # A resumed session skips client-certificate checks:
+                    # none made under the old trust may resume under the new.
+                    self._sessions.flush()
                 self._installed = self._install(credentials, files, clientAuth)
                 self._logInstalled(credentials)
                 result = ReloadResult(
@@ -379,6 +401,29 @@ class ReloadingContextFactory:
             )
         self._history.record(result)
         return result
+
+    def flushSessions(self) -> None:
+        """
+        Make every session established so far unresumable: their clients
+        get a full handshake (with client-certificate checks) next time.
+        Does nothing without C{sessions}.
+
+        A change of client-CA bundle or C{clientAuth} does this by itself.
+        """
+        sessions = self._sessions
+        if sessions is None:
+            return
+        sessions.flush()
+        installed = self._installed
+        # The current context keys sessions by the old generation, and a
+        # used context cannot be changed: build it again.
+        self._installed = replace(
+            installed,
+            context=self._buildContext(installed.credentials, installed.clientAuth),
+        )
+        self._log.info(
+            "TLS sessions flushed for {path}", path=installed.files.certificateFile
+        )
 
     def addReloadCallbacks(
         self,
@@ -431,7 +476,11 @@ class ReloadingContextFactory:
     def _buildContext(
         self, credentials: Credentials, clientAuth: ClientAuth | None
     ) -> SSL.Context:
-        return buildContext((credentials,), credentials.clientCAs, clientAuth)
+        context = buildContext((credentials,), credentials.clientCAs, clientAuth)
+        if self._sessions is not None:
+            # One certificate for every name: one session key for all.
+            self._sessions.prepare(context, "")
+        return context
 
     def _failed(
         self, error: CredentialError, current: Credentials, quietIfRepeated: bool

@@ -34,6 +34,7 @@ from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
 
 from ._loading import Credentials
+from ._sessions import SessionMismatch, SessionPolicy
 
 __all__ = [
     "VERIFY_MODES",
@@ -192,10 +193,28 @@ class Dispatcher:
 
     _log = Logger()
 
-    def __init__(self, serving: Serving) -> None:
+    def __init__(self, serving: Serving, sessions: SessionPolicy | None = None) -> None:
+        """
+        @param sessions: Resume sessions with these settings; L{None} (the
+            default) keeps Twisted's: no session cache, no tickets.
+        """
         self.serving = serving
+        self.sessions = sessions
         self.context = CertificateOptions().getContext()
         self.context.set_tlsext_servername_callback(self._switch)
+        if sessions is not None:
+            sessions.prepareDispatch(self.context)
+
+    def connection(self) -> SSL.Connection:
+        """
+        A server connection for one accepted client.
+        """
+        if self.sessions is None:
+            return SSL.Connection(self.context, None)
+        return self.sessions.connection(self.context, self._contextFor)
+
+    def _contextFor(self, serverName: bytes | None) -> SSL.Context | None:
+        return self.serving.contextFor(serverName)
 
     def _switch(self, connection: SSL.Connection) -> None:
         """
@@ -203,17 +222,28 @@ class Dispatcher:
         raise, since that would abort the handshake with a traceback on
         stderr.  A name that gets no context stays on the dispatch context,
         which has no certificate: the handshake fails with an ordinary alert.
+
+        The one exception: with sessions, a name that OpenSSL reads
+        differently from how L{PeekConnection
+        <txtlsreload._sessions.PeekConnection>} read it may have resumed a
+        session of another certificate, so the handshake is aborted.
         """
+        mismatch = False
         try:
             serving = self.serving
             context = serving.contextFor(connection.get_servername())
-            if context is not None:
+            sessions = self.sessions
+            if sessions is not None and not sessions.agrees(connection, context):
+                mismatch = True
+            elif context is not None:
                 connection.set_context(context)
                 connection.set_verify(serving.verifyMode)
         except Exception:
             self._log.failure(
                 "Could not switch a TLS connection to the current context"
             )
+        if mismatch:
+            raise SessionMismatch("server name read differently")
 
 
 @dataclass(frozen=True, eq=False)

@@ -49,6 +49,7 @@ from ._loading import (
 from ._registry import IReloadable, register
 from ._selection import Candidate, NameTable, Selection, Selector
 from ._serving import VERIFY_MODES, ClientAuth, ContextCache, Dispatcher, buildContext
+from ._sessions import DEFAULT_SESSION_TIMEOUT, SessionPolicy
 
 __all__ = ["ReloadingCertificateStore", "StoreReloadResult", "UnknownNames"]
 
@@ -113,6 +114,17 @@ class _StoreServing:
         return self.contexts.get(selection)
 
 
+def _sessionEntry(selection: Selection) -> str:
+    """
+    What a name's sessions are keyed by: the file and names of each
+    certificate it gets.  A renewal rewrites the same file for the same
+    names, so sessions survive it; names served by other certificates never
+    share sessions.  (The names tell apart several certificates in one
+    file.)
+    """
+    return "\n".join(f"{c.source}\0{','.join(c.names)}" for c in selection.candidates)
+
+
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
 class ReloadingCertificateStore:
     """
@@ -141,6 +153,8 @@ class ReloadingCertificateStore:
         unknownNames: UnknownNames = "default",
         cacheSize: int = DEFAULT_CACHE_SIZE,
         reactor: IReactorTime | None = None,
+        sessions: bool = False,
+        sessionTimeout: int = DEFAULT_SESSION_TIMEOUT,
     ) -> None:
         """
         Load every certificate under C{directory} and prepare to serve them.
@@ -169,6 +183,13 @@ class ReloadingCertificateStore:
             with every real reactor) and schedules the moments when
             held-back certificates become valid and served ones expire.
             Default: the global reactor.
+        @param sessions: Let clients resume their TLS sessions across
+            rotations, as L{ReloadingContextFactory}; a session is only
+            resumed for a name served by the certificate files it was made
+            with.  A change of the client-CA bundle and L{flushSessions}
+            discard them.
+        @param sessionTimeout: Seconds a session stays resumable, with
+            C{sessions} (default 7200).
 
         @raise CredentialError: If any file is unusable, or nothing at all
             can be served.
@@ -190,6 +211,7 @@ class ReloadingCertificateStore:
         self._clientCADigest: bytes | None = None
         self._refuseUnknown = unknownNames == "refuse"
         self._cacheSize = cacheSize
+        self._sessions = SessionPolicy(sessionTimeout) if sessions else None
         self._reader = DirectoryReader(directory)
         self._selector = Selector()
         self._candidates: set[Candidate] = set()
@@ -216,7 +238,9 @@ class ReloadingCertificateStore:
         scanned = self._reader.read()
         if scanned.refused:
             raise scanned.refused[0]
-        self._dispatcher = Dispatcher(self._newServing(self._clientCAsChanged()))
+        self._dispatcher = Dispatcher(
+            self._newServing(self._clientCAsChanged()), self._sessions
+        )
         result = self._install(scanned, [])
         if result.names == 0 and self._default is None:
             raise CredentialError(
@@ -313,7 +337,7 @@ class ReloadingCertificateStore:
         handshake starts.  See
         L{IOpenSSLServerConnectionCreator.serverConnectionForTLS}.
         """
-        return SSL.Connection(self._dispatcher.context, None)
+        return self._dispatcher.connection()
 
     def getContext(self) -> SSL.Context:
         """
@@ -339,6 +363,10 @@ class ReloadingCertificateStore:
             clientCAsChanged = self._readClientCAs(refused)
             scanned = self._reader.read()
             if clientCAsChanged:
+                if self._sessions is not None:
+                    # A resumed session skips client-certificate checks:
+                    # none made under the old CAs may resume under the new.
+                    self._sessions.flush()
                 self._dispatcher.serving = self._newServing(True)
             result = self._install(scanned, refused, clientCAsChanged)
         except CredentialError as e:
@@ -363,6 +391,19 @@ class ReloadingCertificateStore:
         self._report(result, quietIfRepeated)
         self._history.record(result)
         return result
+
+    def flushSessions(self) -> None:
+        """
+        Make every session established so far unresumable, for every name,
+        as L{ReloadingContextFactory.flushSessions}.  Does nothing without
+        C{sessions}.
+        """
+        if self._sessions is None:
+            return
+        self._sessions.flush()
+        # Cached contexts key sessions by the old generation.
+        self._dispatcher.serving = self._newServing(True)
+        self._log.info("TLS sessions flushed for {directory}", directory=self.directory)
 
     def addReloadCallbacks(
         self,
@@ -409,10 +450,14 @@ class ReloadingCertificateStore:
     def _newServing(self, clientCAsChanged: bool) -> _StoreServing:
         clientCAs = self._clientCAs
         clientAuth = self._clientAuth
+        sessions = self._sessions
 
         def build(selection: object) -> SSL.Context:
             assert isinstance(selection, Selection)
-            return buildContext(selection.credentials, clientCAs, clientAuth)  # type: ignore[arg-type]
+            context = buildContext(selection.credentials, clientCAs, clientAuth)  # type: ignore[arg-type]
+            if sessions is not None:
+                sessions.prepare(context, _sessionEntry(selection))
+            return context
 
         empty = NameTable({}, None, self._refuseUnknown)
         table = empty if not hasattr(self, "_dispatcher") else self._table
