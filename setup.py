@@ -31,18 +31,23 @@ setup(
         "twisted>=26.4",
         "pyopenssl>=26.2",
         "service-identity>=24.1",
+        # 43 bundles OpenSSL 3.3.1, which has the session-cache fixes that
+        # sessions=True needs (CVE-2024-2511, fixed in 3.0.14; checked again
+        # at run time for builds against another OpenSSL).
         "cryptography>=43",
     ],
     extras_require={
         "test": [
             "pytest>=8",
             "trustme>=1.2",
+            "hypothesis>=6.100",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
         "dev": [
             "pytest>=8",
             "trustme>=1.2",
+            "hypothesis>=6.100",
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "ruff>=0.6",

@@ -16,6 +16,7 @@ from ._client import (
     ReloadingClientCredentials,
 )
 from ._clientendpoint import ReloadingClientEndpoint
+from ._clienthello import ClientHelloReader
 from ._endpoint import ReloadingServerEndpoint
 from ._errors import CredentialError
 from ._factory import ClientAuth, ReloadingContextFactory, ReloadResult
@@ -28,6 +29,7 @@ from ._watching import FileWatcher, watchFiles
 __all__ = [
     "CertificateInfo",
     "ClientAuth",
+    "ClientHelloReader",
     "ClientReloadResult",
     "CredentialError",
     "FileWatcher",

@@ -11,15 +11,16 @@ while the ClientHello is still in our hands.
 
 The reader faces the network: it never raises, it costs time in proportion
 to the bytes fed (state is kept between feeds; nothing is parsed twice), and
-it buffers at most L{MAX_BUFFERED} bytes.  Whatever it cannot make sense of
-ends the reading with no name; OpenSSL then parses the same bytes with its
-own rules, and the servername callback refuses a connection whose name it
-reads differently (see L{_sessions.SessionPolicy.checkSwitch}).
+it buffers at most L{ClientHelloReader.maxBuffered} bytes.  Whatever it
+cannot make sense of ends the reading with no name; OpenSSL then parses the
+same bytes with its own rules, and the servername callback refuses a
+connection whose name it reads differently (see
+L{SessionPolicy.agrees <txtlsreload._sessions.SessionPolicy.agrees>}).
 """
 
 from __future__ import annotations
 
-__all__ = ["MAX_BUFFERED", "ClientHelloReader", "serverNameIn"]
+__all__ = ["ClientHelloReader", "serverNameIn"]
 
 _HANDSHAKE_RECORD = 22
 _CLIENT_HELLO = 1
@@ -32,14 +33,16 @@ _MAX_RECORD = 2**14 + 256
 # OpenSSL's own limit for a ClientHello message (CLIENT_HELLO_MAX_LENGTH).
 _MAX_HELLO = 131396
 
-#: The most bytes a reader buffers, record headers included: a ClientHello
-#: as big as OpenSSL accepts, in full records.
-MAX_BUFFERED = _MAX_HELLO + 4 + _RECORD_HEADER * (_MAX_HELLO // 2**14 + 2)
-
 
 class ClientHelloReader:
     """
-    Reads a ClientHello fed in pieces of any size, across TLS records.
+    Reads the server name (SNI) from a ClientHello fed in pieces of any
+    size, across TLS records, as a TLS server receives it.
+
+    This is what C{sessions=True} uses to choose a connection's context
+    before OpenSSL reads the ClientHello; proxies that route by name may use
+    it too.  It never raises, costs time in proportion to the bytes fed, and
+    buffers at most L{maxBuffered} bytes.
 
     @ivar done: Reading is over: the ClientHello was complete, or the bytes
         were not a ClientHello this reader understands, or too many.
@@ -48,6 +51,11 @@ class ClientHelloReader:
     """
 
     __slots__ = ("_buffer", "_fed", "_hello", "done", "serverName")
+
+    #: The most bytes a reader takes, record headers included: a
+    #: ClientHello as big as OpenSSL accepts, in full records.  Beyond that
+    #: it is done, with no name.
+    maxBuffered = _MAX_HELLO + 4 + _RECORD_HEADER * (_MAX_HELLO // 2**14 + 2)
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -65,7 +73,7 @@ class ClientHelloReader:
         if self.done:
             return True
         self._fed += len(data)
-        if self._fed > MAX_BUFFERED:
+        if self._fed > self.maxBuffered:
             return self._finish(None)
         self._buffer += data
         buffer = self._buffer
@@ -136,7 +144,7 @@ def _hostName(extension: bytes) -> bytes | None:
     if listLength + 2 != len(extension) or extension[2] != _HOST_NAME:
         return None
     nameLength = int.from_bytes(extension[3:5], "big")
-    name = extension[5 : 5 + nameLength]
-    if len(name) != nameLength or not name:
+    # OpenSSL accepts exactly one name, filling the list, and so do we.
+    if nameLength == 0 or 5 + nameLength != len(extension):
         return None
-    return name
+    return extension[5:]
