@@ -98,9 +98,7 @@ def sni(*names: bytes, nameType: int = 0) -> tuple[int, bytes]:
     """
     A server_name extension listing C{names}.
     """
-    entries = b"".join(
-        bytes([nameType]) + len(n).to_bytes(2, "big") + n for n in names
-    )
+    entries = b"".join(bytes([nameType]) + len(n).to_bytes(2, "big") + n for n in names)
     return 0, len(entries).to_bytes(2, "big") + entries
 
 
