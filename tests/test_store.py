@@ -628,3 +628,68 @@ class TestClientsAndProtocols:
         store = ReloadingCertificateStore(str(tmp_path), cacheSize=1, reactor=_clock())
         for n in "abcab":
             assert _served(store, ca, f"{n}.example") == _serial(leaves[n])
+
+
+class TestChains:
+    """
+    Loose certificates are chained by issuer.
+    """
+
+    def test_intermediateFromAnotherFile(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A leaf issued by an intermediate kept in another file is sent with
+        that intermediate, so a client trusting only the root accepts it;
+        a renewed intermediate is sent after a reload.
+        """
+        intermediate = ca.create_child_ca()
+        leaf = _issue(intermediate, "a.example")
+        (tmp_path / "intermediate.pem").write_bytes(intermediate.cert_pem.bytes())
+        _writeLoose(tmp_path, "a", leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert _served(store, ca, "a.example") == _serial(leaf)
+
+        (tmp_path / "intermediate.pem").write_bytes(ca.cert_pem.bytes())
+        store.reload()
+        assert _served(store, ca, "a.example") is None
+
+
+class TestSteppedReload:
+    """
+    A reload spread over reactor iterations does what a reload does.
+    """
+
+    def test_resultAfterReactorSteps(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        The stepped reload finishes in later reactor iterations and fires
+        with the result; the renewed certificate is served from then on.
+        """
+        clock = _clock()
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=clock)
+        renewed = _issue(ca, "a.example")
+        _writeLoose(tmp_path, "a", renewed)
+        results: list[StoreReloadResult] = []
+        store.reloadInSteps().addCallback(results.append)
+        assert results == []
+        for _ in range(10):
+            clock.advance(0)
+        assert [r.replaced for r in results] == [("a.example",)]
+        assert _served(store, ca, "a.example") == _serial(renewed)
+
+    def test_reloadDuringSteppedOne(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A reload called while a stepped one runs finishes that one first;
+        both report, and nothing is counted twice.
+        """
+        clock = _clock()
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=clock)
+        _writeLoose(tmp_path, "b", _issue(ca, "b.example"))
+        stepped: list[StoreReloadResult] = []
+        store.reloadInSteps().addCallback(stepped.append)
+        now = store.reload()
+        for _ in range(10):
+            clock.advance(0)
+        assert [r.added for r in stepped] == [("b.example",)]
+        assert (now.added, now.changed) == ((), False)
+        assert sorted(store.names) == ["a.example", "b.example"]

@@ -20,12 +20,13 @@ names are kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
 from OpenSSL import SSL
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IDelayedCall,
     IOpenSSLContextFactory,
@@ -49,6 +50,7 @@ from ._loading import (
 from ._registry import IReloadable, register
 from ._selection import Candidate, NameTable, Selection, Selector
 from ._serving import VERIFY_MODES, ClientAuth, ContextCache, Dispatcher, buildContext
+from ._steps import Steps
 
 __all__ = ["ReloadingCertificateStore", "StoreReloadResult", "UnknownNames"]
 
@@ -191,8 +193,10 @@ class ReloadingCertificateStore:
         self._refuseUnknown = unknownNames == "refuse"
         self._cacheSize = cacheSize
         self._reader = DirectoryReader(directory)
+        self._steps: Steps[StoreReloadResult] = Steps(reactor)
         self._selector = Selector()
-        self._candidates: set[Candidate] = set()
+        self._servedDefault: Candidate | None = None
+        self._defaultName: str | None = None
         self._paths: list[str] = []
         self._timer: IDelayedCall | None = None
         self._default: ReloadingContextFactory | None = None
@@ -330,6 +334,23 @@ class ReloadingCertificateStore:
         @param quietIfRepeated: Do not log refusals identical to the
             previous reload's again.
         """
+        return self._steps.runNow(self._reloadSteps(quietIfRepeated))
+
+    def reloadInSteps(
+        self, quietIfRepeated: bool = False
+    ) -> Deferred[StoreReloadResult]:
+        """
+        L{reload}, spread over reactor iterations so that no single one is
+        held for more than about 10 ms, whatever the number of files; what
+        SIGHUP uses.  A reload asked for while one runs starts after it.
+
+        @return: Fires with the result; never fails.
+        """
+        return self._steps.runInSteps(lambda: self._reloadSteps(quietIfRepeated))
+
+    def _reloadSteps(
+        self, quietIfRepeated: bool
+    ) -> Generator[None, None, StoreReloadResult]:
         try:
             refused: list[CredentialError] = []
             if self._default is not None:
@@ -337,7 +358,7 @@ class ReloadingCertificateStore:
                 if defaultResult.error is not None:
                     refused.append(defaultResult.error)
             clientCAsChanged = self._readClientCAs(refused)
-            scanned = self._reader.read()
+            scanned = yield from self._reader.steps()
             if clientCAsChanged:
                 self._dispatcher.serving = self._newServing(True)
             result = self._install(scanned, refused, clientCAsChanged)
@@ -432,17 +453,18 @@ class ReloadingCertificateStore:
         """
         refused = refused + scanned.refused
         now = self._now()
-        added = scanned.candidates - self._candidates
-        removed = self._candidates - scanned.candidates
+        added, removed = set(scanned.added), set(scanned.removed)
         if self._default is not None:
-            defaultCandidate = self._defaultCandidate()
-            if defaultCandidate not in self._candidates:
-                added.add(defaultCandidate)
-            scanned.candidates.add(defaultCandidate)
-            removed.discard(defaultCandidate)
+            # The default certificate also serves its own names.
+            candidate = self._defaultCandidate()
+            if candidate is not self._servedDefault:
+                added.add(candidate)
+                if self._servedDefault is not None:
+                    removed.add(self._servedDefault)
+                self._servedDefault = candidate
         change = self._selector.update(added, removed, now)
-        self._candidates = scanned.candidates
-        self._paths = scanned.paths
+        if scanned.paths:
+            self._paths = scanned.paths
         exact = self._selector.exact
         default: Selection | None
         if self._default is not None:
@@ -451,9 +473,7 @@ class ReloadingCertificateStore:
             if previous is not None and previous.candidates == default.candidates:
                 default = previous
         else:
-            # Exact names before wildcards, so that "*." does not win by
-            # sorting before letters.
-            first = min(exact, key=lambda n: (n.startswith("*"), n), default=None)
+            first = self._firstName(change.added, exact)
             default = None if first is None else exact[first]
         serving = self._dispatcher.serving
         assert isinstance(serving, _StoreServing)
@@ -480,6 +500,27 @@ class ReloadingCertificateStore:
             names=len(exact),
             parsed=scanned.parsed,
         )
+
+    def _firstName(
+        self, added: tuple[str, ...], exact: dict[str, Selection]
+    ) -> str | None:
+        """
+        The name whose certificate is the default when none is given: the
+        one that sorts first, exact names before wildcards (so that C{*.}
+        does not win by sorting before letters).  Only the added names are
+        compared with the previous one, unless that one is gone.
+        """
+
+        def order(name: str) -> tuple[bool, str]:
+            return (name.startswith("*"), name)
+
+        first = self._defaultName
+        if first is None or first not in exact:
+            first = min(exact, key=order, default=None)
+        else:
+            first = min([first, *added], key=order)
+        self._defaultName = first
+        return first
 
     def _defaultCandidate(self) -> Candidate:
         assert self._default is not None
@@ -508,8 +549,7 @@ class ReloadingCertificateStore:
         """
         self._timer = None
         try:
-            scanned = ScanResult(candidates=set(self._candidates), paths=self._paths)
-            result = self._install(scanned, [])
+            result = self._install(ScanResult(), [])
             if result.changed:
                 self._log.info(
                     "TLS certificates changed by the clock: {added} name(s) added,"
