@@ -15,6 +15,14 @@ from pathlib import Path
 import pytest
 import trustme
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+)
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
@@ -546,6 +554,35 @@ class TestReload:
         with pytest.raises(CredentialError) as raised:
             ReloadingCertificateStore(str(tmp_path), reactor=_clock())
         assert raised.value.path == str(tmp_path / "bad.pem")
+
+    def test_keyOpenSSLRefusesIsRefused(self, tmp_path: Path) -> None:
+        """
+        An RSA key too short for OpenSSL's security level is refused when
+        the file is read, naming it, not at the name's first handshake.
+        """
+        key = rsa.generate_private_key(65537, 1024)  # noqa: S505 (the point)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(_NOW - _DAY)
+            .not_valid_after(_NOW + _DAY)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("weak.example")]), False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        path = tmp_path / "weak.pem"
+        path.write_bytes(
+            key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+            + certificate.public_bytes(Encoding.PEM)
+        )
+        with pytest.raises(CredentialError, match="RSA key of 1024 bits") as raised:
+            ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert raised.value.path == str(path)
 
     def test_emptyDirectoryRefused(self, tmp_path: Path) -> None:
         """

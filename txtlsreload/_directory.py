@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ._errors import CredentialError
@@ -294,6 +294,7 @@ class DirectoryReader:
                 return previous
             result.parsed += 1
             credentials = parseCredentialFiles(read)
+            _checkStrength(pair[1], credentials.privateKey)
         except CredentialError as e:
             result.refused.append(e)
             return previous
@@ -450,11 +451,25 @@ def _index(
                 del index[key]
 
 
+def _checkStrength(path: str, key: object) -> None:
+    """
+    Refuse a key OpenSSL would refuse when building the context: contexts
+    are built on a name's first handshake, too late to refuse the file.
+    """
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
+        raise CredentialError(
+            path,
+            f"RSA key of {key.key_size} bits: OpenSSL refuses keys under 2048"
+            " bits at its default security level",
+        )
+
+
 def _checkKey(path: str, key: object, leaf: _Certificate) -> None:
     """
     Prove the private half of C{key} belongs to C{leaf}, whose public key
-    matches (that is how they were paired).
+    matches (that is how they were paired), and that OpenSSL will take it.
     """
+    _checkStrength(path, key)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         # As _proveKeyWorks does, with the SPKI already at hand.
         derived = ec.derive_private_key(key.private_numbers().private_value, key.curve)

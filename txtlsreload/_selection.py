@@ -94,6 +94,10 @@ class Selection:
     candidates: tuple[Candidate, ...]
     expired: bool = False
 
+    def __repr__(self) -> str:
+        sources = ", ".join(c.source for c in self.candidates)
+        return f"<Selection {sources}>"
+
     @property
     def credentials(self) -> tuple[Credentials, ...]:
         """

@@ -148,31 +148,39 @@ class ContextCache:
     Keys are the selection objects of a name table, which are reused across
     reloads for names whose certificates did not change, so their contexts
     survive a reload of other names.
+
+    A context that cannot be built is logged once and remembered as
+    L{None}: its name's handshakes then fail with an ordinary alert, without
+    building and logging again each time.
     """
+
+    _log = Logger()
 
     def __init__(self, build: Callable[[object], SSL.Context], size: int) -> None:
         if size < 1:
             raise ValueError(f"the context cache needs room for 1 or more, not {size}")
         self._build = build
         self.size = size
-        self._contexts: OrderedDict[object, SSL.Context] = OrderedDict()
+        self._contexts: OrderedDict[object, SSL.Context | None] = OrderedDict()
         self.builds = 0
 
     def __len__(self) -> int:
         return len(self._contexts)
 
-    def get(self, key: object) -> SSL.Context:
+    def get(self, key: object) -> SSL.Context | None:
         """
-        The context for C{key}, built now if it is not cached.
-
-        @raise Exception: Whatever building raised; nothing is cached then.
+        The context for C{key}, built now if it is not cached; L{None} if it
+        cannot be built.
         """
         contexts = self._contexts
-        context = contexts.get(key)
-        if context is not None:
+        if key in contexts:
             contexts.move_to_end(key)
-            return context
-        context = self._build(key)
+            return contexts[key]
+        try:
+            context: SSL.Context | None = self._build(key)
+        except Exception:
+            self._log.failure("Could not build the TLS context for {key!r}", key=key)
+            context = None
         self.builds += 1
         contexts[key] = context
         if len(contexts) > self.size:
