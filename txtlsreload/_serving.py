@@ -20,6 +20,7 @@ L{ContextCache}.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable
@@ -33,11 +34,12 @@ from OpenSSL.crypto import X509
 from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
 
-from ._loading import Credentials
+from ._loading import Credentials, certificatesIn, optionalAbsolutePath, readFile
 
 __all__ = [
     "VERIFY_MODES",
     "ClientAuth",
+    "ClientCABundle",
     "ContextCache",
     "Dispatcher",
     "Serving",
@@ -236,3 +238,36 @@ class OneContext:
 
     def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
         return self.context
+
+
+class ClientCABundle:
+    """
+    A client-CA bundle file, read again on every reload and parsed only
+    when its bytes changed.
+
+    @ivar path: The file, made absolute; L{None} when client certificates
+        are not asked for.
+    @ivar certificates: The CAs it held when last read successfully.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = optionalAbsolutePath(path)
+        self.certificates: tuple[x509.Certificate, ...] = ()
+        self._digest: bytes | None = None
+
+    def changed(self) -> bool:
+        """
+        Read the file; C{True} if its CAs changed.
+
+        @raise CredentialError: If it cannot be used; the CAs it held before
+            are kept.
+        """
+        if self.path is None:
+            return False
+        data = readFile(self.path)
+        digest = hashlib.sha256(data).digest()
+        if digest == self._digest:
+            return False
+        self.certificates = tuple(certificatesIn(self.path, data, "CA certificate"))
+        self._digest = digest
+        return True

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Literal
 
 from OpenSSL import SSL
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
-    IDelayedCall,
     IOpenSSLContextFactory,
     IOpenSSLServerConnectionCreator,
     IReactorTime,
@@ -41,15 +39,18 @@ from ._callbacks import ReloadHistory
 from ._directory import DirectoryReader, ScanResult
 from ._errors import CredentialError
 from ._factory import ReloadingContextFactory, effectiveClientAuth
-from ._loading import (
-    CertificateInfo,
-    certificatesIn,
-    optionalAbsolutePath,
-    readFile,
-)
+from ._loading import CertificateInfo
+from ._names import ServedNames, StoreReloadResult
 from ._registry import IReloadable, register
-from ._selection import Candidate, NameTable, Selection, Selector
-from ._serving import VERIFY_MODES, ClientAuth, ContextCache, Dispatcher, buildContext
+from ._selection import Candidate, NameTable, Selection
+from ._serving import (
+    VERIFY_MODES,
+    ClientAuth,
+    ClientCABundle,
+    ContextCache,
+    Dispatcher,
+    buildContext,
+)
 from ._steps import Steps
 
 __all__ = ["ReloadingCertificateStore", "StoreReloadResult", "UnknownNames"]
@@ -61,50 +62,12 @@ UnknownNames = Literal["default", "refuse"]
 DEFAULT_CACHE_SIZE = 10_000
 
 
-@dataclass(frozen=True)
-class StoreReloadResult:
-    """
-    The outcome of one load or reload of a L{ReloadingCertificateStore}.
-
-    @ivar succeeded: C{True} if every file was usable (changed or not).
-    @ivar changed: C{True} if any name now gets another certificate.
-    @ivar added: Names served now that were not before.
-    @ivar replaced: Names that now get another certificate.
-    @ivar removed: Names no longer served.
-    @ivar refused: Every file that could not be used; the certificates it
-        held when last good are still served.
-    @ivar error: The first of C{refused}, or L{None}.
-    @ivar certificate: The default certificate, for clients without SNI or
-        naming an unknown host (L{None} if there is none).
-    @ivar names: How many names are served.
-    @ivar parsed: How many files (or certificate and key pairs) were parsed:
-        only those whose bytes changed.
-    """
-
-    succeeded: bool
-    changed: bool
-    added: tuple[str, ...] = ()
-    replaced: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    refused: tuple[CredentialError, ...] = ()
-    error: CredentialError | None = None
-    certificate: CertificateInfo | None = None
-    names: int = 0
-    parsed: int = 0
-
-    def __str__(self) -> str:
-        counts = (
-            f"{self.names} names; {len(self.added)} added, {len(self.replaced)}"
-            f" replaced, {len(self.removed)} removed"
-        )
-        if self.refused:
-            files = "; ".join(str(e) for e in self.refused)
-            return f"reload refused {len(self.refused)} file(s): {files} ({counts})"
-        return f"reloaded: {counts}" if self.changed else f"unchanged: {counts}"
-
-
 @dataclass(frozen=True, eq=False)
 class _StoreServing:
+    """
+    What handshakes use: the name table, and the contexts built for it.
+    """
+
     table: NameTable
     verifyMode: int
     contexts: ContextCache
@@ -189,21 +152,15 @@ class ReloadingCertificateStore:
 
             reactor = globalReactor
         assert reactor is not None
-        self._reactor = reactor
         self._clientAuth = effectiveClientAuth(clientCAFile, clientAuth)
-        self._clientCAFile = optionalAbsolutePath(clientCAFile)
-        self._clientCAs: tuple[object, ...] = ()
-        self._clientCADigest: bytes | None = None
-        self._refuseUnknown = unknownNames == "refuse"
+        self._clientCAs = ClientCABundle(clientCAFile)
         self._cacheSize = cacheSize
         self._reader = DirectoryReader(directory)
         self._steps: Steps[StoreReloadResult] = Steps(reactor)
-        self._selector = Selector()
-        self._servedDefault: Candidate | None = None
-        self._defaultName: str | None = None
+        self._names = ServedNames(reactor, unknownNames == "refuse", self._publish)
         self._paths: list[str] = []
-        self._timer: IDelayedCall | None = None
         self._default: ReloadingContextFactory | None = None
+        self._defaultCandidate: Candidate | None = None
         if certificateFile is not None:
             # The default certificate is the one-name case, reloaded and
             # checked exactly as a single-certificate server's.
@@ -213,7 +170,7 @@ class ReloadingCertificateStore:
                 extraChainFile=extraChainFile,
                 passphrase=passphrase,
                 passphraseFile=passphraseFile,
-                now=self._now,
+                now=self._names.now,
                 processWide=False,
             )
         elif privateKeyFile or extraChainFile or passphrase or passphraseFile:
@@ -221,15 +178,15 @@ class ReloadingCertificateStore:
                 "the default's key, chain and passphrase need its certificate"
             )
 
+        self._clientCAs.changed()
         scanned = self._reader.read()
         if scanned.refused:
             raise scanned.refused[0]
-        self._dispatcher = Dispatcher(self._newServing(self._clientCAsChanged()))
-        result = self._install(scanned, [])
+        self._dispatcher = Dispatcher(self._newServing(self._names.table))
+        result = self._install(scanned, [], clientCAsChanged=False)
         if result.names == 0 and self._default is None:
             raise CredentialError(
-                self._reader.root,
-                "no certificate with a matching private key found",
+                self._reader.root, "no certificate with a matching private key found"
             )
         self._history = ReloadHistory(result)
         self._log.info(
@@ -247,9 +204,7 @@ class ReloadingCertificateStore:
 
     @property
     def _table(self) -> NameTable:
-        serving = self._dispatcher.serving
-        assert isinstance(serving, _StoreServing)
-        return serving.table
+        return self._names.table
 
     @property
     def directory(self) -> str:
@@ -264,7 +219,7 @@ class ReloadingCertificateStore:
         The CA bundle client certificates are checked against, for every
         name; L{None} if none are asked for.
         """
-        return self._clientCAFile
+        return self._clientCAs.path
 
     @property
     def names(self) -> dict[str, CertificateInfo]:
@@ -309,8 +264,8 @@ class ReloadingCertificateStore:
         paths = list(self._paths)
         if self._default is not None:
             paths.extend(self._default.watchedPaths())
-        if self._clientCAFile is not None:
-            paths.append(self._clientCAFile)
+        if self._clientCAs.path is not None:
+            paths.append(self._clientCAs.path)
         return list(dict.fromkeys(paths))
 
     def serverConnectionForTLS(
@@ -361,10 +316,15 @@ class ReloadingCertificateStore:
                 defaultResult = self._default.reload(quietIfRepeated=True)
                 if defaultResult.error is not None:
                     refused.append(defaultResult.error)
-            clientCAsChanged = self._readClientCAs(refused)
+            try:
+                clientCAsChanged = self._clientCAs.changed()
+            except CredentialError as e:
+                refused.append(e)
+                clientCAsChanged = False
             scanned = yield from self._reader.steps()
             if clientCAsChanged:
-                self._dispatcher.serving = self._newServing(True)
+                # Every context trusts the client CAs: build them all anew.
+                self._dispatcher.serving = self._newServing(self._names.table)
             result = self._install(scanned, refused, clientCAsChanged)
         except CredentialError as e:
             result = StoreReloadResult(
@@ -401,98 +361,49 @@ class ReloadingCertificateStore:
         """
         return self._history.add(onSuccess, onFailure)
 
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._reactor.seconds(), timezone.utc)
-
-    def _readClientCAs(self, refused: list[CredentialError]) -> bool:
-        """
-        Read the client-CA bundle again; C{True} if it changed.
-        """
-        if self._clientCAFile is None:
-            return False
-        try:
-            return self._clientCAsChanged()
-        except CredentialError as e:
-            refused.append(e)
-            return False
-
-    def _clientCAsChanged(self) -> bool:
-        import hashlib
-
-        if self._clientCAFile is None:
-            return False
-        data = readFile(self._clientCAFile)
-        digest = hashlib.sha256(data).digest()
-        if digest == self._clientCADigest:
-            return False
-        self._clientCAs = tuple(
-            certificatesIn(self._clientCAFile, data, "CA certificate")
-        )
-        self._clientCADigest = digest
-        return True
-
-    def _newServing(self, clientCAsChanged: bool) -> _StoreServing:
-        clientCAs = self._clientCAs
+    def _newServing(self, table: NameTable) -> _StoreServing:
+        clientCAs = self._clientCAs.certificates
         clientAuth = self._clientAuth
 
         def build(selection: object) -> SSL.Context:
             assert isinstance(selection, Selection)
-            return buildContext(selection.credentials, clientCAs, clientAuth)  # type: ignore[arg-type]
+            return buildContext(selection.credentials, clientCAs, clientAuth)
 
-        empty = NameTable({}, None, self._refuseUnknown)
-        table = empty if not hasattr(self, "_dispatcher") else self._table
         return _StoreServing(
             table, VERIFY_MODES[clientAuth], ContextCache(build, self._cacheSize)
         )
+
+    def _publish(self, table: NameTable) -> None:
+        """
+        Serve C{table} from the next handshake on, with the contexts already
+        built (selections of unchanged names are the same objects).
+        """
+        serving = getattr(self, "_dispatcher", None)
+        if serving is not None:
+            current = serving.serving
+            assert isinstance(current, _StoreServing)
+            serving.serving = _StoreServing(table, current.verifyMode, current.contexts)
 
     def _install(
         self,
         scanned: ScanResult,
         refused: list[CredentialError],
-        clientCAsChanged: bool = False,
+        clientCAsChanged: bool,
     ) -> StoreReloadResult:
         """
-        Choose again for the names the scan changed, and swap the new table
-        in; schedule the next moment a validity period starts or ends.
+        Choose again for the names the scan changed and serve the result.
         """
         refused = refused + scanned.refused
-        now = self._now()
-        added, removed = set(scanned.added), set(scanned.removed)
-        if self._default is not None:
-            # The default certificate also serves its own names.
-            candidate = self._defaultCandidate()
-            if candidate is not self._servedDefault:
-                added.add(candidate)
-                if self._servedDefault is not None:
-                    removed.add(self._servedDefault)
-                self._servedDefault = candidate
-        change = self._selector.update(added, removed, now)
         if scanned.paths:
             self._paths = scanned.paths
-        exact = self._selector.exact
-        default: Selection | None
-        if self._default is not None:
-            default = Selection((self._defaultCandidate(),))
-            previous = self._table.default
-            if previous is not None and previous.candidates == default.candidates:
-                default = previous
-        else:
-            first = self._firstName(change.added, exact)
-            default = None if first is None else exact[first]
-        serving = self._dispatcher.serving
-        assert isinstance(serving, _StoreServing)
-        self._dispatcher.serving = _StoreServing(
-            NameTable(exact, default, self._refuseUnknown),
-            serving.verifyMode,
-            serving.contexts,
+        change = self._names.update(
+            scanned.added, scanned.removed, self._currentDefault()
         )
-        self._schedule(now)
-        changed = bool(change.added or change.replaced or change.removed) or (
-            clientCAsChanged
-        )
+        default = self._table.default
         return StoreReloadResult(
             succeeded=not refused,
-            changed=changed,
+            changed=bool(change.added or change.replaced or change.removed)
+            or clientCAsChanged,
             added=change.added,
             replaced=change.replaced,
             removed=change.removed,
@@ -501,69 +412,23 @@ class ReloadingCertificateStore:
             certificate=None
             if default is None
             else default.candidates[0].credentials.info,
-            names=len(exact),
+            names=len(self._table),
             parsed=scanned.parsed,
         )
 
-    def _firstName(
-        self, added: tuple[str, ...], exact: dict[str, Selection]
-    ) -> str | None:
+    def _currentDefault(self) -> Candidate | None:
         """
-        The name whose certificate is the default when none is given: the
-        one that sorts first, exact names before wildcards (so that C{*.}
-        does not win by sorting before letters).  Only the added names are
-        compared with the previous one, unless that one is gone.
+        The explicitly given default certificate as a candidate, the same
+        object for as long as its credentials are.
         """
-
-        def order(name: str) -> tuple[bool, str]:
-            return (name.startswith("*"), name)
-
-        first = self._defaultName
-        if first is None or first not in exact:
-            first = min(exact, key=order, default=None)
-        else:
-            first = min([first, *added], key=order)
-        self._defaultName = first
-        return first
-
-    def _defaultCandidate(self) -> Candidate:
-        assert self._default is not None
+        if self._default is None:
+            return None
         credentials = self._default._installed.credentials
-        cached = getattr(self, "_defaultCache", None)
-        if cached is not None and cached.credentials is credentials:
-            return cached  # type: ignore[no-any-return]
-        candidate = Candidate.of(credentials, self._default.files.certificateFile)
-        self._defaultCache = candidate
+        candidate = self._defaultCandidate
+        if candidate is None or candidate.credentials is not credentials:
+            candidate = Candidate.of(credentials, self._default.files.certificateFile)
+            self._defaultCandidate = candidate
         return candidate
-
-    def _schedule(self, now: datetime) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        boundary = self._selector.nextBoundary(now)
-        if boundary is not None:
-            delay = (boundary - now).total_seconds()
-            # notAfter is inclusive: choose again just after it.
-            self._timer = self._reactor.callLater(delay + 0.001, self._boundaryPassed)
-
-    def _boundaryPassed(self) -> None:
-        """
-        A held-back certificate became valid or a served one expired:
-        choose again for its names, with no file read.
-        """
-        self._timer = None
-        try:
-            result = self._install(ScanResult(), [])
-            if result.changed:
-                self._log.info(
-                    "TLS certificates changed by the clock: {added} name(s) added,"
-                    " {replaced} replaced, {removed} removed",
-                    added=len(result.added),
-                    replaced=len(result.replaced),
-                    removed=len(result.removed),
-                )
-        except Exception:
-            self._log.failure("Could not choose certificates again")
 
     def _report(self, result: StoreReloadResult, quietIfRepeated: bool) -> None:
         history = getattr(self, "_history", None)
