@@ -17,7 +17,9 @@ What it measures (see docs/benchmarks.rst for the method and the figures):
  5. how long one reload blocks the reactor (ECDSA; RSA 4096 with a long
     chain);
  6. plots: throughput and failures over the rotation run, reload latency
-    distribution, per-round handshake cost.
+    distribution, per-round handshake cost;
+ 7. the SNI certificate store at 1 to 10,000 names beside Twisted's C{tls:}
+    (C{sni.py}, which also runs on its own).
 
 Everything runs on 127.0.0.1 with certificates made for this run in a
 temporary directory; every child process is stopped at the end.
@@ -45,7 +47,7 @@ from _rotation import measureRotation
 
 HERE = Path(__file__).resolve().parent
 
-BENCHMARKS = ("handshakes", "latency", "rotation", "memory", "reloadtime")
+BENCHMARKS = ("handshakes", "latency", "rotation", "memory", "reloadtime", "sni")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class Settings:
     memoryBaselineAt: int
     reloadTimeECDSA: int
     reloadTimeRSA4096: int
+    #: The SNI store's run (benchmarks/sni.py): 1 and 200 names when quick.
+    sniQuick: bool
 
 
 QUICK = Settings(
@@ -84,6 +88,7 @@ QUICK = Settings(
     memoryBaselineAt=100,
     reloadTimeECDSA=20,
     reloadTimeRSA4096=2,
+    sniQuick=True,
 )
 
 FULL = Settings(
@@ -104,6 +109,7 @@ FULL = Settings(
     memoryBaselineAt=100,
     reloadTimeECDSA=500,
     reloadTimeRSA4096=40,
+    sniQuick=False,
 )
 
 
@@ -274,6 +280,11 @@ def runAll(
                 )
             results["reloadtime"] = entries
 
+        def sniStore() -> None:
+            import sni
+
+            results["sni"] = sni.run(settings.sniQuick, progress)
+
         try:
             if "handshakes" in only:
                 attempt("handshake cost", handshakes)
@@ -286,6 +297,8 @@ def runAll(
                 attempt("memory", memory)
             if "reloadtime" in only:
                 attempt("reactor time per reload", reloadTime)
+            if "sni" in only:
+                attempt("SNI certificate store", sniStore)
         finally:
             processes.close()
     return results, errors
@@ -312,6 +325,11 @@ def _hardTargetsMissed(results: dict[str, Any]) -> list[str]:
         or memory["growthKiB"] >= 5 * 1024
     ):
         missed.append("memory or live contexts grew")
+    store = results.get("sni")
+    if store and store["rotation"]["failures"]:
+        missed.append("SNI store: failures while rotating under load")
+    if store and any(size["unknownOpens"] for size in store["sizes"]):
+        missed.append("SNI store: unknown names opened files")
     for trigger in ("sighup", "watch"):
         latency = results.get(f"latency-{trigger}")
         if latency and not latency.get("pending") and latency["missed"]:
@@ -369,6 +387,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         errors.append(f"plots: {traceback.format_exc()}")
     report = markdownReport(results, env, plots)
+    if results.get("sni"):
+        import sni
+
+        try:
+            plots.append(sni.plot(results["sni"], options.out))
+        except Exception:
+            errors.append(f"sni plot: {traceback.format_exc()}")
+        report += "\n## SNI certificate store\n\n" + sni.markdown(results["sni"])
     (options.out / "latest.md").write_text(report, encoding="utf-8")
     (options.out / "latest.json").write_text(
         json.dumps({"environment": env, "results": results}, indent=1),

@@ -15,6 +15,14 @@ from pathlib import Path
 import pytest
 import trustme
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+)
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
@@ -547,6 +555,35 @@ class TestReload:
             ReloadingCertificateStore(str(tmp_path), reactor=_clock())
         assert raised.value.path == str(tmp_path / "bad.pem")
 
+    def test_keyOpenSSLRefusesIsRefused(self, tmp_path: Path) -> None:
+        """
+        An RSA key too short for OpenSSL's security level is refused when
+        the file is read, naming it, not at the name's first handshake.
+        """
+        key = rsa.generate_private_key(65537, 1024)  # noqa: S505 (the point)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(_NOW - _DAY)
+            .not_valid_after(_NOW + _DAY)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("weak.example")]), False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        path = tmp_path / "weak.pem"
+        path.write_bytes(
+            key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+            + certificate.public_bytes(Encoding.PEM)
+        )
+        with pytest.raises(CredentialError, match="RSA key of 1024 bits") as raised:
+            ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert raised.value.path == str(path)
+
     def test_emptyDirectoryRefused(self, tmp_path: Path) -> None:
         """
         A directory with nothing to serve, and no default, is refused.
@@ -628,3 +665,68 @@ class TestClientsAndProtocols:
         store = ReloadingCertificateStore(str(tmp_path), cacheSize=1, reactor=_clock())
         for n in "abcab":
             assert _served(store, ca, f"{n}.example") == _serial(leaves[n])
+
+
+class TestChains:
+    """
+    Loose certificates are chained by issuer.
+    """
+
+    def test_intermediateFromAnotherFile(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A leaf issued by an intermediate kept in another file is sent with
+        that intermediate, so a client trusting only the root accepts it;
+        a renewed intermediate is sent after a reload.
+        """
+        intermediate = ca.create_child_ca()
+        leaf = _issue(intermediate, "a.example")
+        (tmp_path / "intermediate.pem").write_bytes(intermediate.cert_pem.bytes())
+        _writeLoose(tmp_path, "a", leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert _served(store, ca, "a.example") == _serial(leaf)
+
+        (tmp_path / "intermediate.pem").write_bytes(ca.cert_pem.bytes())
+        store.reload()
+        assert _served(store, ca, "a.example") is None
+
+
+class TestSteppedReload:
+    """
+    A reload spread over reactor iterations does what a reload does.
+    """
+
+    def test_resultAfterReactorSteps(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        The stepped reload finishes in later reactor iterations and fires
+        with the result; the renewed certificate is served from then on.
+        """
+        clock = _clock()
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=clock)
+        renewed = _issue(ca, "a.example")
+        _writeLoose(tmp_path, "a", renewed)
+        results: list[StoreReloadResult] = []
+        store.reloadInSteps().addCallback(results.append)
+        assert results == []
+        for _ in range(10):
+            clock.advance(0)
+        assert [r.replaced for r in results] == [("a.example",)]
+        assert _served(store, ca, "a.example") == _serial(renewed)
+
+    def test_reloadDuringSteppedOne(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A reload called while a stepped one runs finishes that one first;
+        both report, and nothing is counted twice.
+        """
+        clock = _clock()
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=clock)
+        _writeLoose(tmp_path, "b", _issue(ca, "b.example"))
+        stepped: list[StoreReloadResult] = []
+        store.reloadInSteps().addCallback(stepped.append)
+        now = store.reload()
+        for _ in range(10):
+            clock.advance(0)
+        assert [r.added for r in stepped] == [("b.example",)]
+        assert (now.added, now.changed) == ((), False)
+        assert sorted(store.names) == ["a.example", "b.example"]

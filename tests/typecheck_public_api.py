@@ -5,17 +5,21 @@ collects nothing here (no test functions).
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTCP
 
 from txtlsreload import (
     CertificateInfo,
     CredentialError,
+    ReloadingCertificateStore,
     ReloadingClientContextFactory,
     ReloadingContextFactory,
     ReloadingPolicyForHTTPS,
     ReloadingServerEndpoint,
     ReloadResult,
     SIGHUPReloader,
+    StoreReloadResult,
+    UnknownNames,
     reloadOnSIGHUP,
 )
 
@@ -59,3 +63,28 @@ def call(certificate: str, key: str) -> ReloadingPolicyForHTTPS:
     if not outcome.succeeded:
         print(outcome.error)
     return ReloadingPolicyForHTTPS(credentials=client.credentials)
+
+
+def serveMany(reactor: IReactorTCP, directory: str) -> Deferred[StoreReloadResult]:
+    unknown: UnknownNames = "refuse"
+    store = ReloadingCertificateStore(
+        directory,
+        "default.pem",
+        "default.key",
+        clientCAFile="clients.pem",
+        unknownNames=unknown,
+        cacheSize=100,
+    )
+
+    def reloaded(result: StoreReloadResult) -> None:
+        print(result.added, result.replaced, result.removed, result.parsed)
+        for error in result.refused:
+            print(error.path, error.reason)
+
+    store.addReloadCallbacks(reloaded, reloaded)
+    info: CertificateInfo | None = store.certificateFor("www.example.com")
+    print(info, store.certificate, len(store.names), store.lastResult.succeeded)
+    ReloadingServerEndpoint(reactor, store, 8443)
+    if not store.reload().succeeded:
+        print(store.lastResult)
+    return store.reloadInSteps()

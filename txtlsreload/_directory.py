@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ._errors import CredentialError
@@ -49,6 +50,7 @@ from ._loading import (
     readFile,
 )
 from ._selection import Candidate
+from ._steps import drain
 
 __all__ = ["DirectoryReader", "ScanResult"]
 
@@ -59,6 +61,10 @@ _MAX_CHAIN = 10
 
 _Stat = tuple[int, int, int, int, int]
 
+# Entries or files looked at between two yields of a stepped reload: a few
+# milliseconds of stat calls.
+STEP = 500
+
 
 def _stat(path: str) -> _Stat | None:
     try:
@@ -68,9 +74,19 @@ def _stat(path: str) -> _Stat | None:
     return (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns)
 
 
-def scan(root: str) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+_Found = tuple[list[tuple[str, str]], list[str], list[str]]
+
+
+def scan(root: str) -> _Found:
     """
-    Walk C{root}.
+    Walk C{root}: L{scanSteps} run to the end.
+    """
+    return drain(scanSteps(root))
+
+
+def scanSteps(root: str) -> Generator[None, None, _Found]:
+    """
+    Walk C{root}, yielding every L{STEP} entries.
 
     @return: The certificate and key file pairs (Kubernetes, certbot), the
         loose C{*.pem} files, and every directory entered.
@@ -107,7 +123,9 @@ def scan(root: str) -> tuple[list[tuple[str, str]], list[str], list[str]]:
             continue
         certbotRoot = "live" in names and "archive" in names
         subdirectories = []
-        for entry in entries:
+        for number, entry in enumerate(entries, start=1):
+            if number % STEP == 0:
+                yield
             if entry.name.startswith(".") or (certbotRoot and entry.name != "live"):
                 continue
             try:
@@ -165,17 +183,19 @@ class _Certificate:
 @dataclass
 class ScanResult:
     """
-    What one look at the directory found.
+    What one look at the directory found, as a change to what the previous
+    look found.
 
-    @ivar candidates: Every certificate that may be served, each with its
-        key and chain; a file that was refused contributes what it held
-        when it was last good.
+    @ivar added: Candidates found now that were not before.
+    @ivar removed: Candidates found before that are gone; a file that was
+        refused keeps what it held when it was last good.
     @ivar refused: The files that could not be used this time.
     @ivar parsed: How many files (or pairs) were parsed, not just looked at.
     @ivar paths: Every file and directory looked at.
     """
 
-    candidates: set[Candidate]
+    added: set[Candidate] = field(default_factory=set)
+    removed: set[Candidate] = field(default_factory=set)
     refused: list[CredentialError] = field(default_factory=list)
     parsed: int = 0
     paths: list[str] = field(default_factory=list)
@@ -184,15 +204,24 @@ class ScanResult:
 class DirectoryReader:
     """
     Reads a directory tree into candidates, remembering what it read so that
-    the next look parses only what changed.
+    the next look parses only what changed, and matches again only the keys
+    and certificates that changed.
+
+    @ivar candidates: Every candidate found by the latest look.
     """
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
+        self.candidates: set[Candidate] = set()
         self._pairs: dict[tuple[str, str], _Parsed] = {}
         self._loose: dict[str, _Parsed] = {}
-        self._assembled: dict[tuple[int, int], Candidate] = {}
-        self._looseCandidates: set[Candidate] = set()
+        # What the loose files hold, indexed for matching, kept up to date
+        # file by file: public key -> keys and certificates; subject ->
+        # certificates (for chains).
+        self._keys: dict[bytes, dict[int, tuple[str, object]]] = {}
+        self._certificates: dict[bytes, dict[int, tuple[str, _Certificate]]] = {}
+        self._bySubject: dict[bytes, dict[int, _Certificate]] = {}
+        self._bySPKI: dict[bytes, list[Candidate]] = {}
 
     def read(self) -> ScanResult:
         """
@@ -201,34 +230,59 @@ class DirectoryReader:
         @raise CredentialError: Only if the directory itself cannot be
             listed; refused files are reported in the result.
         """
-        pairs, loose, directories = scan(self.root)
-        result = ScanResult(candidates=set(), paths=list(directories))
+        return drain(self.steps())
+
+    def steps(self) -> Generator[None, None, ScanResult]:
+        """
+        L{read}, yielding every L{STEP} files so that a cooperative caller
+        can let the reactor run in between; returns the result.
+        """
+        pairs, loose, directories = yield from scanSteps(self.root)
+        result = ScanResult(paths=list(directories))
         pairStates: dict[tuple[str, str], _Parsed] = {}
-        for pair in pairs:
-            state = self._readPair(pair, result)
+        for number, pair in enumerate(pairs, start=1):
+            previous = self._pairs.get(pair)
+            state = self._readPair(pair, previous, result)
             if state is not None:
                 pairStates[pair] = state
-                result.candidates.update(state.candidates)
+            if state is not previous:
+                if previous is not None:
+                    result.removed.update(previous.candidates)
+                if state is not None:
+                    result.added.update(state.candidates)
             result.paths.extend(pair)
+            if number % STEP == 0:
+                yield
+        for pair, gone in self._pairs.items():
+            if pair not in pairStates:
+                result.removed.update(gone.candidates)
         self._pairs = pairStates
 
         looseStates: dict[str, _Parsed] = {}
-        looseChanged = set(loose) != set(self._loose)
-        for path in loose:
+        changed: dict[str, tuple[_Parsed | None, _Parsed | None]] = {}
+        for number, path in enumerate(loose, start=1):
             previous = self._loose.get(path)
             state = self._readLoose(path, previous, result)
             if state is not None:
                 looseStates[path] = state
-                looseChanged = looseChanged or state is not previous
+            if state is not previous:
+                changed[path] = (previous, state)
             result.paths.append(path)
+            if number % STEP == 0:
+                yield
+        for path, gone in self._loose.items():
+            if path not in looseStates:
+                changed[path] = (gone, None)
         self._loose = looseStates
-        if looseChanged:
-            self._looseCandidates = self._assemble(looseStates, result)
-        result.candidates.update(self._looseCandidates)
+        if changed:
+            self._match(changed, result)
+        self.candidates.difference_update(result.removed)
+        self.candidates.update(result.added)
         return result
 
-    def _readPair(self, pair: tuple[str, str], result: ScanResult) -> _Parsed | None:
-        previous = self._pairs.get(pair)
+    def _readPair(
+        self, pair: tuple[str, str], previous: _Parsed | None, result: ScanResult
+    ) -> _Parsed | None:
         stat = (_stat(pair[0]), _stat(pair[1]))
         if previous is not None and stat == previous.stat and None not in stat:
             return previous
@@ -240,6 +294,7 @@ class DirectoryReader:
                 return previous
             result.parsed += 1
             credentials = parseCredentialFiles(read)
+            _checkStrength(pair[1], credentials.privateKey)
         except CredentialError as e:
             result.refused.append(e)
             return previous
@@ -264,58 +319,157 @@ class DirectoryReader:
             return previous
         return _Parsed(stat, digest, certificates=certificates, keys=keys)
 
-    def _assemble(
-        self, states: dict[str, _Parsed], result: ScanResult
-    ) -> set[Candidate]:
+    def _match(
+        self,
+        changed: dict[str, tuple[_Parsed | None, _Parsed | None]],
+        result: ScanResult,
+    ) -> None:
         """
-        Match loose keys to loose certificates by public key and chain them
-        by issuer.  Candidates already assembled from the same certificate
-        and key objects are reused, so an unchanged file yields the very
-        same candidate (and keeps its built context).
+        Update the indexes with the changed loose files, then pair keys with
+        certificates again for the public keys they touch.
+
+        A changed certificate without a key (an intermediate or a CA) can
+        change the chain of any leaf: then every public key is matched
+        again.  Unchanged pairs keep their candidate object either way, and
+        with it any context already built for it.
         """
-        keysBySPKI: dict[bytes, tuple[str, object]] = {}
-        for path, state in states.items():
-            for spki, key in state.keys:
-                keysBySPKI.setdefault(spki, (path, key))
-        bySubject: dict[bytes, _Certificate] = {}
-        leaves: list[tuple[str, _Certificate, str, object]] = []
-        for path, state in states.items():
-            for certificate in state.certificates:
-                found = keysBySPKI.get(certificate.spki)
-                if found is not None:
-                    leaves.append((path, certificate, found[0], found[1]))
-                else:
-                    bySubject.setdefault(certificate.subject, certificate)
-        assembled: dict[tuple[int, int], Candidate] = {}
-        for certPath, leaf, keyPath, key in leaves:
-            identity = (id(leaf), id(key))
-            candidate = self._assembled.get(identity)
-            if candidate is None:
-                try:
-                    _checkKey(keyPath, key, leaf)
-                except CredentialError as e:
-                    result.refused.append(e)
+        touched: set[bytes] = set()
+        # A certificate without a key, before or after: an intermediate.
+        chainChanged = any(
+            c.spki not in self._keys
+            for old, _ in changed.values()
+            if old is not None
+            for c in old.certificates
+        )
+        for path, (old, new) in changed.items():
+            for state, adding in ((old, False), (new, True)):
+                if state is None:
                     continue
-                chain = tuple(_chainOf(leaf, bySubject))
-                credentials = Credentials(
-                    leaf=leaf.parsed,
-                    privateKey=key,  # type: ignore[arg-type]
-                    chain=chain,
-                    clientCAs=(),
-                    digest=b"",
-                    info=leaf.info,
-                )
-                candidate = Candidate.of(credentials, certPath)
-            assembled[identity] = candidate
-        self._assembled = assembled
-        return set(assembled.values())
+                for spki, key in state.keys:
+                    _index(self._keys, spki, id(key), (path, key), adding)
+                    touched.add(spki)
+                for certificate in state.certificates:
+                    _index(
+                        self._certificates,
+                        certificate.spki,
+                        id(certificate),
+                        (path, certificate),
+                        adding,
+                    )
+                    _index(
+                        self._bySubject,
+                        certificate.subject,
+                        id(certificate),
+                        certificate,
+                        adding,
+                    )
+                    touched.add(certificate.spki)
+        chainChanged = chainChanged or any(
+            c.spki not in self._keys
+            for _, new in changed.values()
+            if new is not None
+            for c in new.certificates
+        )
+        if chainChanged:
+            touched = set(self._certificates) | set(self._bySPKI)
+        for spki in touched:
+            before = self._bySPKI.pop(spki, [])
+            after = self._candidatesFor(spki, before, result)
+            if after:
+                self._bySPKI[spki] = after
+            result.removed.update(c for c in before if c not in after)
+            result.added.update(c for c in after if c not in before)
+
+    def _candidatesFor(
+        self, spki: bytes, before: list[Candidate], result: ScanResult
+    ) -> list[Candidate]:
+        keys = self._keys.get(spki)
+        certificates = self._certificates.get(spki)
+        if not keys or not certificates:
+            return []
+        keyPath, key = next(iter(keys.values()))
+        reusable = {
+            (id(c.credentials.leaf), id(c.credentials.privateKey)): c for c in before
+        }
+        candidates = []
+        for certPath, leaf in certificates.values():
+            chain = tuple(self._chainOf(leaf))
+            candidate = reusable.get((id(leaf.parsed), id(key)))
+            if candidate is not None and candidate.credentials.chain == chain:
+                candidates.append(candidate)
+                continue
+            try:
+                _checkKey(keyPath, key, leaf)
+            except CredentialError as e:
+                result.refused.append(e)
+                continue
+            credentials = Credentials(
+                leaf=leaf.parsed,
+                privateKey=key,  # type: ignore[arg-type]
+                chain=chain,
+                clientCAs=(),
+                digest=b"",
+                info=leaf.info,
+            )
+            candidates.append(Candidate.of(credentials, certPath))
+        return candidates
+
+    def _chainOf(self, leaf: _Certificate) -> Iterator[x509.Certificate]:
+        subject, issuerName = leaf.subject, leaf.issuer
+        for _ in range(_MAX_CHAIN):
+            if issuerName == subject:
+                return
+            issuer = next(
+                (
+                    c
+                    for c in self._bySubject.get(issuerName, {}).values()
+                    if c.spki not in self._keys
+                ),
+                None,
+            )
+            # A self-signed root is left out: clients must already have it.
+            if issuer is None or issuer.issuer == issuer.subject:
+                return
+            yield issuer.parsed
+            subject, issuerName = issuer.subject, issuer.issuer
+
+
+def _index(
+    index: dict[bytes, dict[int, Any]],
+    key: bytes,
+    identity: int,
+    value: object,
+    adding: bool,
+) -> None:
+    if adding:
+        index.setdefault(key, {})[identity] = value
+    else:
+        entries = index.get(key)
+        if entries is not None:
+            entries.pop(identity, None)
+            if not entries:
+                del index[key]
+
+
+def _checkStrength(path: str, key: object) -> None:
+    """
+    Refuse a key OpenSSL would refuse when building the context: contexts
+    are built on a name's first handshake, too late to refuse the file.
+    """
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
+        raise CredentialError(
+            path,
+            f"RSA key of {key.key_size} bits: OpenSSL refuses keys under 2048"
+            " bits at its default security level",
+        )
 
 
 def _checkKey(path: str, key: object, leaf: _Certificate) -> None:
     """
     Prove the private half of C{key} belongs to C{leaf}, whose public key
-    matches (that is how they were paired).
+    matches (that is how they were paired), and that OpenSSL will take it.
     """
+    _checkStrength(path, key)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         # As _proveKeyWorks does, with the SPKI already at hand.
         derived = ec.derive_private_key(key.private_numbers().private_value, key.curve)
@@ -327,21 +481,6 @@ def _checkKey(path: str, key: object, leaf: _Certificate) -> None:
     # A copy, to keep the served object lean.
     scratch = x509.load_der_x509_certificate(leaf.parsed.public_bytes(Encoding.DER))
     _proveKeyWorks(path, key, scratch)  # type: ignore[arg-type]
-
-
-def _chainOf(
-    leaf: _Certificate, bySubject: dict[bytes, _Certificate]
-) -> Iterator[x509.Certificate]:
-    subject, issuerName = leaf.subject, leaf.issuer
-    for _ in range(_MAX_CHAIN):
-        if issuerName == subject:
-            return
-        issuer = bySubject.get(issuerName)
-        # A self-signed root is left out: clients must already have it.
-        if issuer is None or issuer.issuer == issuer.subject:
-            return
-        yield issuer.parsed
-        subject, issuerName = issuer.subject, issuer.issuer
 
 
 def _parseLoose(

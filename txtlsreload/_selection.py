@@ -19,6 +19,7 @@ Rules, per name:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,6 +93,10 @@ class Selection:
 
     candidates: tuple[Candidate, ...]
     expired: bool = False
+
+    def __repr__(self) -> str:
+        sources = ", ".join(c.source for c in self.candidates)
+        return f"<Selection {sources}>"
 
     @property
     def credentials(self) -> tuple[Credentials, ...]:
@@ -188,6 +193,9 @@ class Selector:
         self._candidates: set[Candidate] = set()
         self.exact: dict[str, Selection] = {}
         self._evaluatedAt: datetime | None = None
+        # Validity starts and ends still to come, soonest first; entries of
+        # removed candidates are skipped when they come up.
+        self._boundaries: list[tuple[datetime, int, Candidate]] = []
 
     def update(
         self, added: Iterable[Candidate], removed: Iterable[Candidate], now: datetime
@@ -208,11 +216,14 @@ class Selector:
                 touched.add(name)
         for candidate in added:
             self._candidates.add(candidate)
+            info = candidate.credentials.info
+            for moment in (info.notBefore, info.notAfter):
+                if moment > now:
+                    heapq.heappush(self._boundaries, (moment, id(candidate), candidate))
             for name in candidate.names:
                 self._byName.setdefault(name, []).append(candidate)
                 touched.add(name)
-        if self._evaluatedAt is not None:
-            touched.update(self._crossedBoundaries(self._evaluatedAt, now))
+        touched.update(self._crossedBoundaries(now))
         self._evaluatedAt = now
         return self._reselect(touched, now)
 
@@ -221,20 +232,18 @@ class Selector:
         The next time a candidate's validity starts or ends, when the
         choice may change without any file changing.
         """
-        upcoming = [
-            moment
-            for c in self._candidates
-            for moment in (c.credentials.info.notBefore, c.credentials.info.notAfter)
-            if moment > now
-        ]
-        return min(upcoming, default=None)
+        boundaries = self._boundaries
+        while boundaries and boundaries[0][2] not in self._candidates:
+            heapq.heappop(boundaries)
+        return boundaries[0][0] if boundaries else None
 
-    def _crossedBoundaries(self, since: datetime, now: datetime) -> set[str]:
+    def _crossedBoundaries(self, now: datetime) -> set[str]:
         names: set[str] = set()
-        for c in self._candidates:
-            info = c.credentials.info
-            if since < info.notBefore <= now or since <= info.notAfter < now:
-                names.update(c.names)
+        boundaries = self._boundaries
+        while boundaries and boundaries[0][0] <= now:
+            _, _, candidate = heapq.heappop(boundaries)
+            if candidate in self._candidates:
+                names.update(candidate.names)
         return names
 
     def _reselect(self, names: set[str], now: datetime) -> TableChange:

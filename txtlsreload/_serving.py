@@ -20,6 +20,7 @@ L{ContextCache}.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable
@@ -33,12 +34,13 @@ from OpenSSL.crypto import X509
 from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
 
-from ._loading import Credentials
+from ._loading import Credentials, certificatesIn, optionalAbsolutePath, readFile
 from ._sessions import SessionMismatch, SessionPolicy
 
 __all__ = [
     "VERIFY_MODES",
     "ClientAuth",
+    "ClientCABundle",
     "ContextCache",
     "Dispatcher",
     "Serving",
@@ -149,31 +151,39 @@ class ContextCache:
     Keys are the selection objects of a name table, which are reused across
     reloads for names whose certificates did not change, so their contexts
     survive a reload of other names.
+
+    A context that cannot be built is logged once and remembered as
+    L{None}: its name's handshakes then fail with an ordinary alert, without
+    building and logging again each time.
     """
+
+    _log = Logger()
 
     def __init__(self, build: Callable[[object], SSL.Context], size: int) -> None:
         if size < 1:
             raise ValueError(f"the context cache needs room for 1 or more, not {size}")
         self._build = build
         self.size = size
-        self._contexts: OrderedDict[object, SSL.Context] = OrderedDict()
+        self._contexts: OrderedDict[object, SSL.Context | None] = OrderedDict()
         self.builds = 0
 
     def __len__(self) -> int:
         return len(self._contexts)
 
-    def get(self, key: object) -> SSL.Context:
+    def get(self, key: object) -> SSL.Context | None:
         """
-        The context for C{key}, built now if it is not cached.
-
-        @raise Exception: Whatever building raised; nothing is cached then.
+        The context for C{key}, built now if it is not cached; L{None} if it
+        cannot be built.
         """
         contexts = self._contexts
-        context = contexts.get(key)
-        if context is not None:
+        if key in contexts:
             contexts.move_to_end(key)
-            return context
-        context = self._build(key)
+            return contexts[key]
+        try:
+            context: SSL.Context | None = self._build(key)
+        except Exception:
+            self._log.failure("Could not build the TLS context for {key!r}", key=key)
+            context = None
         self.builds += 1
         contexts[key] = context
         if len(contexts) > self.size:
@@ -258,3 +268,36 @@ class OneContext:
 
     def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
         return self.context
+
+
+class ClientCABundle:
+    """
+    A client-CA bundle file, read again on every reload and parsed only
+    when its bytes changed.
+
+    @ivar path: The file, made absolute; L{None} when client certificates
+        are not asked for.
+    @ivar certificates: The CAs it held when last read successfully.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = optionalAbsolutePath(path)
+        self.certificates: tuple[x509.Certificate, ...] = ()
+        self._digest: bytes | None = None
+
+    def changed(self) -> bool:
+        """
+        Read the file; C{True} if its CAs changed.
+
+        @raise CredentialError: If it cannot be used; the CAs it held before
+            are kept.
+        """
+        if self.path is None:
+            return False
+        data = readFile(self.path)
+        digest = hashlib.sha256(data).digest()
+        if digest == self._digest:
+            return False
+        self.certificates = tuple(certificatesIn(self.path, data, "CA certificate"))
+        self._digest = digest
+        return True

@@ -131,7 +131,13 @@ class SIGHUPReloader:
         self.reloads += 1
         for reloadable in reloadables:
             try:
-                reloadable.reload()
+                # A store of many certificates spreads its reload over
+                # reactor iterations rather than hold the reactor for it.
+                stepped = getattr(reloadable, "reloadInSteps", None)
+                if stepped is not None:
+                    stepped()
+                else:
+                    reloadable.reload()
             except Exception:
                 self._log.failure(
                     "Reloading {reloadable!r} failed", reloadable=reloadable

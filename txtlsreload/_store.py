@@ -15,19 +15,18 @@ and half a millisecond, so 10,000 of them would take about 300 MiB and five
 seconds at every start.  Parsed credentials cost about 3 KiB each; so every
 file is parsed (and refused, if bad) at start-up and reload, never at a
 handshake, but only the contexts of the C{cacheSize} most recently used
-names are kept.
+names are kept (10,000 by default).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Literal
 
 from OpenSSL import SSL
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
-    IDelayedCall,
     IOpenSSLContextFactory,
     IOpenSSLServerConnectionCreator,
     IReactorTime,
@@ -40,69 +39,36 @@ from ._callbacks import ReloadHistory
 from ._directory import DirectoryReader, ScanResult
 from ._errors import CredentialError
 from ._factory import ReloadingContextFactory, effectiveClientAuth
-from ._loading import (
-    CertificateInfo,
-    certificatesIn,
-    optionalAbsolutePath,
-    readFile,
-)
+from ._loading import CertificateInfo
+from ._names import ServedNames, StoreReloadResult
 from ._registry import IReloadable, register
-from ._selection import Candidate, NameTable, Selection, Selector
-from ._serving import VERIFY_MODES, ClientAuth, ContextCache, Dispatcher, buildContext
+from ._selection import Candidate, NameTable, Selection
+from ._serving import (
+    VERIFY_MODES,
+    ClientAuth,
+    ClientCABundle,
+    ContextCache,
+    Dispatcher,
+    buildContext,
+)
 from ._sessions import DEFAULT_SESSION_TIMEOUT, SessionPolicy
+from ._steps import Steps
 
 __all__ = ["ReloadingCertificateStore", "StoreReloadResult", "UnknownNames"]
 
 UnknownNames = Literal["default", "refuse"]
 
-#: How many built contexts a store keeps by default: about 30 MiB.
-DEFAULT_CACHE_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class StoreReloadResult:
-    """
-    The outcome of one load or reload of a L{ReloadingCertificateStore}.
-
-    @ivar succeeded: C{True} if every file was usable (changed or not).
-    @ivar changed: C{True} if any name now gets another certificate.
-    @ivar added: Names served now that were not before.
-    @ivar replaced: Names that now get another certificate.
-    @ivar removed: Names no longer served.
-    @ivar refused: Every file that could not be used; the certificates it
-        held when last good are still served.
-    @ivar error: The first of C{refused}, or L{None}.
-    @ivar certificate: The default certificate, for clients without SNI or
-        naming an unknown host (L{None} if there is none).
-    @ivar names: How many names are served.
-    @ivar parsed: How many files (or certificate and key pairs) were parsed:
-        only those whose bytes changed.
-    """
-
-    succeeded: bool
-    changed: bool
-    added: tuple[str, ...] = ()
-    replaced: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    refused: tuple[CredentialError, ...] = ()
-    error: CredentialError | None = None
-    certificate: CertificateInfo | None = None
-    names: int = 0
-    parsed: int = 0
-
-    def __str__(self) -> str:
-        counts = (
-            f"{self.names} names; {len(self.added)} added, {len(self.replaced)}"
-            f" replaced, {len(self.removed)} removed"
-        )
-        if self.refused:
-            files = "; ".join(str(e) for e in self.refused)
-            return f"reload refused {len(self.refused)} file(s): {files} ({counts})"
-        return f"reloaded: {counts}" if self.changed else f"unchanged: {counts}"
+#: How many built contexts a store keeps by default: up to about 300 MiB, and
+#: only as many as names are in use.
+DEFAULT_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, eq=False)
 class _StoreServing:
+    """
+    What handshakes use: the name table, and the contexts built for it.
+    """
+
     table: NameTable
     verifyMode: int
     contexts: ContextCache
@@ -177,8 +143,11 @@ class ReloadingCertificateStore:
         @param unknownNames: C{"default"} serves the default certificate to
             clients naming an unknown host; C{"refuse"} fails their handshake
             (and that of clients without SNI).
-        @param cacheSize: How many built contexts to keep (1000 by default,
-            about 30 MiB).
+        @param cacheSize: How many built contexts to keep, the least
+            recently used dropped first: 10,000 by default (about 30 KiB
+            each, built on a name's first handshake).  Smaller saves memory;
+            a handshake for a name whose context was dropped costs about
+            three times as much CPU, since it builds the context again.
         @param reactor: Tells the time (its C{seconds()}, POSIX time as
             with every real reactor) and schedules the moments when
             held-back certificates become valid and served ones expire.
@@ -204,20 +173,16 @@ class ReloadingCertificateStore:
 
             reactor = globalReactor
         assert reactor is not None
-        self._reactor = reactor
         self._clientAuth = effectiveClientAuth(clientCAFile, clientAuth)
-        self._clientCAFile = optionalAbsolutePath(clientCAFile)
-        self._clientCAs: tuple[object, ...] = ()
-        self._clientCADigest: bytes | None = None
-        self._refuseUnknown = unknownNames == "refuse"
+        self._clientCAs = ClientCABundle(clientCAFile)
         self._cacheSize = cacheSize
         self._sessions = SessionPolicy(sessionTimeout) if sessions else None
         self._reader = DirectoryReader(directory)
-        self._selector = Selector()
-        self._candidates: set[Candidate] = set()
+        self._steps: Steps[StoreReloadResult] = Steps(reactor)
+        self._names = ServedNames(reactor, unknownNames == "refuse", self._publish)
         self._paths: list[str] = []
-        self._timer: IDelayedCall | None = None
         self._default: ReloadingContextFactory | None = None
+        self._defaultCandidate: Candidate | None = None
         if certificateFile is not None:
             # The default certificate is the one-name case, reloaded and
             # checked exactly as a single-certificate server's.
@@ -227,7 +192,7 @@ class ReloadingCertificateStore:
                 extraChainFile=extraChainFile,
                 passphrase=passphrase,
                 passphraseFile=passphraseFile,
-                now=self._now,
+                now=self._names.now,
                 processWide=False,
             )
         elif privateKeyFile or extraChainFile or passphrase or passphraseFile:
@@ -235,17 +200,17 @@ class ReloadingCertificateStore:
                 "the default's key, chain and passphrase need its certificate"
             )
 
+        self._clientCAs.changed()
         scanned = self._reader.read()
         if scanned.refused:
             raise scanned.refused[0]
         self._dispatcher = Dispatcher(
-            self._newServing(self._clientCAsChanged()), self._sessions
+            self._newServing(self._names.table), self._sessions
         )
-        result = self._install(scanned, [])
+        result = self._install(scanned, [], clientCAsChanged=False)
         if result.names == 0 and self._default is None:
             raise CredentialError(
-                self._reader.root,
-                "no certificate with a matching private key found",
+                self._reader.root, "no certificate with a matching private key found"
             )
         self._history = ReloadHistory(result)
         self._log.info(
@@ -263,9 +228,7 @@ class ReloadingCertificateStore:
 
     @property
     def _table(self) -> NameTable:
-        serving = self._dispatcher.serving
-        assert isinstance(serving, _StoreServing)
-        return serving.table
+        return self._names.table
 
     @property
     def directory(self) -> str:
@@ -280,7 +243,7 @@ class ReloadingCertificateStore:
         The CA bundle client certificates are checked against, for every
         name; L{None} if none are asked for.
         """
-        return self._clientCAFile
+        return self._clientCAs.path
 
     @property
     def names(self) -> dict[str, CertificateInfo]:
@@ -325,8 +288,8 @@ class ReloadingCertificateStore:
         paths = list(self._paths)
         if self._default is not None:
             paths.extend(self._default.watchedPaths())
-        if self._clientCAFile is not None:
-            paths.append(self._clientCAFile)
+        if self._clientCAs.path is not None:
+            paths.append(self._clientCAs.path)
         return list(dict.fromkeys(paths))
 
     def serverConnectionForTLS(
@@ -354,20 +317,42 @@ class ReloadingCertificateStore:
         @param quietIfRepeated: Do not log refusals identical to the
             previous reload's again.
         """
+        return self._steps.runNow(self._reloadSteps(quietIfRepeated))
+
+    def reloadInSteps(
+        self, quietIfRepeated: bool = False
+    ) -> Deferred[StoreReloadResult]:
+        """
+        L{reload}, spread over reactor iterations so that no single one is
+        held for more than about 10 ms, whatever the number of files; what
+        SIGHUP uses.  A reload asked for while one runs starts after it.
+
+        @return: Fires with the result; never fails.
+        """
+        return self._steps.runInSteps(lambda: self._reloadSteps(quietIfRepeated))
+
+    def _reloadSteps(
+        self, quietIfRepeated: bool
+    ) -> Generator[None, None, StoreReloadResult]:
         try:
             refused: list[CredentialError] = []
             if self._default is not None:
                 defaultResult = self._default.reload(quietIfRepeated=True)
                 if defaultResult.error is not None:
                     refused.append(defaultResult.error)
-            clientCAsChanged = self._readClientCAs(refused)
-            scanned = self._reader.read()
+            try:
+                clientCAsChanged = self._clientCAs.changed()
+            except CredentialError as e:
+                refused.append(e)
+                clientCAsChanged = False
+            scanned = yield from self._reader.steps()
             if clientCAsChanged:
                 if self._sessions is not None:
                     # A resumed session skips client-certificate checks:
                     # none made under the old CAs may resume under the new.
                     self._sessions.flush()
-                self._dispatcher.serving = self._newServing(True)
+                # Every context trusts the client CAs: build them all anew.
+                self._dispatcher.serving = self._newServing(self._names.table)
             result = self._install(scanned, refused, clientCAsChanged)
         except CredentialError as e:
             result = StoreReloadResult(
@@ -402,7 +387,9 @@ class ReloadingCertificateStore:
             return
         self._sessions.flush()
         # Cached contexts key sessions by the old generation.
-        self._dispatcher.serving = self._newServing(True)
+        current = self._dispatcher.serving
+        assert isinstance(current, _StoreServing)
+        self._dispatcher.serving = self._newServing(current.table)
         self._log.info("TLS sessions flushed for {directory}", directory=self.directory)
 
     def addReloadCallbacks(
@@ -417,103 +404,53 @@ class ReloadingCertificateStore:
         """
         return self._history.add(onSuccess, onFailure)
 
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._reactor.seconds(), timezone.utc)
-
-    def _readClientCAs(self, refused: list[CredentialError]) -> bool:
-        """
-        Read the client-CA bundle again; C{True} if it changed.
-        """
-        if self._clientCAFile is None:
-            return False
-        try:
-            return self._clientCAsChanged()
-        except CredentialError as e:
-            refused.append(e)
-            return False
-
-    def _clientCAsChanged(self) -> bool:
-        import hashlib
-
-        if self._clientCAFile is None:
-            return False
-        data = readFile(self._clientCAFile)
-        digest = hashlib.sha256(data).digest()
-        if digest == self._clientCADigest:
-            return False
-        self._clientCAs = tuple(
-            certificatesIn(self._clientCAFile, data, "CA certificate")
-        )
-        self._clientCADigest = digest
-        return True
-
-    def _newServing(self, clientCAsChanged: bool) -> _StoreServing:
-        clientCAs = self._clientCAs
+    def _newServing(self, table: NameTable) -> _StoreServing:
+        clientCAs = self._clientCAs.certificates
         clientAuth = self._clientAuth
         sessions = self._sessions
 
         def build(selection: object) -> SSL.Context:
             assert isinstance(selection, Selection)
-            context = buildContext(selection.credentials, clientCAs, clientAuth)  # type: ignore[arg-type]
+            context = buildContext(selection.credentials, clientCAs, clientAuth)
             if sessions is not None:
                 sessions.prepare(context, _sessionEntry(selection))
             return context
 
-        empty = NameTable({}, None, self._refuseUnknown)
-        table = empty if not hasattr(self, "_dispatcher") else self._table
         return _StoreServing(
             table, VERIFY_MODES[clientAuth], ContextCache(build, self._cacheSize)
         )
+
+    def _publish(self, table: NameTable) -> None:
+        """
+        Serve C{table} from the next handshake on, with the contexts already
+        built (selections of unchanged names are the same objects).
+        """
+        serving = getattr(self, "_dispatcher", None)
+        if serving is not None:
+            current = serving.serving
+            assert isinstance(current, _StoreServing)
+            serving.serving = _StoreServing(table, current.verifyMode, current.contexts)
 
     def _install(
         self,
         scanned: ScanResult,
         refused: list[CredentialError],
-        clientCAsChanged: bool = False,
+        clientCAsChanged: bool,
     ) -> StoreReloadResult:
         """
-        Choose again for the names the scan changed, and swap the new table
-        in; schedule the next moment a validity period starts or ends.
+        Choose again for the names the scan changed and serve the result.
         """
         refused = refused + scanned.refused
-        now = self._now()
-        added = scanned.candidates - self._candidates
-        removed = self._candidates - scanned.candidates
-        if self._default is not None:
-            defaultCandidate = self._defaultCandidate()
-            if defaultCandidate not in self._candidates:
-                added.add(defaultCandidate)
-            scanned.candidates.add(defaultCandidate)
-            removed.discard(defaultCandidate)
-        change = self._selector.update(added, removed, now)
-        self._candidates = scanned.candidates
-        self._paths = scanned.paths
-        exact = self._selector.exact
-        default: Selection | None
-        if self._default is not None:
-            default = Selection((self._defaultCandidate(),))
-            previous = self._table.default
-            if previous is not None and previous.candidates == default.candidates:
-                default = previous
-        else:
-            # Exact names before wildcards, so that "*." does not win by
-            # sorting before letters.
-            first = min(exact, key=lambda n: (n.startswith("*"), n), default=None)
-            default = None if first is None else exact[first]
-        serving = self._dispatcher.serving
-        assert isinstance(serving, _StoreServing)
-        self._dispatcher.serving = _StoreServing(
-            NameTable(exact, default, self._refuseUnknown),
-            serving.verifyMode,
-            serving.contexts,
+        if scanned.paths:
+            self._paths = scanned.paths
+        change = self._names.update(
+            scanned.added, scanned.removed, self._currentDefault()
         )
-        self._schedule(now)
-        changed = bool(change.added or change.replaced or change.removed) or (
-            clientCAsChanged
-        )
+        default = self._table.default
         return StoreReloadResult(
             succeeded=not refused,
-            changed=changed,
+            changed=bool(change.added or change.replaced or change.removed)
+            or clientCAsChanged,
             added=change.added,
             replaced=change.replaced,
             removed=change.removed,
@@ -522,49 +459,23 @@ class ReloadingCertificateStore:
             certificate=None
             if default is None
             else default.candidates[0].credentials.info,
-            names=len(exact),
+            names=len(self._table),
             parsed=scanned.parsed,
         )
 
-    def _defaultCandidate(self) -> Candidate:
-        assert self._default is not None
+    def _currentDefault(self) -> Candidate | None:
+        """
+        The explicitly given default certificate as a candidate, the same
+        object for as long as its credentials are.
+        """
+        if self._default is None:
+            return None
         credentials = self._default._installed.credentials
-        cached = getattr(self, "_defaultCache", None)
-        if cached is not None and cached.credentials is credentials:
-            return cached  # type: ignore[no-any-return]
-        candidate = Candidate.of(credentials, self._default.files.certificateFile)
-        self._defaultCache = candidate
+        candidate = self._defaultCandidate
+        if candidate is None or candidate.credentials is not credentials:
+            candidate = Candidate.of(credentials, self._default.files.certificateFile)
+            self._defaultCandidate = candidate
         return candidate
-
-    def _schedule(self, now: datetime) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        boundary = self._selector.nextBoundary(now)
-        if boundary is not None:
-            delay = (boundary - now).total_seconds()
-            # notAfter is inclusive: choose again just after it.
-            self._timer = self._reactor.callLater(delay + 0.001, self._boundaryPassed)
-
-    def _boundaryPassed(self) -> None:
-        """
-        A held-back certificate became valid or a served one expired:
-        choose again for its names, with no file read.
-        """
-        self._timer = None
-        try:
-            scanned = ScanResult(candidates=set(self._candidates), paths=self._paths)
-            result = self._install(scanned, [])
-            if result.changed:
-                self._log.info(
-                    "TLS certificates changed by the clock: {added} name(s) added,"
-                    " {replaced} replaced, {removed} removed",
-                    added=len(result.added),
-                    replaced=len(result.replaced),
-                    removed=len(result.removed),
-                )
-        except Exception:
-            self._log.failure("Could not choose certificates again")
 
     def _report(self, result: StoreReloadResult, quietIfRepeated: bool) -> None:
         history = getattr(self, "_history", None)
