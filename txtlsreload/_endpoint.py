@@ -57,6 +57,7 @@ from ._descriptions import (
 from ._errors import CredentialError
 from ._factory import ClientAuth, ReloadingContextFactory
 from ._registry import IReloadable
+from ._sessions import DEFAULT_SESSION_TIMEOUT, checkSessionTimeout
 from ._sighup import ensureProcessWideSIGHUP, joinProcessWideSIGHUP
 from ._store import ReloadingCertificateStore, UnknownNames
 from ._watching import FileWatcher, watcherForEndpoint
@@ -80,6 +81,10 @@ _KEYS = {
     "interval": "seconds (0.1 or more) between unconditional reloads (default: 0, off)",
     "certificates": "directory of certificates served by the name clients ask"
     " for (SNI); privateKey/certKey then give the default certificate",
+    "sessions": "yes or no: let clients resume TLS sessions, across rotations"
+    " (default: no)",
+    "sessionTimeout": "seconds a session stays resumable, with sessions=yes"
+    " (default: 7200)",
     "unknownNames": "default or refuse: what clients without SNI or naming an"
     " unknown host get (with certificates=; default: default)",
 }
@@ -105,6 +110,20 @@ def _backlog(value: str) -> int:
     if backlog < 1:
         raise problem(f"backlog must be a positive whole number, not {value!r}")
     return backlog
+
+
+def _sessionTimeout(value: str | None, sessions: bool) -> int:
+    if value is None:
+        return DEFAULT_SESSION_TIMEOUT
+    if not sessions:
+        raise problem("sessionTimeout= needs sessions=yes")
+    try:
+        return checkSessionTimeout(int(value))
+    except ValueError:
+        raise problem(
+            f"sessionTimeout must be a whole number of seconds, 1 or more,"
+            f" not {value!r}"
+        ) from None
 
 
 def _clientAuth(value: str | None, clientCA: str | None) -> ClientAuth | None:
@@ -358,6 +377,8 @@ class TLSReloadParser:
         sighup = yesNo("sighup", options.get("sighup", "yes"))
         watch = period("watch", options.get("watch", "0"))
         interval = period("interval", options.get("interval", "0"))
+        sessions = yesNo("sessions", options.get("sessions", "no"))
+        sessionTimeout = _sessionTimeout(options.get("sessionTimeout"), sessions)
         factory: ReloadingContextFactory | ReloadingCertificateStore
         if certificates is not None:
             factory = ReloadingCertificateStore(
@@ -370,6 +391,8 @@ class TLSReloadParser:
                 passphraseFile=passphraseFile,
                 unknownNames=cast(UnknownNames, unknownNames or "default"),
                 reactor=reactor,
+                sessions=sessions,
+                sessionTimeout=sessionTimeout,
             )
         else:
             assert certKey is not None
@@ -380,6 +403,8 @@ class TLSReloadParser:
                 clientCAFile=clientCA,
                 clientAuth=clientAuth,
                 passphraseFile=passphraseFile,
+                sessions=sessions,
+                sessionTimeout=sessionTimeout,
             )
         return ReloadingServerEndpoint(
             reactor,
