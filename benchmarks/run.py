@@ -19,7 +19,10 @@ What it measures (see docs/benchmarks.rst for the method and the figures):
  6. plots: throughput and failures over the rotation run, reload latency
     distribution, per-round handshake cost;
  7. the SNI certificate store at 1 to 10,000 names beside Twisted's C{tls:}
-    (C{sni.py}, which also runs on its own).
+    (C{sni.py}, which also runs on its own);
+ 8. session resumption with C{sessions=yes}: server CPU per resumed ÷ full
+    handshake, and the resumption rate across rotations under load
+    (C{sessions.py}, which also runs on its own).
 
 Everything runs on 127.0.0.1 with certificates made for this run in a
 temporary directory; every child process is stopped at the end.
@@ -47,7 +50,15 @@ from _rotation import measureRotation
 
 HERE = Path(__file__).resolve().parent
 
-BENCHMARKS = ("handshakes", "latency", "rotation", "memory", "reloadtime", "sni")
+BENCHMARKS = (
+    "handshakes",
+    "latency",
+    "rotation",
+    "memory",
+    "reloadtime",
+    "sni",
+    "sessions",
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,8 @@ class Settings:
     memoryBaselineAt: int
     reloadTimeECDSA: int
     reloadTimeRSA4096: int
-    #: The SNI store's run (benchmarks/sni.py): 1 and 200 names when quick.
+    #: The SNI store's run (benchmarks/sni.py): 1 and 200 names when quick;
+    #: also the session benchmark's quick variant (benchmarks/sessions.py).
     sniQuick: bool
 
 
@@ -285,6 +297,11 @@ def runAll(
 
             results["sni"] = sni.run(settings.sniQuick, progress)
 
+        def sessionResumption() -> None:
+            import sessions
+
+            results["sessions"] = sessions.run(settings.sniQuick, progress)
+
         try:
             if "handshakes" in only:
                 attempt("handshake cost", handshakes)
@@ -299,6 +316,8 @@ def runAll(
                 attempt("reactor time per reload", reloadTime)
             if "sni" in only:
                 attempt("SNI certificate store", sniStore)
+            if "sessions" in only:
+                attempt("session resumption", sessionResumption)
         finally:
             processes.close()
     return results, errors
@@ -330,6 +349,11 @@ def _hardTargetsMissed(results: dict[str, Any]) -> list[str]:
         missed.append("SNI store: failures while rotating under load")
     if store and any(size["unknownOpens"] for size in store["sizes"]):
         missed.append("SNI store: unknown names opened files")
+    resumption = results.get("sessions")
+    if resumption and (
+        resumption["rotation"]["failures"] or resumption["rotation"]["rate"] < 0.99
+    ):
+        missed.append("sessions: failures, or under 99% resumed across rotations")
     for trigger in ("sighup", "watch"):
         latency = results.get(f"latency-{trigger}")
         if latency and not latency.get("pending") and latency["missed"]:
@@ -395,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             errors.append(f"sni plot: {traceback.format_exc()}")
         report += "\n## SNI certificate store\n\n" + sni.markdown(results["sni"])
+    if results.get("sessions"):
+        import sessions
+
+        report += "\n## Session resumption\n\n" + sessions.markdown(results["sessions"])
     (options.out / "latest.md").write_text(report, encoding="utf-8")
     (options.out / "latest.json").write_text(
         json.dumps({"environment": env, "results": results}, indent=1),
@@ -403,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(report)
     progress(f"wrote {options.out / 'latest.md'} and {len(plots)} plot(s)")
 
-    if not summaryRows(results):
+    # The SNI and session benchmarks report in their own sections.
+    if not (summaryRows(results) or results.get("sni") or results.get("sessions")):
         errors.append("no benchmark produced a result")
     if errors:
         sys.stderr.write("\nErrors:\n" + "\n".join(errors))
