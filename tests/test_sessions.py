@@ -26,8 +26,6 @@ from .peers import writeCA
 from .sessionhelpers import VERSIONS, SessionClient
 from .tlshelpers import serialOf, writeLeaf
 
-pytestmark = pytest.mark.parametrize("version", VERSIONS)
-
 
 def factory(
     ca: trustme.CA, directory: Path, **options: object
@@ -69,6 +67,7 @@ def clientFiles(tmp_path: Path) -> tuple[trustme.CA, trustme.CA, Path, Path]:
     return first, second, paths[0], paths[1]
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 class TestFactory:
     """
     Sessions on L{ReloadingContextFactory}.
@@ -250,6 +249,7 @@ def _clock() -> Clock:
     return clock
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 class TestStore:
     """
     Sessions on L{ReloadingCertificateStore}.
@@ -384,3 +384,41 @@ def _clientHello(client: SessionClient, serverName: str) -> bytes:
     with pytest.raises(ssl.SSLWantReadError):
         tls.do_handshake()
     return outgoing.read()
+
+
+class TestConnections:
+    """
+    The connections a factory with sessions hands to Twisted.
+    """
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            pytest.param(b"GET / HTTP/1.1\r\n\r\n", id="http"),
+            pytest.param(b"\x16\x03\x01\xff\xff" + b"\x00" * 100, id="huge record"),
+            pytest.param(b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\xff", id="bad hello"),
+        ],
+    )
+    def test_hostileBytes(self, data: bytes, ca: trustme.CA, tmp_path: Path) -> None:
+        """
+        Bytes that are no ClientHello are taken without an exception, and
+        OpenSSL then fails the handshake with an ordinary TLS error.
+        """
+        server = factory(ca, tmp_path, sessions=True)
+        connection = server.serverConnectionForTLS(None)  # type: ignore[arg-type]
+        connection.set_accept_state()
+        assert connection.bio_write(data) == len(data)
+        with pytest.raises(SSL.Error) as refused:
+            connection.do_handshake()
+        assert not isinstance(refused.value, SSL.WantReadError)
+
+    @pytest.mark.parametrize("sessions", [False, True])
+    def test_plainWhenOff(self, sessions: bool, ca: trustme.CA, tmp_path: Path) -> None:
+        """
+        Without sessions, Twisted gets a plain pyOpenSSL connection (no
+        ClientHello reading); with them, a subclass of it.
+        """
+        server = factory(ca, tmp_path, sessions=sessions)
+        connection = server.serverConnectionForTLS(None)  # type: ignore[arg-type]
+        assert isinstance(connection, SSL.Connection)
+        assert (type(connection) is SSL.Connection) is not sessions

@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IReactorTCP
 
 from txtlsreload import (
     CertificateInfo,
+    ClientHelloReader,
     CredentialError,
     ReloadingCertificateStore,
     ReloadingClientContextFactory,
@@ -88,3 +89,15 @@ def serveMany(reactor: IReactorTCP, directory: str) -> Deferred[StoreReloadResul
     if not store.reload().succeeded:
         print(store.lastResult)
     return store.reloadInSteps()
+
+
+def resume(certificate: str, key: str, directory: str, hello: bytes) -> bytes | None:
+    factory = ReloadingContextFactory(
+        certificate, key, sessions=True, sessionTimeout=3600
+    )
+    factory.flushSessions()
+    ReloadingCertificateStore(directory, sessions=True).flushSessions()
+    reader = ClientHelloReader()
+    if reader.feed(hello) and len(hello) <= ClientHelloReader.maxBuffered:
+        return reader.serverName
+    return None

@@ -131,10 +131,16 @@ class PeekConnection(SSL.Connection):
             choose = self._choose
             self._reader = self._choose = None
             assert choose is not None
-            context = choose(reader.serverName)
-            if context is not None:
-                self.set_context(context)
-                self.peekedContext = context
+            try:
+                context = choose(reader.serverName)
+                if context is not None:
+                    self.set_context(context)
+                    self.peekedContext = context
+            except Exception:
+                # Raising here would break Twisted's dataReceived.  Left on
+                # the dispatch context, the servername callback tries again
+                # and, failing too, the handshake fails with an alert.
+                _log.failure("Could not choose a TLS context from the ClientHello")
         return super().bio_write(buf)
 
 
