@@ -47,6 +47,9 @@ from ._devcert import (
 )
 from ._endpoint import ReloadingServerEndpoint
 from ._errors import CredentialError
+from ._expiry import ExpiryWarnings, warnBeforeExpiry
+from ._status import adminResource
+from ._systemd import notifySystemd
 
 __all__ = [
     "DEFAULT_PORT",
@@ -115,6 +118,14 @@ class Options(usage.Options):
             None,
             None,
             "PEM bundle of CAs; clients must present a certificate from one.",
+        ],
+        [
+            "admin",
+            None,
+            None,
+            "Also serve /metrics (Prometheus) and /status (JSON) over plain HTTP"
+            " on this endpoint description, e.g. tcp:9100:interface=127.0.0.1."
+            " For operators only: never the public port. [default: off]",
         ],
     ]
 
@@ -236,9 +247,12 @@ class _AnnouncingEndpoint:
     Log where a listener can be reached once it listens.
     """
 
-    def __init__(self, endpoint: IStreamServerEndpoint, description: str) -> None:
+    def __init__(
+        self, endpoint: IStreamServerEndpoint, description: str, admin: bool = False
+    ) -> None:
         self._endpoint = endpoint
         self._description = description
+        self._admin = admin
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
         listening = self._endpoint.listen(protocolFactory)
@@ -247,6 +261,16 @@ class _AnnouncingEndpoint:
 
     def _announce(self, port: IListeningPort) -> IListeningPort:
         host = port.getHost()
+        if self._admin:
+            url = _url(host, tls=False)
+            _log.info(
+                "Admin listener (operators only) on {address}: {url}metrics"
+                " and {url}status",
+                address=_address(host),
+                url=url,
+                description=self._description,
+            )
+            return port
         _log.info(
             "Listening on {address}: {url}",
             address=_address(host),
@@ -293,25 +317,35 @@ class _HelloService(service.MultiService):
         super().__init__()
         self._development = development
         self.rotatable: list[ReloadingServerEndpoint] = []
+        self._expiryWarnings: ExpiryWarnings | None = None
 
     def addListener(
         self,
         endpoint: IStreamServerEndpoint,
         factory: IProtocolFactory,
         description: str,
+        admin: bool = False,
     ) -> None:
         """
         Listen on C{endpoint} when the service starts.
+
+        @param admin: This is the operators' plain-HTTP listener.
         """
         if isinstance(endpoint, ReloadingServerEndpoint):
             self.rotatable.append(endpoint)
         listener = StreamServerEndpointService(
-            _AnnouncingEndpoint(endpoint, description), factory
+            _AnnouncingEndpoint(endpoint, description, admin), factory
         )
         # As strports.service does for twistd web: a port that cannot be
         # bound stops the start-up, instead of being logged and skipped.
         listener._raiseSynchronously = True
         listener.setServiceParent(self)
+
+    def stopService(self) -> Deferred[None] | None:
+        if self._expiryWarnings is not None:
+            self._expiryWarnings.stop()
+            self._expiryWarnings = None
+        return super().stopService()  # type: ignore[no-any-return]
 
     def privilegedStartService(self) -> None:
         # twistd listens here, before dropping privileges; twist and programs
@@ -322,6 +356,10 @@ class _HelloService(service.MultiService):
     def startService(self) -> None:
         with _listenErrorsEndStartup():
             super().startService()
+        self._expiryWarnings = warnBeforeExpiry()
+        # Every listener is listening by now (they listen synchronously),
+        # which is what READY=1 promises.
+        notifySystemd()
         # Logged here rather than when the service is made: twistd forks into
         # the background in between, and the process id must be the final one.
         development = self._development
@@ -441,6 +479,7 @@ def makeService(options: Options) -> service.IService:
         endpoint = _parseListener(reactor, description, f"--listen {description}: ")
         top.addListener(endpoint, site, description)
     if plan.shortcut is None:
+        _addAdmin(top, reactor, options)
         return top
     # The user never saw this description (only the files in it are theirs),
     # so its errors are shown without it.
@@ -451,6 +490,7 @@ def makeService(options: Options) -> service.IService:
         keyHint=options["cert"] is not None and options["key"] is None,
     )
     top.addListener(shortcut, site, plan.shortcut)
+    _addAdmin(top, reactor, options)
     # Always true, as the shortcut is a tlsreload: description; the check
     # tells the type checker so.
     if isinstance(shortcut, ReloadingServerEndpoint):
@@ -468,6 +508,17 @@ def makeService(options: Options) -> service.IService:
                 f"{plan.shortcut} (also on {interface})",
             )
     return top
+
+
+def _addAdmin(top: _HelloService, reactor: object, options: Options) -> None:
+    """
+    Add the C{--admin} listener, if asked for.
+    """
+    description = options["admin"]
+    if description is None:
+        return
+    endpoint = _parseListener(reactor, description, f"--admin {description}: ")
+    top.addListener(endpoint, Site(adminResource()), description, admin=True)
 
 
 def _parseListener(
