@@ -34,9 +34,12 @@ setup(
         "cryptography>=43",
     ],
     extras_require={
+        # Prometheus metrics: txtlsreload.MetricsCollector and /metrics.
+        "metrics": ["prometheus-client>=0.20"],
         "test": [
             "pytest>=8",
             "trustme>=1.2",
+            "prometheus-client>=0.20",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
@@ -47,6 +50,7 @@ setup(
             "mypy-zope>=1.0",
             "ruff>=0.6",
             "sphinx>=7",
+            "prometheus-client>=0.20",
         ],
     },
     classifiers=[
