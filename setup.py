@@ -40,6 +40,10 @@ setup(
             "pytest>=8",
             "trustme>=1.2",
             "prometheus-client>=0.20",
+            # The host programs of the operating how-tos, which tests run.
+            "daphne>=4",
+            "klein>=23",
+            "treq>=23",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
