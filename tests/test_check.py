@@ -224,7 +224,9 @@ class TestRefused:
         one line, and no key material is printed.
         """
         cert, key, _ = writeLeaf(ca, tmp_path)
-        keyLines = [line for line in key.read_text().splitlines() if "-----" not in line]
+        keyLines = [
+            line for line in key.read_text().splitlines() if "-----" not in line
+        ]
         expected = _BREAKAGES[breakage](ca, tmp_path, cert, key)
         done = _check("--cert", str(cert), "--key", str(key))
         assert done.returncode == 1, done

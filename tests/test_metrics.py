@@ -297,6 +297,54 @@ class TestReloadSeries:
         )
 
 
+class TestWithoutExtra:
+    """
+    Without prometheus-client everything else works and nothing imports it.
+    """
+
+    def test_notInstalled(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        With prometheus-client unimportable, factories load, C{/metrics}
+        answers 501 saying how to install it, and C{MetricsCollector} is an
+        ImportError; with it installed, importing txtlsreload alone does not
+        import it.
+        """
+        cert, key, _ = writeLeaf(ca, tmp_path)
+        script = f"""
+import sys
+sys.modules["prometheus_client"] = None  # as if the extra were not installed
+import txtlsreload
+from twisted.web.test.requesthelper import DummyRequest
+txtlsreload.ReloadingContextFactory({str(cert)!r}, {str(key)!r})
+request = DummyRequest([b""])
+metrics = txtlsreload.adminResource().getChildWithDefault(b"metrics", request)
+body = metrics.render(request)
+print(request.responseCode, body.decode().strip())
+try:
+    txtlsreload.MetricsCollector
+except ImportError:
+    print("no collector")
+"""
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
+        assert done.stdout.splitlines() == [
+            "501 Metrics need prometheus-client: pip install 'txtlsreload[metrics]'",
+            "no collector",
+        ], done.stderr
+        imported = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys, txtlsreload; print('prometheus_client' in sys.modules)",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert imported.stdout == "False\n"
+
+
 # End to end: twistd tlshello --admin, scraped over HTTP.
 
 

@@ -22,10 +22,13 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from ._errors import CredentialError
 from ._loading import CertificateInfo, utcNow
+
+if TYPE_CHECKING:
+    from ._factory import ReloadingContextFactory
 
 __all__ = ["EXIT_EXPIRING", "EXIT_OK", "EXIT_REFUSED", "main"]
 
@@ -179,7 +182,7 @@ def _split(description: str) -> tuple[list[str], dict[str, str]]:
     return args, kwargs
 
 
-def _trusts(factory: Any) -> str:
+def _trusts(factory: ReloadingContextFactory) -> str:
     count = len(factory.clientCAs)
     if not count:
         return "no client certificates asked for"
