@@ -140,52 +140,70 @@ class TestWarnDays:
         assert done.stdout.startswith(f"{word}: {cert}: ")
 
 
-def _mismatchedKey(ca: trustme.CA, tmp_path: Path, cert: Path, key: Path) -> str:
+def _mismatchedKey(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
     _, otherKey, _ = writeLeaf(ca, tmp_path, name="other")
     key.write_bytes(otherKey.read_bytes())
-    return f"{key}: private key does not match the certificate in {cert}"
+    return f"{key}: private key does not match the certificate in {cert}", []
 
 
-def _truncatedKey(ca: trustme.CA, tmp_path: Path, cert: Path, key: Path) -> str:
+def _truncatedKey(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
     key.write_bytes(key.read_bytes()[:60])
-    return f"{key}: truncated PEM data"
+    return f"{key}: truncated PEM data", []
 
 
-def _missingCert(ca: trustme.CA, tmp_path: Path, cert: Path, key: Path) -> str:
+def _missingCert(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
     cert.unlink()
-    return f"{cert}: file not found"
+    return f"{cert}: file not found", []
 
 
-def _emptyCert(ca: trustme.CA, tmp_path: Path, cert: Path, key: Path) -> str:
+def _emptyCert(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
     cert.write_bytes(b"")
-    return f"{cert}: file is empty"
+    return f"{cert}: file is empty", []
 
 
-def _derCert(ca: trustme.CA, tmp_path: Path, cert: Path, key: Path) -> str:
+def _derCert(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     leaf = x509.load_pem_x509_certificate(cert.read_bytes())
     cert.write_bytes(leaf.public_bytes(Encoding.DER))
-    return f"{cert}: no PEM data found: looks like DER"
+    return f"{cert}: no PEM data found: looks like DER", []
 
 
-def _keyFirst(ca: trustme.CA, tmp_path: Path, cert: Path, key: Path) -> str:
+def _keyFirst(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
     cert.write_bytes(key.read_bytes())
-    return f"{cert}: holds a private key but no certificate"
+    return f"{cert}: holds a private key but no certificate", []
 
 
-def _expired(ca: trustme.CA, tmp_path: Path, cert: Path, key: Path) -> str:
+def _expired(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
     writeLeaf(ca, tmp_path, notAfter=_inDays(-1))
-    return f"{cert}: certificate expired on "
+    return f"{cert}: certificate expired on ", []
 
 
-def _directory(ca: trustme.CA, tmp_path: Path, cert: Path, key: Path) -> str:
+def _directory(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
     key.unlink()
     key.mkdir()
-    return f"{key}: is a directory, not a file"
+    return f"{key}: is a directory, not a file", []
 
 
-def _encryptedKey(ca: trustme.CA, tmp_path: Path, cert: Path, key: Path) -> str:
+def _encryptedKey(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
     from cryptography.hazmat.primitives import serialization
 
     loaded = serialization.load_pem_private_key(key.read_bytes(), None)
@@ -196,10 +214,43 @@ def _encryptedKey(ca: trustme.CA, tmp_path: Path, cert: Path, key: Path) -> str:
             serialization.BestAvailableEncryption(b"secret"),
         )
     )
-    return f"{key}: private key is encrypted and no passphrase was given"
+    return f"{key}: private key is encrypted and no passphrase was given", []
 
 
-_BREAKAGES: dict[str, Callable[[trustme.CA, Path, Path, Path], str]] = {
+def _keyInChain(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(key.read_bytes())
+    return f"{chain}: PEM block 1 is a private key, which does not belong with chain", [
+        "--chain",
+        str(chain),
+    ]
+
+
+def _emptyClientCA(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
+    bundle = tmp_path / "clients.pem"
+    bundle.write_bytes(b"")
+    return f"{bundle}: file is empty", ["--client-ca", str(bundle)]
+
+
+def _wrongPassphrase(
+    ca: trustme.CA, tmp_path: Path, cert: Path, key: Path
+) -> tuple[str, list[str]]:
+    _encryptedKey(ca, tmp_path, cert, key)
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("not the secret\n")
+    return f"{key}: private key could not be decrypted: wrong passphrase?", [
+        "--passphrase-file",
+        str(passphrase),
+    ]
+
+
+_BREAKAGES: dict[
+    str, Callable[[trustme.CA, Path, Path, Path], tuple[str, list[str]]]
+] = {
     "mismatched key": _mismatchedKey,
     "truncated key": _truncatedKey,
     "missing certificate": _missingCert,
@@ -209,6 +260,9 @@ _BREAKAGES: dict[str, Callable[[trustme.CA, Path, Path, Path], str]] = {
     "expired": _expired,
     "directory": _directory,
     "encrypted key": _encryptedKey,
+    "key in chain file": _keyInChain,
+    "empty client CA bundle": _emptyClientCA,
+    "wrong passphrase": _wrongPassphrase,
 }
 
 
@@ -227,8 +281,8 @@ class TestRefused:
         keyLines = [
             line for line in key.read_text().splitlines() if "-----" not in line
         ]
-        expected = _BREAKAGES[breakage](ca, tmp_path, cert, key)
-        done = _check("--cert", str(cert), "--key", str(key))
+        expected, options = _BREAKAGES[breakage](ca, tmp_path, cert, key)
+        done = _check("--cert", str(cert), "--key", str(key), *options)
         assert done.returncode == 1, done
         assert done.stdout.startswith(f"refused: {expected}"), done.stdout
         assert done.stdout.count("\n") == 1
