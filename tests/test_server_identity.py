@@ -258,6 +258,25 @@ class TestRefused:
         assert "and 295 more" in text
         assert "host299.example" not in text
 
+    def test_stillRefusedAfterReload(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        Options rebuilt by a reload (a new CA bundle) check names the same
+        way: a certificate without subjectAltName from the new CA is refused,
+        one with the right name accepted.
+        """
+        credentials = ReloadingClientCredentials(str(caFile))
+        creator = credentials.creatorFor("bank.example")
+        newCA = trustme.CA()
+        writeCA(newCA, caFile)
+        assert credentials.reload().changed
+        refused = handshake(serverFor(newCA, None), creator)
+        assert refused.roundTrip(b"ping") == b""
+        assert "has no subjectAltName" in refused.failureText()
+        accepted = handshake(serverFor(newCA, dns("bank.example")), creator)
+        assert accepted.roundTrip(b"ping") == b"ping"
+
     def test_untrustedStillRefusedFirst(self, ca: trustme.CA, caFile: Path) -> None:
         """
         A certificate for the right name from a CA that is not trusted is
