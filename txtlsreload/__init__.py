@@ -28,6 +28,7 @@ from ._expiry import ExpiryWarnings, warnBeforeExpiry
 from ._factory import ClientAuth, ReloadingContextFactory, ReloadResult
 from ._loading import CertificateInfo
 from ._registry import IReloadable
+from ._serveridentity import ServerIdentityError
 from ._sighup import SIGHUPReloader, reloadOnSIGHUP
 from ._status import StatusResource, adminResource
 from ._systemd import SystemdNotifier, notifySystemd
@@ -53,6 +54,7 @@ __all__ = [
     "ReloadingPolicyForHTTPS",
     "ReloadingServerEndpoint",
     "SIGHUPReloader",
+    "ServerIdentityError",
     "StatusResource",
     "SystemdNotifier",
     "adminResource",
