@@ -501,3 +501,39 @@ class TestAdminEndToEnd:
         for line in keyText.splitlines():
             if "-----" not in line:
                 assert line not in statusText
+
+
+class TestAdminOption:
+    """
+    C{--admin} with a description that cannot be used.
+    """
+
+    def test_badDescription(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        C{twistd tlshello} refuses to start with a one-line message naming
+        C{--admin} and the description.
+        """
+        cert, key, _ = writeLeaf(ca, tmp_path)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from twisted.scripts.twistd import run; run()",
+                "-n",
+                "--pidfile=",
+                "tlshello",
+                "--cert",
+                str(cert),
+                "--key",
+                str(key),
+                "--admin",
+                "nonsense:9100",
+            ],
+            cwd=tmp_path,
+            env=_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1
+        assert "tlshello: --admin nonsense:9100: " in done.stderr + done.stdout
