@@ -6,6 +6,7 @@ real C{twistd tlshello}.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import signal
@@ -197,25 +198,55 @@ class TestInProcess:
         ]
 
 
+_HOSTS = {
+    "tlshello": (
+        ["tlshello", "--cert", "{cert}", "--key", "{key}", "--port", "0"],
+        r"Listening on [^ ]*:(\d+): https://",
+    ),
+    # A host program that knows nothing of txtlsreload: the endpoint turns
+    # the notifications and the expiry warnings on.
+    "twistd web": (
+        [
+            "web",
+            "--path",
+            "{root}",
+            "--listen",
+            "tlsreload:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+        ],
+        r"Site \(TLS\) starting on (\d+)",
+    ),
+}
+
+
 class TestEndToEnd:
     """
-    C{twistd tlshello} started as systemd would start a C{Type=notify-reload}
-    unit.
+    Servers started as systemd would start a C{Type=notify-reload} unit.
     """
 
-    def test_tlshello(self, tmp_path: Path, ca: trustme.CA) -> None:
+    @pytest.mark.parametrize("host", list(_HOSTS))
+    def test_notifyReload(self, tmp_path: Path, ca: trustme.CA, host: str) -> None:
         """
         C{READY=1} arrives once the server accepts handshakes, and a SIGHUP
         rotation is bracketed by C{RELOADING=1} and C{READY=1} with the new
-        serial in C{STATUS=}.
+        serial in C{STATUS=}; a certificate 3 days from expiry is warned
+        about in the log.
         """
         systemd = _Systemd(str(tmp_path / "notify"))
-        cert, key, firstSerial = writeLeaf(ca, tmp_path)
+        cert, key, firstSerial = writeLeaf(
+            ca,
+            tmp_path,
+            notAfter=datetime.datetime.now(datetime.timezone.utc)
+            + datetime.timedelta(days=3),
+        )
+        root = tmp_path / "root"
+        root.mkdir()
         environment = dict(os.environ, NOTIFY_SOCKET=systemd.address)
         environment["PYTHONPATH"] = os.pathsep.join(
             [str(ROOT), *filter(None, [environment.get("PYTHONPATH")])]
         )
-        logPath = tmp_path / "tlshello.log"
+        arguments, listening = _HOSTS[host]
+        values = {"cert": str(cert), "key": str(key), "root": str(root)}
+        logPath = tmp_path / "server.log"
         with logPath.open("wb") as log:
             process = subprocess.Popen(
                 [
@@ -224,13 +255,7 @@ class TestEndToEnd:
                     "from twisted.scripts.twistd import run; run()",
                     "-n",
                     "--pidfile=",
-                    "tlshello",
-                    "--cert",
-                    str(cert),
-                    "--key",
-                    str(key),
-                    "--port",
-                    "0",
+                    *(argument.format(**values) for argument in arguments),
                 ],
                 cwd=tmp_path,
                 env=environment,
@@ -240,13 +265,16 @@ class TestEndToEnd:
         try:
             ready = systemd.receive()
             assert ready["READY"] == "1"
-            port = int(
-                re.findall(r"Listening on [^ ]*:(\d+): https://", logPath.read_text())[
-                    0
-                ]
-            )
+            port = int(waitFor(lambda: re.search(listening, logPath.read_text()))[1])
             # Already accepting: READY=1 came after listening started.
             assert servedSerial(port, ca.cert_pem.bytes()) == firstSerial
+            waitFor(
+                lambda: re.search(
+                    rf"TLS certificate {re.escape(str(cert))} \(serial [0-9A-F]+\)"
+                    r" expires on .*, in 2 day\(s\) 23 hour\(s\): rotate it soon",
+                    logPath.read_text(),
+                )
+            )
 
             nextCert, nextKey, nextSerial = writeLeaf(ca, tmp_path, name="next")
             replaceAtomically(key, nextKey.read_bytes())

@@ -47,9 +47,8 @@ from ._devcert import (
 )
 from ._endpoint import ReloadingServerEndpoint
 from ._errors import CredentialError
-from ._expiry import ExpiryWarnings, warnBeforeExpiry
+from ._operations import ensureOperations
 from ._status import adminResource
-from ._systemd import notifySystemd
 
 __all__ = [
     "DEFAULT_PORT",
@@ -317,7 +316,6 @@ class _HelloService(service.MultiService):
         super().__init__()
         self._development = development
         self.rotatable: list[ReloadingServerEndpoint] = []
-        self._expiryWarnings: ExpiryWarnings | None = None
 
     def addListener(
         self,
@@ -341,12 +339,6 @@ class _HelloService(service.MultiService):
         listener._raiseSynchronously = True
         listener.setServiceParent(self)
 
-    def stopService(self) -> Deferred[None] | None:
-        if self._expiryWarnings is not None:
-            self._expiryWarnings.stop()
-            self._expiryWarnings = None
-        return super().stopService()  # type: ignore[no-any-return]
-
     def privilegedStartService(self) -> None:
         # twistd listens here, before dropping privileges; twist and programs
         # go straight to startService.
@@ -356,10 +348,11 @@ class _HelloService(service.MultiService):
     def startService(self) -> None:
         with _listenErrorsEndStartup():
             super().startService()
-        self._expiryWarnings = warnBeforeExpiry()
-        # Every listener is listening by now (they listen synchronously),
-        # which is what READY=1 promises.
-        notifySystemd()
+        # Once per process, whether or not a tlsreload: listener did it:
+        # expiry warnings, and READY=1 under systemd once the reactor runs.
+        from twisted.internet import reactor
+
+        ensureOperations(reactor)
         # Logged here rather than when the service is made: twistd forks into
         # the background in between, and the process id must be the final one.
         development = self._development

@@ -21,7 +21,7 @@ from twisted.logger import (
 )
 from twisted.web.server import Site
 
-from txtlsreload import adminResource, notifySystemd, warnBeforeExpiry
+from txtlsreload import adminResource
 
 
 async def application(scope, receive, send):
@@ -53,7 +53,9 @@ globalLogPublisher.addObserver(
     )
 )
 
-# /metrics and /status on a plain-HTTP port only operators can reach.
+# /metrics and /status on a plain-HTTP port only operators can reach.  (The
+# tlsreload: endpoint itself starts expiry warnings and, under systemd, the
+# notifications.)
 admin = os.environ.get("ADMIN_ENDPOINT", "tcp:9100:interface=127.0.0.1")
 listening = endpoints.serverFromString(reactor, admin).listen(Site(adminResource()))
 listening.addCallback(
@@ -61,5 +63,3 @@ listening.addCallback(
         f"admin on port {port.getHost().port}", file=sys.stderr, flush=True
     )
 )
-warnBeforeExpiry()
-reactor.callWhenRunning(notifySystemd)  # READY=1 under systemd, once Daphne runs
