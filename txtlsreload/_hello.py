@@ -46,7 +46,7 @@ from ._devcert import (
     ensureDevelopmentCertificate,
 )
 from ._endpoint import ReloadingServerEndpoint
-from ._errors import CredentialError
+from ._errors import CredentialError, quoted
 
 __all__ = [
     "DEFAULT_PORT",
@@ -438,7 +438,9 @@ def makeService(options: Options) -> service.IService:
     site = Site(HelloResource())
     top = _HelloService(plan.development)
     for description in plan.descriptions:
-        endpoint = _parseListener(reactor, description, f"--listen {description}: ")
+        endpoint = _parseListener(
+            reactor, description, f"--listen {quoted(description)}: "
+        )
         top.addListener(endpoint, site, description)
     if plan.shortcut is None:
         return top
