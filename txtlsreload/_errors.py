@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_SHOWN", "CredentialError", "escapeControls", "quoted"]
+__all__ = ["MAX_SHOWN", "CredentialError", "escapeControls", "quoted", "shortened"]
 
 # How much of an outside value a message shows; enough to recognise it.
 MAX_SHOWN = 100
@@ -40,6 +40,17 @@ def escapeControls(text: str) -> str:
     shows as one inert line wherever it is printed.
     """
     return _CONTROLS.sub(_escape, text)
+
+
+def shortened(text: str, limit: int = MAX_SHOWN) -> str:
+    """
+    C{text} escaped (see L{escapeControls}) and, if long, cut to C{limit}
+    characters followed by its full length.
+    """
+    shown = escapeControls(text)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[:limit]}... ({len(text)} characters)"
 
 
 def quoted(value: object, limit: int = MAX_SHOWN) -> str:
