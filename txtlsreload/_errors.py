@@ -28,16 +28,23 @@ _CONTROLS = re.compile(
 )
 
 
+# As repr() writes them, so that a value reads the same quoted or not.
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
+    character = match.group()
+    if character in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[character]
+    code = ord(character)
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def escapeControls(text: str) -> str:
     """
-    C{text} with every control and text-direction character written as a
-    Python-style escape (C{\\n} becomes C{\\x0a}, U+202E C{\\u202e}), so it
-    shows as one inert line wherever it is printed.
+    C{text} with every control and text-direction character written as
+    C{repr} writes it (a newline as C{\\n}, ESC as C{\\x1b}, U+202E as
+    C{\\u202e}), so that it shows as one inert line wherever it is printed.
     """
     return _CONTROLS.sub(_escape, text)
 

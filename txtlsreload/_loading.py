@@ -173,7 +173,7 @@ class CertificateInfo:
 
     The subject and names are whatever the certificate's issuer wrote, so
     they are kept with control characters (newlines, terminal escapes, bidi
-    overrides) escaped as C{\\xNN} or C{\\uNNNN}: they end up in log lines,
+    overrides) escaped as C{repr} escapes them: they end up in log lines,
     results and status pages.
 
     @ivar subject: The subject as an RFC 4514 string.
