@@ -144,6 +144,26 @@ class TestPlantedLinks:
         assert os.listdir(target) == []
 
 
+class TestNotADirectory:
+    """
+    Something other than a directory where the directory should be is
+    refused, not replaced.
+    """
+
+    def test_file(self, tmp_path: Path) -> None:
+        """
+        A regular file named C{tlshello-dev} is refused with a message
+        naming it, and left as it was.
+        """
+        development = tmp_path / "tlshello-dev"
+        development.write_bytes(b"notes\n")
+
+        message = _refusal(tmp_path)
+
+        assert f"{development}: is not a directory" in message
+        assert development.read_bytes() == b"notes\n"
+
+
 def _openDirectory(development: Path) -> tuple[Path, str]:
     development.chmod(0o777)
     return development, "others can read or write it (mode 0777): run chmod 700"

@@ -162,16 +162,21 @@ def _openPrivateDirectory(directory: str) -> int:
         descriptor = os.open(directory, flags)
     except OSError:
         # Say which of the usual suspects it is; lstat does not follow links.
-        mode = os.lstat(directory).st_mode
-        if stat.S_ISLNK(mode):
+        status = os.lstat(directory)
+        if stat.S_ISLNK(status.st_mode):
             raise CredentialError(
                 directory,
                 "is a symbolic link; the development certificate's directory"
                 " must be a real directory: remove the link",
             ) from None
-        raise CredentialError(
-            directory, "is not a directory: remove it or start tlshello elsewhere"
-        ) from None
+        if not stat.S_ISDIR(status.st_mode):
+            raise CredentialError(
+                directory,
+                "is not a directory: remove it or start tlshello elsewhere",
+            ) from None
+        # Another user's private directory: say whose, rather than EACCES.
+        _checkOwnerAndMode(directory, status, 0o077, "chmod 700")
+        raise
     try:
         _checkOwnerAndMode(directory, os.fstat(descriptor), 0o077, "chmod 700")
     except BaseException:
