@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls
 from ._loading import CertificateInfo, utcNow
 
 if TYPE_CHECKING:
@@ -237,17 +237,20 @@ def main(
     else:
         report = {"status": "ok", "path": path, "trusts": trusts, "certificate": None}
         status = EXIT_OK
+        shown = escapeControls(path)
         if leaf is None:
-            line = f"ok: {path}: no client certificate; trusting {trusts}"
+            line = (
+                f"ok: {shown}: no client certificate; trusting {escapeControls(trusts)}"
+            )
         else:
             secondsLeft = (leaf.notAfter - now()).total_seconds()
             daysLeft = math.floor(secondsLeft / _SECONDS_PER_DAY)
             report["certificate"] = _certificateJSON(leaf, secondsLeft)
-            line = f"ok: {path}: {_describe(leaf, daysLeft)}"
+            line = f"ok: {shown}: {_describe(leaf, daysLeft)}"
             warnDays = arguments.warn_days
             if warnDays is not None and secondsLeft < warnDays * _SECONDS_PER_DAY:
                 report["status"] = "expiring"
-                line = f"expiring: {path}: {_describe(leaf, daysLeft)}"
+                line = f"expiring: {shown}: {_describe(leaf, daysLeft)}"
                 status = EXIT_EXPIRING
     if arguments.json:
         out.write(json.dumps(report, sort_keys=True) + "\n")

@@ -49,7 +49,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from ._callbacks import ReloadHistory
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls
 from ._loading import (
     CertificateInfo,
     CredentialFiles,
@@ -247,7 +247,12 @@ class ReloadingClientCredentials:
         self._now = now
         self._creators: WeakSet[ReloadingClientContextFactory] = WeakSet()
 
-        self._material = self._parse(*self._read(), initial=True)
+        try:
+            self._material = self._parse(*self._read(), initial=True)
+        except CredentialError as e:
+            # As in ReloadingContextFactory: no frame with the files' bytes
+            # in its locals goes with the error to error reporters.
+            raise e.with_traceback(None) from None
         self._history = ReloadHistory(
             ClientReloadResult(
                 succeeded=True,
@@ -268,7 +273,11 @@ class ReloadingClientCredentials:
         return self._history.last
 
     def __repr__(self) -> str:
-        client = self.clientCertificate
+        # getattr: see ReloadingContextFactory.__repr__.
+        material: _ClientMaterial | None = getattr(self, "_material", None)
+        if material is None:
+            return "<ReloadingClientCredentials (not loaded)>"
+        client = material.clientCertificate
         return (
             f"<ReloadingClientCredentials caCerts={self.caCertsFile!r}"
             f" clientCertificate="
@@ -497,7 +506,7 @@ class ReloadingClientCredentials:
             self._log.warn(
                 "Using client certificate {path} although {problem}: the one"
                 " in use is no longer valid either",
-                path=self.clientFiles.certificateFile,
+                path=escapeControls(self.clientFiles.certificateFile),
                 problem=problem,
             )
         return credentials
@@ -529,8 +538,8 @@ class ReloadingClientCredentials:
             self._log.error(
                 "Client TLS reload refused: {path}: {error}; still using the"
                 " previous files (client certificate serial {serial})",
-                path=error.path,
-                error=error.reason,
+                path=escapeControls(error.path),
+                error=escapeControls(error.reason),
                 serial=None if client is None else client.serialHex,
             )
         return ClientReloadResult(
@@ -549,7 +558,8 @@ class ReloadingClientCredentials:
             trusting=(
                 "the platform trust store"
                 if material.trustedCAs is None
-                else f"{material.trustedCAs} CA(s) from {self.caCertsFile}"
+                else f"{material.trustedCAs} CA(s) from"
+                f" {escapeControls(self.caCertsFile or '')}"
             ),
             clientSubject="none" if client is None else client.subject,
             serial=None if client is None else client.serialHex,
@@ -658,7 +668,10 @@ class ReloadingClientContextFactory:
         self._options = self._build(credentials._follow(self))
 
     def __repr__(self) -> str:
-        return f"<ReloadingClientContextFactory for {self.hostname!r}>"
+        # getattr: see ReloadingContextFactory.__repr__.
+        return (
+            f"<ReloadingClientContextFactory for {getattr(self, 'hostname', None)!r}>"
+        )
 
     def clientConnectionForTLS(
         self, tlsProtocol: TLSMemoryBIOProtocol

@@ -21,6 +21,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from ._activity import ReloadRecord, observeReloads
+from ._errors import escapeControls
 from ._inventory import Certificate, Reloadables, inventory
 from ._loading import CertificateInfo
 
@@ -155,7 +156,7 @@ class ExpiryWarnings:
                 "TLS certificate {path} (serial {serial}) expired on {notAfter}"
                 " and is still in use: every update was refused or none came;"
                 " replace the files and reload",
-                path=certificate.path,
+                path=escapeControls(certificate.path),
                 serial=info.serialHex,
                 notAfter=info.notAfter.isoformat(),
                 role=certificate.role,
@@ -165,7 +166,7 @@ class ExpiryWarnings:
             self._log.warn(
                 "TLS certificate {path} (serial {serial}) expires on {notAfter},"
                 " in {left}: rotate it soon",
-                path=certificate.path,
+                path=escapeControls(certificate.path),
                 serial=info.serialHex,
                 notAfter=info.notAfter.isoformat(),
                 left=_duration(left),

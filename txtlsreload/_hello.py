@@ -46,7 +46,7 @@ from ._devcert import (
     ensureDevelopmentCertificate,
 )
 from ._endpoint import ReloadingServerEndpoint
-from ._errors import CredentialError
+from ._errors import CredentialError, shortened
 from ._operations import ensureOperations
 from ._status import adminResource
 
@@ -464,12 +464,14 @@ def makeService(options: Options) -> service.IService:
         )
     except (OSError, CredentialError) as e:
         raise SystemExit(
-            f"tlshello: cannot create the development certificate: {e}"
+            f"tlshello: cannot use the development certificate: {e}"
         ) from None
     site = Site(HelloResource())
     top = _HelloService(plan.development)
     for description in plan.descriptions:
-        endpoint = _parseListener(reactor, description, f"--listen {description}: ")
+        endpoint = _parseListener(
+            reactor, description, f"--listen {shortened(description)}: "
+        )
         top.addListener(endpoint, site, description)
     if plan.shortcut is None:
         _addAdmin(top, reactor, options)
@@ -510,7 +512,9 @@ def _addAdmin(top: _HelloService, reactor: object, options: Options) -> None:
     description = options["admin"]
     if description is None:
         return
-    endpoint = _parseListener(reactor, description, f"--admin {description}: ")
+    endpoint = _parseListener(
+        reactor, description, f"--admin {shortened(description)}: "
+    )
     top.addListener(endpoint, Site(adminResource()), description, admin=True)
 
 

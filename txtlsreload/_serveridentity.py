@@ -22,7 +22,6 @@ is valid for no name, as in every current browser and TLS library.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -44,21 +43,15 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ._errors import escapeControls, quoted, shortened
+
 __all__ = ["ServerIdentity", "ServerIdentityError", "VerifyingClientCreator"]
 
 # How many of a refused certificate's names an error lists.
 _NAMES_SHOWN = 5
 
-# Control characters (C0, DEL, C1) and the Unicode marks that reorder text:
-# what a certificate says must not rewrite a terminal or a log line.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def displayable(text: str) -> str:
-    """
-    C{text} from a certificate, safe to show: unprintable characters escaped.
-    """
-    return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], text)
+# What a certificate says must not rewrite a terminal or a log line: every
+# name and subject in a message goes through escapeControls (see _errors).
 
 
 class ServerIdentityError(VerificationError):
@@ -146,8 +139,8 @@ class ServerIdentity:
             DNS_ID(ascii)
         except (ValueError, UnicodeError, idna.IDNAError) as e:
             raise ValueError(
-                f"{displayable(hostname)!r} is neither a valid DNS name nor an IP"
-                f" address ({e})"
+                f"{quoted(hostname)} is neither a valid DNS name nor an IP"
+                f" address ({shortened(str(e))})"
             ) from None
         return cls(ascii, isIPAddress=False)
 
@@ -200,7 +193,7 @@ def _unusableNames(certificate: x509.Certificate, error: Exception) -> str:
     except Exception:
         return "its extensions cannot be parsed"
     return (
-        f"it has a subjectAltName no client may accept ({displayable(str(error))});"
+        f"it has a subjectAltName no client may accept ({escapeControls(str(error))});"
         f" its names are {_namesOf(certificate)}"
     )
 
@@ -222,7 +215,7 @@ def _namesOf(certificate: x509.Certificate) -> str:
         return "unreadable"
     if not names:
         return "none (no DNS name or IP address)"
-    shown = ", ".join(displayable(name) for name in names[:_NAMES_SHOWN])
+    shown = ", ".join(escapeControls(name) for name in names[:_NAMES_SHOWN])
     if len(names) > _NAMES_SHOWN:
         shown += f" and {len(names) - _NAMES_SHOWN} more"
     return shown
@@ -230,7 +223,7 @@ def _namesOf(certificate: x509.Certificate) -> str:
 
 def _subjectOf(certificate: x509.Certificate) -> str:
     try:
-        return displayable(certificate.subject.rfc4514_string())
+        return escapeControls(certificate.subject.rfc4514_string())
     except Exception:
         return "with an unreadable subject"
 

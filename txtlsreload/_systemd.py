@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from twisted.logger import Logger
 
 from ._activity import ReloadRecord, Trigger, observeReloads, observeRounds
+from ._errors import escapeControls
 from ._inventory import Reloadables, inventory
 
 __all__ = ["SystemdNotifier", "notifySystemd", "statusLine"]
@@ -46,7 +47,9 @@ def statusLine(reloadables: Reloadables = None) -> str:
         if entry.error is not None:
             parts.append(f"reload refused: {entry.error}; still {serving}")
         else:
-            parts.append(f"{entry.path}: {serving}")
+            # Escaped: a newline in a file name would start a new KEY=value
+            # line in the datagram.
+            parts.append(f"{escapeControls(entry.path)}: {serving}")
     return "; ".join(parts) if parts else "no TLS files loaded"
 
 
