@@ -109,6 +109,23 @@ class TestInProcess:
             "STATUS": f"{cert}: {_served(factory)}",
         }
 
+    def test_controlCharactersEscaped(
+        self, tmp_path: Path, ca: trustme.CA, systemd: _Systemd
+    ) -> None:
+        """
+        A newline in a file name is escaped in C{STATUS=}, so it cannot add a
+        line (say, C{READY=1}) to the datagram.
+        """
+        cert, key, _ = writeLeaf(ca, tmp_path)
+        oddCert = tmp_path / "odd\nREADY=1.crt"
+        cert.rename(oddCert)
+        factory = ReloadingContextFactory(str(oddCert), str(key))
+        notifier = SystemdNotifier(systemd.address, [factory])
+        notifier.status()
+        assert systemd.receive() == {
+            "STATUS": f"{tmp_path}/odd\\nREADY=1.crt: {_served(factory)}"
+        }
+
     def test_notUnderSystemd(self) -> None:
         """
         Without C{$NOTIFY_SOCKET} there is nothing to notify.
