@@ -31,12 +31,22 @@ setup(
         "twisted>=26.4",
         "pyopenssl>=26.2",
         "service-identity>=24.1",
+        # Host names as browsers read them (IDNA 2008 + UTS 46).  Twisted
+        # already needs it (through hyperlink); we call it directly.
+        "idna>=3",
         "cryptography>=43",
     ],
     extras_require={
+        # Prometheus metrics: txtlsreload.MetricsCollector and /metrics.
+        "metrics": ["prometheus-client>=0.20"],
         "test": [
             "pytest>=8",
             "trustme>=1.2",
+            "prometheus-client>=0.20",
+            # The host programs of the operating how-tos, which tests run.
+            "daphne>=4",
+            "klein>=23",
+            "treq>=23",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
@@ -47,6 +57,7 @@ setup(
             "mypy-zope>=1.0",
             "ruff>=0.6",
             "sphinx>=7",
+            "prometheus-client>=0.20",
         ],
     },
     classifiers=[

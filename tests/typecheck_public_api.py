@@ -6,11 +6,14 @@ collects nothing here (no test functions).
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTCP
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.web.resource import Resource
 
 from txtlsreload import (
     CertificateInfo,
     CredentialError,
+    ExpiryWarnings,
+    MetricsCollector,
     ReloadingCertificateStore,
     ReloadingClientContextFactory,
     ReloadingContextFactory,
@@ -18,9 +21,14 @@ from txtlsreload import (
     ReloadingServerEndpoint,
     ReloadResult,
     SIGHUPReloader,
+    StatusResource,
     StoreReloadResult,
+    SystemdNotifier,
     UnknownNames,
+    adminResource,
+    notifySystemd,
     reloadOnSIGHUP,
+    warnBeforeExpiry,
 )
 
 
@@ -88,3 +96,19 @@ def serveMany(reactor: IReactorTCP, directory: str) -> Deferred[StoreReloadResul
     if not store.reload().succeeded:
         print(store.lastResult)
     return store.reloadInSteps()
+
+
+def operate(reactor: IReactorTime, factory: ReloadingContextFactory) -> Resource:
+    warnings: ExpiryWarnings = warnBeforeExpiry(reactor, [factory])
+    warnings.check()
+    notifier: SystemdNotifier | None = notifySystemd()
+    if notifier is not None:
+        notifier.status()
+    collector = MetricsCollector([factory])
+    for metric in collector.collect():
+        print(metric.name)
+    cas: tuple[CertificateInfo, ...] = factory.clientCAs
+    print(len(cas))
+    root = adminResource()
+    root.putChild(b"tls", StatusResource([factory], reactor))
+    return root
