@@ -302,7 +302,7 @@ class ReloadingCertificateStore:
     ) -> Deferred[StoreReloadResult]:
         """
         L{reload}, spread over reactor iterations so that no single one is
-        held for more than about 10 ms, whatever the number of files; what
+        held for more than a few milliseconds, whatever the number of files; what
         SIGHUP uses.  A reload asked for while one runs starts after it.
 
         @return: Fires with the result; never fails.
