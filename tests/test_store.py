@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -505,19 +506,21 @@ class TestReload:
         result = store.reload()
         assert (result.succeeded, result.changed, result.parsed) == (True, False, 0)
 
-    def test_addedAndRemoved(self, tmp_path: Path, ca: trustme.CA) -> None:
+    @pytest.mark.parametrize("layout", sorted(_LAYOUTS))
+    def test_addedAndRemoved(self, tmp_path: Path, ca: trustme.CA, layout: str) -> None:
         """
-        New names start being served and removed ones stop.
+        New names start being served and names whose files were removed
+        stop, in every layout.
         """
-        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
-        _writeLoose(tmp_path, "b", _issue(ca, "b.example"))
+        write = _LAYOUTS[layout]
+        write(tmp_path / "a", "a", _issue(ca, "a.example"))
+        write(tmp_path / "b", "b", _issue(ca, "b.example"))
         store = ReloadingCertificateStore(
             str(tmp_path), reactor=_clock(), unknownNames="refuse"
         )
-        (tmp_path / "b.pem").unlink()
-        (tmp_path / "b.key.pem").unlink()
+        shutil.rmtree(tmp_path / "b")
         c = _issue(ca, "c.example")
-        _writeLoose(tmp_path, "c", c)
+        write(tmp_path / "c", "c", c)
         result = store.reload()
         assert (result.added, result.removed) == (("c.example",), ("b.example",))
         assert _served(store, ca, "b.example") is None
