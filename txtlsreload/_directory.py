@@ -225,7 +225,7 @@ class _Certificate:
             _spki(scratch.public_key()),
             scratch.subject.public_bytes(),
             scratch.issuer.public_bytes(),
-            CertificateInfo.fromScratchCopy(scratch),
+            CertificateInfo._fromScratchCopy(scratch),
         )
 
 

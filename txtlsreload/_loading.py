@@ -209,14 +209,14 @@ class CertificateInfo:
         subject and extensions it parsed, about 1.6 KiB that a store of many
         certificates would carry for each.
         """
-        return cls.fromScratchCopy(
+        return cls._fromScratchCopy(
             x509.load_der_x509_certificate(
                 certificate.public_bytes(serialization.Encoding.DER)
             )
         )
 
     @classmethod
-    def fromScratchCopy(cls, certificate: x509.Certificate) -> CertificateInfo:
+    def _fromScratchCopy(cls, certificate: x509.Certificate) -> CertificateInfo:
         """
         Describe C{certificate}, a copy that will be thrown away (reading it
         makes it bigger).
