@@ -346,7 +346,7 @@ class DirectoryReader:
             credentials = parseCredentialFiles(read)
             _checkStrength(pair[1], credentials.privateKey)
         except CredentialError as e:
-            result.refused.append(e)
+            result.refused.append(e.with_traceback(None))
             return previous
         return _Parsed(stat, read.digest, (Candidate.of(credentials, pair[0]),))
 
@@ -365,7 +365,7 @@ class DirectoryReader:
             result.parsed += 1
             certificates, keys = _parseLoose(path, data)
         except CredentialError as e:
-            result.refused.append(e)
+            result.refused.append(e.with_traceback(None))
             return previous
         return _Parsed(stat, digest, certificates=certificates, keys=keys)
 
@@ -451,7 +451,7 @@ class DirectoryReader:
             try:
                 _checkKey(keyPath, key, leaf)
             except CredentialError as e:
-                result.refused.append(e)
+                result.refused.append(e.with_traceback(None))
                 continue
             credentials = Credentials(
                 leaf=leaf.parsed,

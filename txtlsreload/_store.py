@@ -183,7 +183,9 @@ class ReloadingCertificateStore:
         self._clientCAs.changed()
         scanned = self._reader.read()
         if scanned.refused:
-            raise scanned.refused[0]
+            # Refusals carry no traceback: the frames that read the files
+            # hold their bytes in their locals.
+            raise scanned.refused[0] from None
         self._dispatcher = Dispatcher(self._newServing(self._names.table))
         result = self._install(scanned, [], clientCAsChanged=False)
         if result.names == 0 and self._default is None:
