@@ -31,16 +31,26 @@ setup(
         "twisted>=26.4",
         "pyopenssl>=26.2",
         "service-identity>=24.1",
+        # Host names as browsers read them (IDNA 2008 + UTS 46).  Twisted
+        # already needs it (through hyperlink); we call it directly.
+        "idna>=3",
         # 43 bundles OpenSSL 3.3.1, which has the session-cache fixes that
         # sessions=True needs (CVE-2024-2511, fixed in 3.0.14; checked again
         # at run time for builds against another OpenSSL).
         "cryptography>=43",
     ],
     extras_require={
+        # Prometheus metrics: txtlsreload.MetricsCollector and /metrics.
+        "metrics": ["prometheus-client>=0.20"],
         "test": [
             "pytest>=8",
             "trustme>=1.2",
             "hypothesis>=6.100",
+            "prometheus-client>=0.20",
+            # The host programs of the operating how-tos, which tests run.
+            "daphne>=4",
+            "klein>=23",
+            "treq>=23",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
@@ -52,6 +62,7 @@ setup(
             "mypy-zope>=1.0",
             "ruff>=0.6",
             "sphinx>=7",
+            "prometheus-client>=0.20",
         ],
     },
     classifiers=[

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
+import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,8 +43,11 @@ from txtlsreload import (
     IReloadable,
     ReloadingCertificateStore,
     StoreReloadResult,
+    notifySystemd,
+    reloadOnSIGHUP,
 )
 
+from .reactors import CallsFromThreads
 from .tlshelpers import clientOptions, handshake
 
 # Real time (clients check validity against it), held still by a Clock.
@@ -500,19 +506,21 @@ class TestReload:
         result = store.reload()
         assert (result.succeeded, result.changed, result.parsed) == (True, False, 0)
 
-    def test_addedAndRemoved(self, tmp_path: Path, ca: trustme.CA) -> None:
+    @pytest.mark.parametrize("layout", sorted(_LAYOUTS))
+    def test_addedAndRemoved(self, tmp_path: Path, ca: trustme.CA, layout: str) -> None:
         """
-        New names start being served and removed ones stop.
+        New names start being served and names whose files were removed
+        stop, in every layout.
         """
-        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
-        _writeLoose(tmp_path, "b", _issue(ca, "b.example"))
+        write = _LAYOUTS[layout]
+        write(tmp_path / "a", "a", _issue(ca, "a.example"))
+        write(tmp_path / "b", "b", _issue(ca, "b.example"))
         store = ReloadingCertificateStore(
             str(tmp_path), reactor=_clock(), unknownNames="refuse"
         )
-        (tmp_path / "b.pem").unlink()
-        (tmp_path / "b.key.pem").unlink()
+        shutil.rmtree(tmp_path / "b")
         c = _issue(ca, "c.example")
-        _writeLoose(tmp_path, "c", c)
+        write(tmp_path / "c", "c", c)
         result = store.reload()
         assert (result.added, result.removed) == (("c.example",), ("b.example",))
         assert _served(store, ca, "b.example") is None
@@ -730,3 +738,47 @@ class TestSteppedReload:
         assert [r.added for r in stepped] == [("b.example",)]
         assert (now.added, now.changed) == ((), False)
         assert sorted(store.names) == ["a.example", "b.example"]
+
+
+class TestSIGHUP:
+    """
+    SIGHUP reloads a store in reactor steps, and systemd hears of the end.
+    """
+
+    def test_systemdReadyAfterSteppedReload(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        After SIGHUP, systemd gets C{RELOADING=1} at once but C{READY=1}
+        only when the store's stepped reload has finished.
+        """
+        clock = _clock()
+        _writeLoose(tmp_path / "d", "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path / "d"), reactor=clock)
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receiver.bind(str(tmp_path / "notify"))
+        receiver.settimeout(5)
+        notifier = notifySystemd({"NOTIFY_SOCKET": str(tmp_path / "notify")}, [store])
+        assert notifier is not None
+        queue = CallsFromThreads()
+        reloader = reloadOnSIGHUP([store], reactor=queue)  # type: ignore[arg-type]
+        try:
+            assert b"READY=1" in receiver.recv(65536)
+            renewed = _issue(ca, "a.example")
+            _writeLoose(tmp_path / "d", "a", renewed)
+            os.kill(os.getpid(), signal.SIGHUP)
+            queue.runUntil(lambda: reloader.reloads == 1)
+            assert b"RELOADING=1" in receiver.recv(65536)
+            receiver.settimeout(0.05)
+            with pytest.raises(TimeoutError):
+                receiver.recv(65536)
+            assert store.certificateFor("a.example").serialNumber != _serial(renewed)  # type: ignore[union-attr]
+            for _ in range(10):
+                clock.advance(0)
+            receiver.settimeout(5)
+            assert b"READY=1" in receiver.recv(65536)
+            assert store.certificateFor("a.example").serialNumber == _serial(renewed)  # type: ignore[union-attr]
+        finally:
+            reloader.uninstall()
+            notifier.stopFollowing()
+            receiver.close()

@@ -267,3 +267,35 @@ class TestEndToEnd:
         assert servedSerial(port, caPem, "b.example") == serials["b.example"]
         assert _curl(port, "a.example", caFile, "--http2") == "2 200"
         assert "1 replaced" in log()  # type: ignore[operator]
+
+
+class TestCheck:
+    """
+    C{python -m txtlsreload check} checks every file of a store.
+    """
+
+    @pytest.mark.parametrize("broken", [False, True])
+    def test_check(
+        self, certificates: tuple[Path, dict[str, int]], broken: bool
+    ) -> None:
+        """
+        A good directory passes; a bad file fails the check, naming it.
+        """
+        directory, _ = certificates
+        if broken:
+            (directory / "bad.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "txtlsreload",
+                "check",
+                f"tlsreload:0:certificates={directory}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        output = result.stdout + result.stderr
+        assert (result.returncode != 0) == broken, output
+        assert (str(directory / "bad.pem") in output) == broken

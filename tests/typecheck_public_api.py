@@ -6,12 +6,15 @@ collects nothing here (no test functions).
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTCP
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.web.resource import Resource
 
 from txtlsreload import (
     CertificateInfo,
     ClientHelloReader,
     CredentialError,
+    ExpiryWarnings,
+    MetricsCollector,
     ReloadingCertificateStore,
     ReloadingClientContextFactory,
     ReloadingContextFactory,
@@ -19,9 +22,14 @@ from txtlsreload import (
     ReloadingServerEndpoint,
     ReloadResult,
     SIGHUPReloader,
+    StatusResource,
     StoreReloadResult,
+    SystemdNotifier,
     UnknownNames,
+    adminResource,
+    notifySystemd,
     reloadOnSIGHUP,
+    warnBeforeExpiry,
 )
 
 
@@ -101,3 +109,19 @@ def resume(certificate: str, key: str, directory: str, hello: bytes) -> bytes | 
     if reader.feed(hello) and len(hello) <= ClientHelloReader.maxBuffered:
         return reader.serverName
     return None
+
+
+def operate(reactor: IReactorTime, factory: ReloadingContextFactory) -> Resource:
+    warnings: ExpiryWarnings = warnBeforeExpiry(reactor, [factory])
+    warnings.check()
+    notifier: SystemdNotifier | None = notifySystemd()
+    if notifier is not None:
+        notifier.status()
+    collector = MetricsCollector([factory])
+    for metric in collector.collect():
+        print(metric.name)
+    cas: tuple[CertificateInfo, ...] = factory.clientCAs
+    print(len(cas))
+    root = adminResource()
+    root.putChild(b"tls", StatusResource([factory], reactor))
+    return root

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,9 +62,9 @@ _MAX_CHAIN = 10
 
 _Stat = tuple[int, int, int, int, int]
 
-# Entries or files looked at between two yields of a stepped reload: a few
-# milliseconds of stat calls.
-STEP = 500
+# Entries or files looked at between two yields of a stepped reload: a
+# millisecond or two of stat calls.
+STEP = 200
 
 
 def _stat(path: str) -> _Stat | None:
@@ -81,13 +82,38 @@ def scan(root: str) -> _Found:
     """
     Walk C{root}: L{scanSteps} run to the end.
     """
-    return drain(scanSteps(root))
+    return drain(scanSteps(root, {}))
 
 
-def scanSteps(root: str) -> Generator[None, None, _Found]:
+@dataclass(frozen=True)
+class _Listing:
+    """
+    What one directory held, and when that was read.
+    """
+
+    identity: tuple[int, int, int]
+    listedAt: int
+    pair: tuple[str, str] | None
+    loose: tuple[str, ...]
+    subdirectories: tuple[str, ...]
+
+
+# A directory's listing is reused while its modification time is unchanged
+# and was already this old when the listing was read: modification times
+# are coarse, so a change made just after a listing could leave it as it was.
+_SETTLED_NS = 1_000_000_000
+
+
+def scanSteps(
+    root: str, listings: dict[str, _Listing]
+) -> Generator[None, None, _Found]:
     """
     Walk C{root}, yielding every L{STEP} entries.
 
+    @param listings: What the previous walk listed, by directory; updated.
+        A directory whose modification time did not change is not listed
+        again: adding, removing or renaming an entry changes it (the files'
+        own changes are found by looking at each file).
     @return: The certificate and key file pairs (Kubernetes, certbot), the
         loose C{*.pem} files, and every directory entered.
     @raise CredentialError: If C{root} cannot be listed.
@@ -100,43 +126,66 @@ def scanSteps(root: str) -> Generator[None, None, _Found]:
     while stack:
         directory = stack.pop()
         try:
-            identity = os.stat(directory)
-            with os.scandir(directory) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+            status = os.stat(directory)
+            # Symlinked directories can form loops; enter each one once.
+            if (status.st_dev, status.st_ino) in seen:
+                continue
+            seen.add((status.st_dev, status.st_ino))
+            identity = (status.st_dev, status.st_ino, status.st_mtime_ns)
+            listing = listings.get(directory)
+            if listing is None or listing.identity != identity:
+                listing = yield from _list(directory, identity)
+                listings[directory] = listing
         except OSError as e:
             if directory == root:
                 raise CredentialError(
                     root, f"cannot list the directory: {e.strerror or e}"
                 ) from None
+            listings.pop(directory, None)
             continue
-        # Symlinked directories can form loops; enter each one once.
-        if (identity.st_dev, identity.st_ino) in seen:
-            continue
-        seen.add((identity.st_dev, identity.st_ino))
+        if listing.listedAt - identity[2] < _SETTLED_NS:
+            # Too fresh to trust next time: list it again then.
+            listings.pop(directory, None)
         directories.append(directory)
-        names = {e.name for e in entries}
-        pair = next(((c, k) for c, k in _PAIRS if c in names and k in names), None)
-        if pair is not None:
-            pairs.append(
-                (os.path.join(directory, pair[0]), os.path.join(directory, pair[1]))
-            )
-            continue
-        certbotRoot = "live" in names and "archive" in names
-        subdirectories = []
-        for number, entry in enumerate(entries, start=1):
-            if number % STEP == 0:
-                yield
-            if entry.name.startswith(".") or (certbotRoot and entry.name != "live"):
-                continue
-            try:
-                if entry.is_dir():
-                    subdirectories.append(entry.path)
-                elif entry.name.endswith(".pem") and entry.is_file():
-                    loose.append(entry.path)
-            except OSError:
-                continue
-        stack.extend(reversed(subdirectories))
+        if listing.pair is not None:
+            pairs.append(listing.pair)
+        loose.extend(listing.loose)
+        stack.extend(reversed(listing.subdirectories))
     return pairs, loose, directories
+
+
+def _list(
+    directory: str, identity: tuple[int, int, int]
+) -> Generator[None, None, _Listing]:
+    listedAt = time.time_ns()
+    entries: list[os.DirEntry[str]] = []
+    with os.scandir(directory) as listing:
+        for entry in listing:
+            entries.append(entry)
+            if len(entries) % STEP == 0:
+                yield
+    entries.sort(key=lambda e: e.name)
+    names = {e.name for e in entries}
+    pair = next(((c, k) for c, k in _PAIRS if c in names and k in names), None)
+    if pair is not None:
+        paths = (os.path.join(directory, pair[0]), os.path.join(directory, pair[1]))
+        return _Listing(identity, listedAt, paths, (), ())
+    certbotRoot = "live" in names and "archive" in names
+    loose: list[str] = []
+    subdirectories: list[str] = []
+    for number, entry in enumerate(entries, start=1):
+        if number % STEP == 0:
+            yield
+        if entry.name.startswith(".") or (certbotRoot and entry.name != "live"):
+            continue
+        try:
+            if entry.is_dir():
+                subdirectories.append(entry.path)
+            elif entry.name.endswith(".pem") and entry.is_file():
+                loose.append(entry.path)
+        except OSError:
+            continue
+    return _Listing(identity, listedAt, None, tuple(loose), tuple(subdirectories))
 
 
 @dataclass(eq=False)
@@ -176,7 +225,7 @@ class _Certificate:
             _spki(scratch.public_key()),
             scratch.subject.public_bytes(),
             scratch.issuer.public_bytes(),
-            CertificateInfo.fromScratchCopy(scratch),
+            CertificateInfo._fromScratchCopy(scratch),
         )
 
 
@@ -215,6 +264,7 @@ class DirectoryReader:
         self.candidates: set[Candidate] = set()
         self._pairs: dict[tuple[str, str], _Parsed] = {}
         self._loose: dict[str, _Parsed] = {}
+        self._listings: dict[str, _Listing] = {}
         # What the loose files hold, indexed for matching, kept up to date
         # file by file: public key -> keys and certificates; subject ->
         # certificates (for chains).
@@ -237,7 +287,7 @@ class DirectoryReader:
         L{read}, yielding every L{STEP} files so that a cooperative caller
         can let the reactor run in between; returns the result.
         """
-        pairs, loose, directories = yield from scanSteps(self.root)
+        pairs, loose, directories = yield from scanSteps(self.root, self._listings)
         result = ScanResult(paths=list(directories))
         pairStates: dict[tuple[str, str], _Parsed] = {}
         for number, pair in enumerate(pairs, start=1):
@@ -296,7 +346,7 @@ class DirectoryReader:
             credentials = parseCredentialFiles(read)
             _checkStrength(pair[1], credentials.privateKey)
         except CredentialError as e:
-            result.refused.append(e)
+            result.refused.append(e.with_traceback(None))
             return previous
         return _Parsed(stat, read.digest, (Candidate.of(credentials, pair[0]),))
 
@@ -315,7 +365,7 @@ class DirectoryReader:
             result.parsed += 1
             certificates, keys = _parseLoose(path, data)
         except CredentialError as e:
-            result.refused.append(e)
+            result.refused.append(e.with_traceback(None))
             return previous
         return _Parsed(stat, digest, certificates=certificates, keys=keys)
 
@@ -401,7 +451,7 @@ class DirectoryReader:
             try:
                 _checkKey(keyPath, key, leaf)
             except CredentialError as e:
-                result.refused.append(e)
+                result.refused.append(e.with_traceback(None))
                 continue
             credentials = Credentials(
                 leaf=leaf.parsed,

@@ -15,6 +15,7 @@ finished their handshake keep the context they got.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,7 +30,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from ._callbacks import ReloadHistory
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls
 from ._loading import (
     CertificateInfo,
     CredentialFiles,
@@ -207,24 +208,39 @@ class ReloadingContextFactory:
         self._now = now
         self._sessions = SessionPolicy(sessionTimeout) if sessions else None
 
-        read = readCredentialFiles(files, self._passphrase)
-        credentials = self._check(
-            parseCredentialFiles(read, self._passphrase), None, files.certificateFile
-        )
+        try:
+            read = readCredentialFiles(files, self._passphrase)
+            credentials = self._check(
+                parseCredentialFiles(read, self._passphrase),
+                None,
+                files.certificateFile,
+            )
+        except CredentialError as e:
+            # The loading frames hold the files' bytes in their locals, and
+            # error reporters (Sentry, pytest -l) record every frame's locals:
+            # the traceback starts here, where nothing local is secret.
+            raise e.with_traceback(None) from None
         self._dispatcher = Dispatcher(
             self._install(credentials, files, clientAuth), self._sessions
         )
         self._history = ReloadHistory(
-            ReloadResult(succeeded=True, changed=True, certificate=credentials.info)
+            ReloadResult(succeeded=True, changed=True, certificate=credentials.info),
+            owner=self,
         )
         self._logInstalled(credentials)
         if processWide:
             register(self)
 
     def __repr__(self) -> str:
+        # A constructor that refused its files leaves a half-made object that
+        # error reporters (Sentry, pytest -l) still repr from the frame's
+        # locals; an AttributeError there would hide the real error.
+        installed: _Installed | None = getattr(self, "_installed", None)
+        if installed is None:
+            return "<ReloadingContextFactory (not loaded)>"
         return (
-            f"<ReloadingContextFactory {self.files.certificateFile!r} "
-            f"serial={self.certificate.serialHex}>"
+            f"<ReloadingContextFactory {installed.files.certificateFile!r} "
+            f"serial={installed.credentials.info.serialHex}>"
         )
 
     @property
@@ -274,6 +290,17 @@ class ReloadingContextFactory:
         The certificate new handshakes are getting now.
         """
         return self._installed.credentials.info
+
+    @property
+    def clientCAs(self) -> tuple[CertificateInfo, ...]:
+        """
+        The CA certificates trusted to issue client certificates now; empty
+        when client certificates are not asked for.
+        """
+        return tuple(
+            CertificateInfo.fromCertificate(ca)
+            for ca in self._installed.credentials.clientCAs
+        )
 
     def watchedPaths(self) -> list[str]:
         """
@@ -350,6 +377,7 @@ class ReloadingContextFactory:
         clientAuth: ClientAuth | None,
         quietIfRepeated: bool,
     ) -> ReloadResult:
+        started = time.monotonic()
         installed = self._installed
         current = installed.credentials
         try:
@@ -365,7 +393,7 @@ class ReloadingContextFactory:
                     self._log.info(
                         "TLS files usable again: {path} is what is being served"
                         " (serial {serial})",
-                        path=files.certificateFile,
+                        path=escapeControls(files.certificateFile),
                         serial=current.info.serialHex,
                     )
             else:
@@ -399,7 +427,7 @@ class ReloadingContextFactory:
                 current,
                 quietIfRepeated,
             )
-        self._history.record(result)
+        self._history.record(result, started)
         return result
 
     def flushSessions(self) -> None:
@@ -454,7 +482,7 @@ class ReloadingContextFactory:
             self._log.warn(
                 "Installing {path} although {problem}: the certificate"
                 " being served is no longer valid either",
-                path=path,
+                path=escapeControls(path),
                 problem=problem,
             )
         return credentials
@@ -491,8 +519,8 @@ class ReloadingContextFactory:
             self._log.error(
                 "TLS reload refused: {path}: {error}; still serving serial {serial}"
                 " (notAfter {notAfter})",
-                path=error.path,
-                error=error.reason,
+                path=escapeControls(error.path),
+                error=escapeControls(error.reason),
                 serial=current.info.serialHex,
                 notAfter=current.info.notAfter.isoformat(),
             )
@@ -506,7 +534,7 @@ class ReloadingContextFactory:
             "TLS certificate loaded from {path}: {subject}, serial {serial},"
             " notAfter {notAfter}, {chainLength} chain certificate(s),"
             " {clientCACount} client CA(s)",
-            path=self.files.certificateFile,
+            path=escapeControls(self.files.certificateFile),
             subject=info.subject,
             serial=info.serialHex,
             notAfter=info.notAfter.isoformat(),

@@ -247,7 +247,9 @@ class Dispatcher:
                 mismatch = True
             elif context is not None:
                 connection.set_context(context)
-                connection.set_verify(serving.verifyMode)
+                # Connections start with the dispatch context's VERIFY_NONE.
+                if serving.verifyMode != SSL.VERIFY_NONE:
+                    connection.set_verify(serving.verifyMode)
         except Exception:
             self._log.failure(
                 "Could not switch a TLS connection to the current context"

@@ -20,6 +20,7 @@ from weakref import WeakSet
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 
+from ._activity import triggeredBy
 from ._registry import IReloadable, registered
 
 __all__ = [
@@ -129,19 +130,21 @@ class SIGHUPReloader:
             "SIGHUP: reloading {count} TLS configuration(s)", count=len(reloadables)
         )
         self.reloads += 1
-        for reloadable in reloadables:
-            try:
-                # A store of many certificates spreads its reload over
-                # reactor iterations rather than hold the reactor for it.
-                stepped = getattr(reloadable, "reloadInSteps", None)
-                if stepped is not None:
-                    stepped()
-                else:
-                    reloadable.reload()
-            except Exception:
-                self._log.failure(
-                    "Reloading {reloadable!r} failed", reloadable=reloadable
-                )
+        with triggeredBy("sighup"):
+            for reloadable in reloadables:
+                try:
+                    # A store of many certificates spreads its reload over
+                    # reactor iterations rather than hold the reactor for
+                    # it; it keeps this round open until it is done.
+                    stepped = getattr(reloadable, "reloadInSteps", None)
+                    if stepped is not None:
+                        stepped()
+                    else:
+                        reloadable.reload()
+                except Exception:
+                    self._log.failure(
+                        "Reloading {reloadable!r} failed", reloadable=reloadable
+                    )
 
 
 def reloadOnSIGHUP(

@@ -8,12 +8,14 @@ Why: a store of 10,000 certificates looks at 10,000 files on every reload
 Written as a generator that yields every few hundred files, the same reload
 can run to the end at once (L{Steps.runNow}, for C{reload()}, which must
 return its result) or a few milliseconds per reactor iteration through a
-L{Cooperator} (L{Steps.runInSteps}, for SIGHUP).  Only one runs at a time: a
+L{Cooperator} (L{Steps.runInSteps}, for SIGHUP: about 4 ms per
+iteration).  Only one runs at a time: a
 reload asked for during a stepped one finishes that one first.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator
 from typing import Generic, TypeVar
 
@@ -25,7 +27,15 @@ from twisted.python.failure import Failure
 __all__ = ["Steps", "drain"]
 
 R = TypeVar("R")
+
+# Seconds of steps per reactor iteration.
+_SLICE = 0.004
 _Run = Generator[None, None, R]
+
+
+def _budget() -> Callable[[], bool]:
+    deadline = time.monotonic() + _SLICE
+    return lambda: time.monotonic() >= deadline
 
 
 def drain(steps: _Run[R]) -> R:
@@ -46,8 +56,11 @@ class Steps(Generic[R]):
     """
 
     def __init__(self, reactor: IReactorTime) -> None:
-        # The cooperator's default: steps for up to 10 ms, then the reactor.
-        self._cooperator = Cooperator(scheduler=lambda work: reactor.callLater(0, work))
+        # Steps for up to about 4 ms, then the reactor gets its turn.
+        self._cooperator = Cooperator(
+            terminationPredicateFactory=_budget,
+            scheduler=lambda work: reactor.callLater(0, work),
+        )
         self._current: _Run[R] | None = None
         self._currentWaiting: list[Deferred[R]] = []
         self._queued: Callable[[], _Run[R]] | None = None

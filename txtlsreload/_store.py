@@ -20,6 +20,7 @@ names are kept (10,000 by default).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Literal
@@ -35,6 +36,7 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
+from ._activity import Trigger, attributedTo, currentTrigger, holdRound
 from ._callbacks import ReloadHistory
 from ._directory import DirectoryReader, ScanResult
 from ._errors import CredentialError
@@ -203,7 +205,9 @@ class ReloadingCertificateStore:
         self._clientCAs.changed()
         scanned = self._reader.read()
         if scanned.refused:
-            raise scanned.refused[0]
+            # Refusals carry no traceback: the frames that read the files
+            # hold their bytes in their locals.
+            raise scanned.refused[0] from None
         self._dispatcher = Dispatcher(
             self._newServing(self._names.table), self._sessions
         )
@@ -212,7 +216,7 @@ class ReloadingCertificateStore:
             raise CredentialError(
                 self._reader.root, "no certificate with a matching private key found"
             )
-        self._history = ReloadHistory(result)
+        self._history = ReloadHistory(result, owner=self)
         self._log.info(
             "TLS certificates loaded from {directory}: {names} name(s)",
             directory=self._reader.root,
@@ -317,23 +321,32 @@ class ReloadingCertificateStore:
         @param quietIfRepeated: Do not log refusals identical to the
             previous reload's again.
         """
-        return self._steps.runNow(self._reloadSteps(quietIfRepeated))
+        return self._steps.runNow(self._reloadSteps(quietIfRepeated, currentTrigger()))
 
     def reloadInSteps(
         self, quietIfRepeated: bool = False
     ) -> Deferred[StoreReloadResult]:
         """
         L{reload}, spread over reactor iterations so that no single one is
-        held for more than about 10 ms, whatever the number of files; what
+        held for more than a few milliseconds, whatever the number of files; what
         SIGHUP uses.  A reload asked for while one runs starts after it.
 
         @return: Fires with the result; never fails.
         """
-        return self._steps.runInSteps(lambda: self._reloadSteps(quietIfRepeated))
+        # The trigger (SIGHUP, say) is over by the time the reload ends: its
+        # name is kept for the record, and its round held open till then.
+        trigger = currentTrigger()
+        release = holdRound()
+        finished = self._steps.runInSteps(
+            lambda: self._reloadSteps(quietIfRepeated, trigger)
+        )
+        finished.addBoth(lambda result: (release(), result)[1])
+        return finished
 
     def _reloadSteps(
-        self, quietIfRepeated: bool
+        self, quietIfRepeated: bool, trigger: Trigger
     ) -> Generator[None, None, StoreReloadResult]:
+        started = time.monotonic()
         try:
             refused: list[CredentialError] = []
             if self._default is not None:
@@ -374,7 +387,8 @@ class ReloadingCertificateStore:
                 succeeded=False, changed=False, refused=(error,), error=error
             )
         self._report(result, quietIfRepeated)
-        self._history.record(result)
+        with attributedTo(trigger):
+            self._history.record(result, started)
         return result
 
     def flushSessions(self) -> None:
