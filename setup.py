@@ -34,9 +34,12 @@ setup(
         "cryptography>=43",
     ],
     extras_require={
+        # Sphinx and myst-parser: tests/test_docs.py builds the docs.
         "test": [
             "pytest>=8",
             "trustme>=1.2",
+            "sphinx>=7.4",
+            "myst-parser>=3",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
@@ -46,7 +49,9 @@ setup(
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "ruff>=0.6",
-            "sphinx>=7",
+            "sphinx>=7.4",
+            # The changelog page includes CHANGELOG.md.
+            "myst-parser>=3",
         ],
     },
     classifiers=[

@@ -47,6 +47,9 @@ from ._registry import IReloadable, register
 
 __all__ = ["ClientAuth", "ReloadResult", "ReloadingContextFactory"]
 
+#: Whether a server requires client certificates (C{"required"}) or asks for
+#: them but serves clients without one (C{"optional"}); an untrusted
+#: certificate is refused either way.
 ClientAuth = Literal["required", "optional"]
 
 _VERIFY_MODES: dict[ClientAuth | None, int] = {
