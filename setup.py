@@ -34,12 +34,15 @@ setup(
         "cryptography>=43",
     ],
     extras_require={
-        # Sphinx and myst-parser: tests/test_docs.py builds the docs.
+        # Sphinx and myst-parser: tests/test_docs.py builds the docs.  Klein
+        # and Twisted's http2 extra: tests/test_recipes.py runs those recipes.
         "test": [
             "pytest>=8",
             "trustme>=1.2",
             "sphinx>=7.4",
             "myst-parser>=3",
+            "klein>=24.8",
+            "twisted[http2]>=26.4",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
