@@ -5,9 +5,12 @@ page documents every public name.
 
 from __future__ import annotations
 
+import ast
+import builtins
 import re
 import subprocess
 import sys
+import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -156,3 +159,79 @@ class TestAPIPage:
         """
         assert "https://docs.twisted.org/en/stable/api/" in apiPage
         assert "https://www.pyopenssl.org/en/stable/api/ssl.html#" in apiPage
+
+
+def _pythonSnippets() -> list[tuple[str, str]]:
+    """
+    Every literal block in docs/*.rst that starts with an import: the Python
+    snippets a reader would paste.
+    """
+    snippets = []
+    for page in sorted((ROOT / "docs").glob("*.rst")):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines):
+            if not line.rstrip().endswith("::"):
+                continue
+            block = []
+            for following in lines[number + 1 :]:
+                if following.strip() and not following.startswith(" "):
+                    break
+                block.append(following)
+            code = textwrap.dedent("\n".join(block)).strip()
+            if code.startswith(("import ", "from ")):
+                snippets.append((f"{page.name}:{number + 1}", code + "\n"))
+    return snippets
+
+
+def _unboundNames(code: str) -> set[str]:
+    """
+    Names a program reads but never imports, assigns or defines (a loose
+    check: scopes are not told apart, which is enough for snippets).
+    """
+    tree = ast.parse(code)
+    bound = set(dir(builtins))
+    read = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            bound.update(
+                (alias.asname or alias.name).split(".")[0] for alias in node.names
+            )
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Name):
+            (bound if isinstance(node.ctx, ast.Store) else read).add(node.id)
+    return read - bound
+
+
+class TestSnippets:
+    """
+    The Python snippets in the pages run as written: nothing they use is
+    left for the reader to guess.
+    """
+
+    @pytest.mark.parametrize(
+        "where, code", _pythonSnippets(), ids=[w for w, _ in _pythonSnippets()]
+    )
+    def test_snippetIsComplete(self, where: str, code: str) -> None:
+        """
+        The snippet parses and uses no name it does not import or define.
+        """
+        assert _unboundNames(code) == set(), where
+
+    def test_snippetsFound(self) -> None:
+        """
+        The snippets of the library, endpoint, client and watching pages are
+        among those checked.
+        """
+        pages = {where.split(":")[0] for where, _ in _pythonSnippets()}
+        assert {"library.rst", "endpoint.rst", "client.rst", "watching.rst"} <= pages
+
+    def test_incompleteSnippetCaught(self) -> None:
+        """
+        The check finds a name used but never defined, as in a snippet that
+        listens on a C{site} it never made.
+        """
+        code = "from twisted.internet import reactor\nreactor.listenTCP(80, site)\n"
+        assert _unboundNames(code) == {"site"}
