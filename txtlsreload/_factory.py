@@ -31,7 +31,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from ._callbacks import ReloadHistory
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls
 from ._loading import (
     CertificateInfo,
     CredentialFiles,
@@ -198,10 +198,18 @@ class ReloadingContextFactory:
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
 
-        read = readCredentialFiles(files, self._passphrase)
-        credentials = self._check(
-            parseCredentialFiles(read, self._passphrase), None, files.certificateFile
-        )
+        try:
+            read = readCredentialFiles(files, self._passphrase)
+            credentials = self._check(
+                parseCredentialFiles(read, self._passphrase),
+                None,
+                files.certificateFile,
+            )
+        except CredentialError as e:
+            # The loading frames hold the files' bytes in their locals, and
+            # error reporters (Sentry, pytest -l) record every frame's locals:
+            # the traceback starts here, where nothing local is secret.
+            raise e.with_traceback(None) from None
         self._installed = self._install(credentials, files, clientAuth)
         self._dispatchContext = self._buildDispatchContext()
         self._history = ReloadHistory(
@@ -216,9 +224,15 @@ class ReloadingContextFactory:
         register(self)
 
     def __repr__(self) -> str:
+        # A constructor that refused its files leaves a half-made object that
+        # error reporters (Sentry, pytest -l) still repr from the frame's
+        # locals; an AttributeError there would hide the real error.
+        installed: _Installed | None = getattr(self, "_installed", None)
+        if installed is None:
+            return "<ReloadingContextFactory (not loaded)>"
         return (
-            f"<ReloadingContextFactory {self.files.certificateFile!r} "
-            f"serial={self.certificate.serialHex}>"
+            f"<ReloadingContextFactory {installed.files.certificateFile!r} "
+            f"serial={installed.credentials.info.serialHex}>"
         )
 
     @property
@@ -340,7 +354,7 @@ class ReloadingContextFactory:
                     self._log.info(
                         "TLS files usable again: {path} is what is being served"
                         " (serial {serial})",
-                        path=files.certificateFile,
+                        path=escapeControls(files.certificateFile),
                         serial=current.info.serialHex,
                     )
             else:
@@ -399,7 +413,7 @@ class ReloadingContextFactory:
             self._log.warn(
                 "Installing {path} although {problem}: the certificate"
                 " being served is no longer valid either",
-                path=path,
+                path=escapeControls(path),
                 problem=problem,
             )
         return credentials
@@ -474,8 +488,8 @@ class ReloadingContextFactory:
             self._log.error(
                 "TLS reload refused: {path}: {error}; still serving serial {serial}"
                 " (notAfter {notAfter})",
-                path=error.path,
-                error=error.reason,
+                path=escapeControls(error.path),
+                error=escapeControls(error.reason),
                 serial=current.info.serialHex,
                 notAfter=current.info.notAfter.isoformat(),
             )
@@ -489,7 +503,7 @@ class ReloadingContextFactory:
             "TLS certificate loaded from {path}: {subject}, serial {serial},"
             " notAfter {notAfter}, {chainLength} chain certificate(s),"
             " {clientCACount} client CA(s)",
-            path=self.files.certificateFile,
+            path=escapeControls(self.files.certificateFile),
             subject=info.subject,
             serial=info.serialHex,
             notAfter=info.notAfter.isoformat(),
