@@ -89,6 +89,8 @@ class ClientReloadResult:
     @ivar trustedCAs: How many CA certificates are trusted after this reload,
         or L{None} when the platform's trust store is used.
     @ivar error: Why the reload was refused, if it was.
+    @ivar initial: C{True} for the load at construction, which is not a
+        reload: C{str()} then says "loaded", not "reloaded".
     """
 
     succeeded: bool
@@ -96,6 +98,7 @@ class ClientReloadResult:
     clientCertificate: CertificateInfo | None
     trustedCAs: int | None
     error: CredentialError | None = None
+    initial: bool = False
 
     def __str__(self) -> str:
         trusting = (
@@ -111,6 +114,8 @@ class ClientReloadResult:
             )
         if self.error is not None:
             return f"reload failed: {self.error}; still {using}"
+        if self.initial:
+            return f"loaded: {using}"
         if self.changed:
             return f"reloaded: now {using}"
         return f"unchanged: still {using}"
@@ -259,6 +264,7 @@ class ReloadingClientCredentials:
                 changed=True,
                 clientCertificate=self._material.clientCertificate,
                 trustedCAs=self._material.trustedCAs,
+                initial=True,
             ),
             owner=self,
         )

@@ -48,6 +48,9 @@ from ._registry import IReloadable, register
 
 __all__ = ["ClientAuth", "ReloadResult", "ReloadingContextFactory"]
 
+#: Whether a server requires client certificates (C{"required"}) or asks for
+#: them but serves clients without one (C{"optional"}); an untrusted
+#: certificate is refused either way.
 ClientAuth = Literal["required", "optional"]
 
 _VERIFY_MODES: dict[ClientAuth | None, int] = {
@@ -69,12 +72,15 @@ class ReloadResult:
     @ivar certificate: The certificate being served after this reload: the new
         one on success, the unchanged old one otherwise.
     @ivar error: Why the reload was refused, if it was.
+    @ivar initial: C{True} for the load at construction, which is not a
+        reload: C{str()} then says "loaded", not "reloaded".
     """
 
     succeeded: bool
     changed: bool
     certificate: CertificateInfo
     error: CredentialError | None = None
+    initial: bool = False
 
     def __str__(self) -> str:
         served = (
@@ -83,6 +89,8 @@ class ReloadResult:
         )
         if self.error is not None:
             return f"reload failed: {self.error}; still serving {served}"
+        if self.initial:
+            return f"loaded: serving {self.certificate.subject} ({served})"
         if self.changed:
             return f"reloaded: now serving {self.certificate.subject} ({served})"
         return f"unchanged: still serving {served}"
@@ -206,7 +214,12 @@ class ReloadingContextFactory:
         self._installed = self._install(credentials, files, clientAuth)
         self._dispatchContext = self._buildDispatchContext()
         self._history = ReloadHistory(
-            ReloadResult(succeeded=True, changed=True, certificate=credentials.info),
+            ReloadResult(
+                succeeded=True,
+                changed=True,
+                certificate=credentials.info,
+                initial=True,
+            ),
             owner=self,
         )
         self._logInstalled(credentials)
