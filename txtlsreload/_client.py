@@ -62,6 +62,7 @@ from ._loading import (
     readFile,
     utcNow,
 )
+from ._refusals import RefusedContents
 from ._registry import IReloadable, register
 
 __all__ = [
@@ -239,6 +240,7 @@ class ReloadingClientCredentials:
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
         self._creators: WeakSet[ReloadingClientContextFactory] = WeakSet()
+        self._refused = RefusedContents()
 
         self._material = self._parse(*self._read(), initial=True)
         self._history = ReloadHistory(
@@ -333,7 +335,10 @@ class ReloadingClientCredentials:
                         paths=self.watchedPaths(),
                     )
             else:
-                material = self._parse(digest, caData, clientRead, initial=False)
+                material = self._refused.attempt(
+                    digest,
+                    lambda: self._parse(digest, caData, clientRead, initial=False),
+                )
                 self._install(material)
                 self._logLoaded(material)
                 result = self._result(material, changed=True)

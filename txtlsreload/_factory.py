@@ -43,6 +43,7 @@ from ._loading import (
     readCredentialFiles,
     utcNow,
 )
+from ._refusals import RefusedContents
 from ._registry import IReloadable, register
 
 __all__ = ["ClientAuth", "ReloadResult", "ReloadingContextFactory"]
@@ -117,6 +118,15 @@ def _effectiveClientAuth(
     if clientCAFile is not None and clientAuth is None:
         return "required"
     return clientAuth
+
+
+def _contextRefused(path: str, error: Exception) -> CredentialError:
+    """
+    Blame C{path} for a context that could not be built from checked files.
+    """
+    return CredentialError(
+        path, f"could not build a TLS context: {type(error).__name__}: {error}"
+    )
 
 
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
@@ -194,7 +204,11 @@ class ReloadingContextFactory:
         credentials = self._check(
             parseCredentialFiles(read, self._passphrase), None, files.certificateFile
         )
-        self._installed = self._install(credentials, files, clientAuth)
+        try:
+            self._installed = self._install(credentials, files, clientAuth)
+        except Exception as e:
+            raise _contextRefused(files.certificateFile, e) from None
+        self._refused = RefusedContents()
         self._dispatchContext = self._buildDispatchContext()
         self._history = ReloadHistory(
             ReloadResult(succeeded=True, changed=True, certificate=credentials.info)
@@ -331,10 +345,13 @@ class ReloadingContextFactory:
                         serial=current.info.serialHex,
                     )
             else:
-                credentials = self._check(
-                    parseCredentialFiles(read, self._passphrase),
-                    current.info,
-                    files.certificateFile,
+                credentials = self._refused.attempt(
+                    read.digest,
+                    lambda: self._check(
+                        parseCredentialFiles(read, self._passphrase),
+                        current.info,
+                        files.certificateFile,
+                    ),
                 )
                 self._installed = self._install(credentials, files, clientAuth)
                 self._logInstalled(credentials)
@@ -347,12 +364,7 @@ class ReloadingContextFactory:
             # Building the context found a problem the checks did not; report
             # it like any other refusal rather than let it escape.
             result = self._failed(
-                CredentialError(
-                    files.certificateFile,
-                    f"could not build a TLS context: {type(e).__name__}: {e}",
-                ),
-                current,
-                quietIfRepeated,
+                _contextRefused(files.certificateFile, e), current, quietIfRepeated
             )
         self._history.record(result)
         return result

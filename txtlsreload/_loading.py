@@ -26,8 +26,11 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from OpenSSL import crypto
 
 from ._errors import CredentialError
+from ._limits import checkKeyDerivation, keySizeProblem
+from ._refusals import ValidityRefusal
 
 __all__ = [
     "CertificateInfo",
@@ -58,10 +61,10 @@ ServableKey = (
 # disk image) and reading it on every reload would hurt.
 _MAX_FILE_SIZE = 1024 * 1024
 
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL
-)
-_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+# Matched only where str.find found "-----BEGIN ", and the label cannot
+# contain "-", so each match reads its own line once: splitting a file is
+# linear in its size whatever it holds.
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(\r?\n)?")
 
 _CERTIFICATE_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE"})
 _KEY_FILE_LABELS_EXTRA = frozenset({b"EC PARAMETERS"})
@@ -295,6 +298,21 @@ def parseCredentialFiles(
 
     @raise CredentialError: Naming the file at fault and the reason.
     """
+    try:
+        return _parseCredentialFiles(read, passphrase)
+    except CredentialError:
+        raise
+    except Exception as e:
+        # A parser raised what none of the checks expected.  The contract is
+        # a CredentialError for any bad file; the library's message is left
+        # out, as it could quote the file.
+        raise CredentialError(
+            read.files.certificateFile,
+            f"could not be parsed ({type(e).__name__})",
+        ) from None
+
+
+def _parseCredentialFiles(read: FileContents, passphrase: bytes | None) -> Credentials:
     files = read.files
     if files.passphraseFile is not None:
         passphrase = _passphraseFrom(files.passphraseFile, read.contents)
@@ -306,6 +324,18 @@ def parseCredentialFiles(
         allowKeys=True,
     )
     leaf, chain = certificates[0], list(certificates[1:])
+    # Before the key is even read: a leaf whose key is too small for OpenSSL
+    # to serve, or too large to use cheaply, is refused for what it is.
+    problem = keySizeProblem(leaf.public_key(), servable=True)
+    if problem is not None:
+        raise CredentialError(files.certificateFile, f"certificate 1: {problem}")
+    try:
+        info = CertificateInfo.fromCertificate(leaf)
+    except (ValueError, x509.DuplicateExtension, UnsupportedAlgorithm):
+        raise CredentialError(
+            files.certificateFile,
+            "certificate 1 has a malformed subject or subjectAltName",
+        ) from None
     if files.extraChainFile is not None:
         chain.extend(
             certificatesIn(
@@ -347,7 +377,7 @@ def parseCredentialFiles(
         chain=tuple(chain),
         clientCAs=tuple(clientCAs),
         digest=read.digest,
-        info=CertificateInfo.fromCertificate(leaf),
+        info=info,
     )
 
 
@@ -371,7 +401,8 @@ def acceptValidity(
     no worse, and its problem is returned for the caller to warn about.
 
     @return: L{None} if C{new} is valid now, else the problem it has.
-    @raise CredentialError: If C{new} is refused.
+    @raise ValidityRefusal: If C{new} is refused (a L{CredentialError} that
+        depends on the time, not only on the bytes).
     """
     problem = validityProblem(new, now)
     if problem is None:
@@ -382,7 +413,7 @@ def acceptValidity(
         and new.notAfter > served.notAfter
     ):
         return problem
-    raise CredentialError(path, problem)
+    raise ValidityRefusal(path, problem)
 
 
 def validityProblem(info: CertificateInfo, now: datetime) -> str | None:
@@ -406,6 +437,8 @@ def readFile(path: str) -> bytes:
 
     @raise CredentialError: If the file cannot be read.
     """
+    if "\0" in path:
+        raise CredentialError(path, "file name contains a NUL character")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -445,12 +478,29 @@ def _pemBlocks(path: str, data: bytes) -> list[tuple[bytes, bytes]]:
     """
     if not data.strip():
         raise CredentialError(path, "file is empty")
-    blocks = [(m.group(1), m.group(0)) for m in _PEM_BLOCK.finditer(data)]
-    begun = _PEM_BEGIN.findall(data)
-    if len(begun) != len(blocks):
-        raise CredentialError(
-            path, "truncated PEM data: a BEGIN line has no matching END line"
-        )
+    truncated = CredentialError(
+        path, "truncated PEM data: a BEGIN line has no matching END line"
+    )
+    blocks = []
+    position = data.find(b"-----BEGIN ")
+    while position >= 0:
+        begin = _PEM_BEGIN.match(data, position)
+        if begin is None:
+            position = data.find(b"-----BEGIN ", position + 1)
+            continue
+        if begin.group(2) is None:
+            # Something follows the BEGIN line's dashes on the same line.
+            raise truncated
+        label = begin.group(1)
+        endLine = b"-----END " + label + b"-----"
+        end = data.find(endLine, begin.end())
+        # One search per BEGIN line, and a failed one ends the split: a file
+        # of BEGIN lines without END lines is refused after one pass.
+        if end < 0 or data.find(b"-----BEGIN ", begin.end(), end) >= 0:
+            raise truncated
+        position = end + len(endLine)
+        blocks.append((label, data[begin.start() : position]))
+        position = data.find(b"-----BEGIN ", position)
     if not blocks:
         if data[:1] == b"\x30":
             # An ASN.1 SEQUENCE: most likely a DER certificate or key.
@@ -481,17 +531,47 @@ def certificatesIn(
             if allowKeys and label in _KEY_FILE_LABELS:
                 continue
             raise CredentialError(path, _unexpectedBlock(number, label, what))
-        try:
-            certificates.append(x509.load_pem_x509_certificate(block))
-        except ValueError:
-            raise CredentialError(
-                path, f"PEM block {number} is not a valid certificate"
-            ) from None
+        certificates.append(_certificateIn(path, number, block))
     if not certificates:
         if any(label in _KEY_LABELS for label, _ in blocks):
             raise CredentialError(path, f"holds a private key but no {what}")
         raise CredentialError(path, f"no {what} found")
     return certificates
+
+
+def _certificateIn(path: str, number: int, block: bytes) -> x509.Certificate:
+    """
+    Parse one certificate and read now what cryptography would otherwise
+    parse later, so that a malformed field is refused here, naming the
+    block, rather than raising some other exception in the middle of a
+    reload.
+    """
+    try:
+        certificate = x509.load_pem_x509_certificate(block)
+        publicKey = certificate.public_key()
+        # OpenSSL reads the certificate again when a context is built, and
+        # is stricter than cryptography in places (string types in names).
+        crypto.X509.from_cryptography(certificate)
+    except x509.InvalidVersion:
+        raise CredentialError(
+            path, f"PEM block {number} is a certificate of an unknown X.509 version"
+        ) from None
+    except UnsupportedAlgorithm:
+        raise CredentialError(
+            path, f"PEM block {number} is a certificate with an unsupported key type"
+        ) from None
+    except crypto.Error:
+        raise CredentialError(
+            path, f"PEM block {number} is a certificate OpenSSL cannot read"
+        ) from None
+    except ValueError:
+        raise CredentialError(
+            path, f"PEM block {number} is not a valid certificate"
+        ) from None
+    problem = keySizeProblem(publicKey, servable=False)
+    if problem is not None:
+        raise CredentialError(path, f"PEM block {number}: {problem}")
+    return certificate
 
 
 def _unexpectedBlock(number: int, label: bytes, what: str) -> str:
@@ -529,6 +609,8 @@ def _privateKeyIn(path: str, data: bytes, passphrase: bytes | None) -> ServableK
         raise CredentialError(
             path, f"holds {len(keyBlocks)} private keys; expected exactly one"
         )
+    if keyBlocks[0].startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----"):
+        checkKeyDerivation(path, keyBlocks[0])
     try:
         key = serialization.load_pem_private_key(
             keyBlocks[0], password=passphrase, unsafe_skip_rsa_key_validation=True
@@ -557,6 +639,10 @@ def _privateKeyIn(path: str, data: bytes, passphrase: bytes | None) -> ServableK
         raise CredentialError(
             path, "private key uses an unsupported algorithm"
         ) from None
+    except Exception as e:
+        raise CredentialError(
+            path, f"private key could not be parsed ({type(e).__name__})"
+        ) from None
     if not isinstance(
         key,
         rsa.RSAPrivateKey
@@ -568,6 +654,11 @@ def _privateKeyIn(path: str, data: bytes, passphrase: bytes | None) -> ServableK
             path,
             f"{type(key).__name__} keys cannot serve TLS; use RSA, ECDSA or Ed25519",
         )
+    # Before anything computes with the key: a huge RSA key takes seconds
+    # per operation.
+    problem = keySizeProblem(key, servable=True)
+    if problem is not None:
+        raise CredentialError(path, f"private key: {problem}")
     return key
 
 
