@@ -837,6 +837,8 @@ class TestErrorsEndToEnd:
         assert result.returncode == 1
         assert result.stdout == f"tlshello: {tmp_path}/gone.pem: file not found\n"
 
+    _WEAK_FILES = ("--cert", "c.pem", "--key", "k.pem", "--port", "0")
+
     def test_tlshelloWeakKey(self, tmp_path: Path) -> None:
         """
         C{twistd tlshello} with an RSA-1024 certificate and key (which
@@ -865,8 +867,7 @@ class TestErrorsEndToEnd:
             )
         )
         result = _run(
-            [*_TWISTD, "-n", "--pidfile=", "tlshello"]
-            + ["--cert", "c.pem", "--key", "k.pem", "--port", "0"],
+            [*_TWISTD, "-n", "--pidfile=", "tlshello", *self._WEAK_FILES],
             tmp_path,
         )
         assert result.returncode == 1

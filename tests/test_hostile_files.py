@@ -143,6 +143,7 @@ def _encryptedKeyHeader(algorithm: bytes) -> bytes:
     )
 
 
+_ID_EC_PUBLIC_KEY = bytes.fromhex("2a8648ce3d0201")
 _PBES2 = "2a864886f70d01050d"
 _PBKDF2 = "2a864886f70d01050c"
 _HMAC_SHA256 = "2a864886f70d0209"
@@ -414,7 +415,7 @@ class TestRealWorldCases:
         shutil.copyfile(hostileCert, files.cert)
         shutil.copyfile(hostileKey, files.key)
         blamed = str(files.cert if _CASES[case][1] == "cert" else files.key)
-        for attempt in range(2):
+        for _ in range(2):
             result = factory.reload()
             assert not result.succeeded
             assert result.error is not None
