@@ -61,9 +61,9 @@ ServableKey = (
 # disk image) and reading it on every reload would hurt.
 _MAX_FILE_SIZE = 1024 * 1024
 
-# Matched only where str.find found "-----BEGIN ", and the label cannot
-# contain "-", so each match reads its own line once: splitting a file is
-# linear in its size whatever it holds.
+# The label cannot contain "-", so a search reads each BEGIN line once and
+# cannot run into the next one: splitting a file is linear in its size,
+# whatever it holds.
 _PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(\r?\n)?")
 
 _CERTIFICATE_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE"})
@@ -482,12 +482,9 @@ def _pemBlocks(path: str, data: bytes) -> list[tuple[bytes, bytes]]:
         path, "truncated PEM data: a BEGIN line has no matching END line"
     )
     blocks = []
-    position = data.find(b"-----BEGIN ")
-    while position >= 0:
-        begin = _PEM_BEGIN.match(data, position)
-        if begin is None:
-            position = data.find(b"-----BEGIN ", position + 1)
-            continue
+    search = _PEM_BEGIN.search
+    begin = search(data)
+    while begin is not None:
         if begin.group(2) is None:
             # Something follows the BEGIN line's dashes on the same line.
             raise truncated
@@ -496,11 +493,11 @@ def _pemBlocks(path: str, data: bytes) -> list[tuple[bytes, bytes]]:
         end = data.find(endLine, begin.end())
         # One search per BEGIN line, and a failed one ends the split: a file
         # of BEGIN lines without END lines is refused after one pass.
-        if end < 0 or data.find(b"-----BEGIN ", begin.end(), end) >= 0:
+        if end < 0 or search(data, begin.end(), end) is not None:
             raise truncated
-        position = end + len(endLine)
-        blocks.append((label, data[begin.start() : position]))
-        position = data.find(b"-----BEGIN ", position)
+        stop = end + len(endLine)
+        blocks.append((label, data[begin.start() : stop]))
+        begin = search(data, stop)
     if not blocks:
         if data[:1] == b"\x30":
             # An ASN.1 SEQUENCE: most likely a DER certificate or key.
