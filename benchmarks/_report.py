@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from hostile import table as hostileTable
+
 __all__ = ["environment", "markdownReport", "plotAll"]
 
 HERE = Path(__file__).resolve().parent
@@ -396,6 +398,10 @@ def markdownReport(
                 for e in reloadTimes
             ],
         )
+    hostile = results.get("hostile")
+    if hostile:
+        lines += ["", "## Reactor time per reload of hostile files", ""]
+        lines += [hostileTable(hostile)]
     lines += ["", "## Machine and versions", ""]
     lines += _table(["", ""], [[k, v] for k, v in env.items()])
     if plots:
