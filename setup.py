@@ -37,12 +37,14 @@ setup(
         "test": [
             "pytest>=8",
             "trustme>=1.2",
+            "hypothesis>=6.100",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
         "dev": [
             "pytest>=8",
             "trustme>=1.2",
+            "hypothesis>=6.100",
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "ruff>=0.6",
