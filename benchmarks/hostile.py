@@ -154,6 +154,24 @@ def _withGoodLeaf(**files: bytes) -> dict[str, bytes]:
     }
 
 
+def _manyNames(count: int) -> dict[str, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    names = [x509.DNSName(f"host{number}.example.com") for number in range(count)]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_NOW - datetime.timedelta(hours=1))
+        .not_valid_after(_NOW + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return _leafCase(certificate.public_bytes(serialization.Encoding.PEM), _keyPEM(key))
+
+
 def _hugeRSA() -> dict[str, bytes]:
     signer = ec.generate_private_key(ec.SECP256R1())
     key = _slowRSAKey(32768)
@@ -207,6 +225,10 @@ CASES: dict[str, tuple[str, _Case]] = {
         lambda: _withGoodLeaf(
             ca=b"-----BEGIN A-----\n-----END A-----\n" * (_MiB // 34)
         ),
+    ),
+    "many-names": (
+        "leaf with 33,000 subjectAltNames, 1 MiB (accepted)",
+        lambda: _manyNames(33_000),
     ),
     "rsa-32768-certificate": (
         "certificate with an RSA-32768 key",

@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from ipaddress import IPv4Address, IPv6Address
@@ -476,12 +477,20 @@ def _pemBlocks(path: str, data: bytes) -> list[tuple[bytes, bytes]]:
     """
     Split C{data} into (label, block) pairs, refusing truncated blocks.
     """
+    return list(_iterPemBlocks(path, data))
+
+
+def _iterPemBlocks(path: str, data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """
+    L{_pemBlocks}, one block at a time, so that a caller refusing the first
+    block of a file of tens of thousands does not split all of them first.
+    """
     if not data.strip():
         raise CredentialError(path, "file is empty")
     truncated = CredentialError(
         path, "truncated PEM data: a BEGIN line has no matching END line"
     )
-    blocks = []
+    count = 0
     search = _PEM_BEGIN.search
     begin = search(data)
     while begin is not None:
@@ -490,22 +499,25 @@ def _pemBlocks(path: str, data: bytes) -> list[tuple[bytes, bytes]]:
             raise truncated
         label = begin.group(1)
         endLine = b"-----END " + label + b"-----"
-        end = data.find(endLine, begin.end())
         # One search per BEGIN line, and a failed one ends the split: a file
         # of BEGIN lines without END lines is refused after one pass.
-        if end < 0 or search(data, begin.end(), end) is not None:
+        end = data.find(endLine, begin.end())
+        if end < 0:
             raise truncated
         stop = end + len(endLine)
-        blocks.append((label, data[begin.start() : stop]))
+        count += 1
+        yield label, data[begin.start() : stop]
         begin = search(data, stop)
-    if not blocks:
+    if len(_PEM_BEGIN.findall(data)) != count:
+        # A BEGIN line inside a block: that block's own END line came first.
+        raise truncated
+    if not count:
         if data[:1] == b"\x30":
             # An ASN.1 SEQUENCE: most likely a DER certificate or key.
             raise CredentialError(
                 path, "no PEM data found: looks like DER, which is not supported"
             )
         raise CredentialError(path, "no PEM data found: no -----BEGIN line")
-    return blocks
 
 
 def certificatesIn(
@@ -521,16 +533,17 @@ def certificatesIn(
     @param what: What the certificates are, for messages.
     @raise CredentialError: Naming the file and the block at fault.
     """
-    blocks = _pemBlocks(path, data)
     certificates = []
-    for number, (label, block) in enumerate(blocks, start=1):
+    labels = set()
+    for number, (label, block) in enumerate(_iterPemBlocks(path, data), start=1):
+        labels.add(label)
         if label not in _CERTIFICATE_LABELS:
             if allowKeys and label in _KEY_FILE_LABELS:
                 continue
             raise CredentialError(path, _unexpectedBlock(number, label, what))
         certificates.append(_certificateIn(path, number, block))
     if not certificates:
-        if any(label in _KEY_LABELS for label, _ in blocks):
+        if labels & _KEY_LABELS:
             raise CredentialError(path, f"holds a private key but no {what}")
         raise CredentialError(path, f"no {what} found")
     return certificates
