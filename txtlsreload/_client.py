@@ -33,7 +33,6 @@ from weakref import WeakSet
 
 from cryptography import x509
 from OpenSSL import SSL
-from OpenSSL.crypto import X509
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import (
     Certificate,
@@ -54,7 +53,7 @@ from ._loading import (
     Credentials,
     FileContents,
     acceptValidity,
-    certificatesIn,
+    certificatesWithOpenSSLIn,
     checkPassphrase,
     optionalAbsolutePath,
     parseCredentialFiles,
@@ -420,14 +419,12 @@ class ReloadingClientCredentials:
         """
         caCertificates = None
         if self.caCertsFile is not None and caData is not None:
-            caCertificates = tuple(
-                certificatesIn(self.caCertsFile, caData, "CA certificate")
+            certificates, openSSLCertificates = certificatesWithOpenSSLIn(
+                self.caCertsFile, caData, "CA certificate"
             )
+            caCertificates = tuple(certificates)
             trustRoot = trustRootFromCertificates(  # type: ignore[no-untyped-call]
-                [
-                    Certificate(X509.from_cryptography(ca))  # type: ignore[no-untyped-call]
-                    for ca in caCertificates
-                ]
+                [Certificate(ca) for ca in openSSLCertificates]  # type: ignore[no-untyped-call]
             )
         else:
             trustRoot = platformTrust()  # type: ignore[no-untyped-call]

@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Literal
 
 from OpenSSL import SSL
-from OpenSSL.crypto import X509
 from twisted.internet.interfaces import (
     IOpenSSLContextFactory,
     IOpenSSLServerConnectionCreator,
@@ -425,7 +424,7 @@ class ReloadingContextFactory:
         """
         clientCAs = None
         if credentials.clientCAs:
-            clientCAs = [X509.from_cryptography(ca) for ca in credentials.clientCAs]
+            clientCAs = list(credentials.openSSLClientCAs)
         options = CertificateOptions(
             # CertificateOptions' annotations say pyOpenSSL objects, but the
             # context takes cryptography ones without deprecation warnings.

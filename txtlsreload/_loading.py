@@ -42,6 +42,7 @@ __all__ = [
     "absolutePath",
     "acceptValidity",
     "certificatesIn",
+    "certificatesWithOpenSSLIn",
     "checkPassphrase",
     "optionalAbsolutePath",
     "parseCredentialFiles",
@@ -219,6 +220,8 @@ class Credentials:
         when client certificates are not asked for.
     @ivar digest: See L{FileContents.digest}.
     @ivar info: A description of C{leaf}.
+    @ivar openSSLClientCAs: C{clientCAs} as pyOpenSSL objects, converted
+        once while checking that OpenSSL reads them, for building contexts.
     """
 
     leaf: x509.Certificate
@@ -227,6 +230,7 @@ class Credentials:
     clientCAs: tuple[x509.Certificate, ...]
     digest: bytes
     info: CertificateInfo
+    openSSLClientCAs: tuple[crypto.X509, ...] = ()
 
     def __repr__(self) -> str:
         # Never let a repr (in a traceback, a log) carry the key.
@@ -367,8 +371,9 @@ def _parseCredentialFiles(read: FileContents, passphrase: bytes | None) -> Crede
     _proveKeyWorks(files.privateKeyFile, privateKey, leaf)
 
     clientCAs: list[x509.Certificate] = []
+    openSSLClientCAs: list[crypto.X509] = []
     if files.clientCAFile is not None:
-        clientCAs = certificatesIn(
+        clientCAs, openSSLClientCAs = certificatesWithOpenSSLIn(
             files.clientCAFile, read.contents[files.clientCAFile], "CA certificate"
         )
 
@@ -377,6 +382,7 @@ def _parseCredentialFiles(read: FileContents, passphrase: bytes | None) -> Crede
         privateKey=privateKey,
         chain=tuple(chain),
         clientCAs=tuple(clientCAs),
+        openSSLClientCAs=tuple(openSSLClientCAs),
         digest=read.digest,
         info=info,
     )
@@ -524,16 +530,33 @@ def certificatesIn(
     path: str, data: bytes, what: str, allowKeys: bool = False
 ) -> list[x509.Certificate]:
     """
+    L{certificatesWithOpenSSLIn}, without the pyOpenSSL objects.
+    """
+    return certificatesWithOpenSSLIn(path, data, what, allowKeys)[0]
+
+
+def certificatesWithOpenSSLIn(
+    path: str, data: bytes, what: str, allowKeys: bool = False
+) -> tuple[list[x509.Certificate], list[crypto.X509]]:
+    """
     Parse every certificate in C{data}; there must be at least one.
 
     Any other kind of PEM block is refused rather than skipped, so that a
     bundle is never silently cut short; only a certificate file may also hold
     the key (C{allowKeys}), as in a combined PEM file.
 
+    Each certificate is also read by OpenSSL, which is stricter than
+    cryptography in places (string types in names), so that what OpenSSL
+    would refuse when a context is built is refused here, naming the block.
+    Contexts are built from the pyOpenSSL objects this returns, so that a
+    bundle of thousands of CAs is converted once, not twice.
+
     @param what: What the certificates are, for messages.
+    @return: The certificates, and the same as pyOpenSSL objects.
     @raise CredentialError: Naming the file and the block at fault.
     """
     certificates = []
+    openSSLCertificates = []
     labels = set()
     for number, (label, block) in enumerate(_iterPemBlocks(path, data), start=1):
         labels.add(label)
@@ -541,15 +564,19 @@ def certificatesIn(
             if allowKeys and label in _KEY_FILE_LABELS:
                 continue
             raise CredentialError(path, _unexpectedBlock(number, label, what))
-        certificates.append(_certificateIn(path, number, block))
+        certificate, openSSLCertificate = _certificateIn(path, number, block)
+        certificates.append(certificate)
+        openSSLCertificates.append(openSSLCertificate)
     if not certificates:
         if labels & _KEY_LABELS:
             raise CredentialError(path, f"holds a private key but no {what}")
         raise CredentialError(path, f"no {what} found")
-    return certificates
+    return certificates, openSSLCertificates
 
 
-def _certificateIn(path: str, number: int, block: bytes) -> x509.Certificate:
+def _certificateIn(
+    path: str, number: int, block: bytes
+) -> tuple[x509.Certificate, crypto.X509]:
     """
     Parse one certificate and read now what cryptography would otherwise
     parse later, so that a malformed field is refused here, naming the
@@ -559,9 +586,7 @@ def _certificateIn(path: str, number: int, block: bytes) -> x509.Certificate:
     try:
         certificate = x509.load_pem_x509_certificate(block)
         publicKey = certificate.public_key()
-        # OpenSSL reads the certificate again when a context is built, and
-        # is stricter than cryptography in places (string types in names).
-        crypto.X509.from_cryptography(certificate)
+        openSSLCertificate = crypto.X509.from_cryptography(certificate)
     except x509.InvalidVersion:
         raise CredentialError(
             path, f"PEM block {number} is a certificate of an unknown X.509 version"
@@ -581,7 +606,7 @@ def _certificateIn(path: str, number: int, block: bytes) -> x509.Certificate:
     problem = keySizeProblem(publicKey, servable=False)
     if problem is not None:
         raise CredentialError(path, f"PEM block {number}: {problem}")
-    return certificate
+    return certificate, openSSLCertificate
 
 
 def _unexpectedBlock(number: int, label: bytes, what: str) -> str:
