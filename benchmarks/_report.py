@@ -217,6 +217,27 @@ def summaryRows(results: dict[str, Any]) -> list[list[str]]:
                 "-",
             ]
         )
+    hostile = [
+        e
+        for e in results.get("hostile", [])
+        if "timedOut" in e or not e["case"].startswith("ca-bundle")
+    ]
+    if hostile:
+        worst = max(hostile, key=lambda e: e.get("timedOut", 0) * 1000 or e["firstms"])
+        figure = (
+            f"> {worst['timedOut']:.0f} s"
+            if "timedOut" in worst
+            else _ms(worst["firstms"])
+        )
+        rows.append(
+            [
+                "Reactor blocked by one reload of a hostile file, worst case"
+                " (CA bundles apart)",
+                f"{figure} ({worst['what']})",
+                "< 100 ms",
+                _verdict("timedOut" not in worst and worst["firstms"] < 100),
+            ]
+        )
     return rows
 
 

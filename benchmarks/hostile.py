@@ -308,22 +308,29 @@ def runCase(name: str) -> dict[str, Any]:
     }
 
 
-def runAll(timeout: float, names: list[str]) -> list[dict[str, Any]]:
+def runAll(timeout: float, names: list[str], repeat: int = 1) -> list[dict[str, Any]]:
     """
-    Run each case in a child process, stopping any that takes longer than
-    C{timeout} seconds.
+    Run each case C{repeat} times, each in a child process, and keep the
+    fastest figures (on a shared machine, the slower runs measure the
+    neighbours); stop any run that takes longer than C{timeout} seconds.
     """
     entries = []
     for name in names:
         print(f"hostile: {name}", file=sys.stderr, flush=True)
         try:
-            child = subprocess.run(
-                [sys.executable, __file__, "--case", name],
-                stdout=subprocess.PIPE,
-                timeout=timeout,
-                check=True,
-            )
-            entries.append(json.loads(child.stdout))
+            runs = []
+            for _ in range(repeat):
+                child = subprocess.run(
+                    [sys.executable, __file__, "--case", name],
+                    stdout=subprocess.PIPE,
+                    timeout=timeout,
+                    check=True,
+                )
+                runs.append(json.loads(child.stdout))
+            best = dict(runs[0])
+            best["firstms"] = min(run["firstms"] for run in runs)
+            best["retryms"] = min(run["retryms"] for run in runs)
+            entries.append(best)
         except subprocess.TimeoutExpired:
             entries.append(
                 {
@@ -363,11 +370,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per case")
     parser.add_argument("--only", default=",".join(CASES))
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per case; the fastest is kept"
+    )
     options = parser.parse_args(argv)
     if options.case is not None:
         json.dump(runCase(options.case), sys.stdout)
         return
-    entries = runAll(options.timeout, options.only.split(","))
+    entries = runAll(options.timeout, options.only.split(","), options.repeat)
     if options.json:
         json.dump(entries, sys.stdout)
     else:

@@ -69,6 +69,7 @@ class Settings:
     reloadTimeECDSA: int
     reloadTimeRSA4096: int
     hostileCases: tuple[str, ...]
+    hostileRepeat: int
 
 
 QUICK = Settings(
@@ -90,6 +91,7 @@ QUICK = Settings(
     reloadTimeECDSA=20,
     reloadTimeRSA4096=2,
     hostileCases=("begin-lines-1m", "rsa-32768-key", "pbkdf2-5m"),
+    hostileRepeat=1,
 )
 
 FULL = Settings(
@@ -111,6 +113,7 @@ FULL = Settings(
     reloadTimeECDSA=500,
     reloadTimeRSA4096=40,
     hostileCases=tuple(HOSTILE_CASES),
+    hostileRepeat=3,
 )
 
 
@@ -283,7 +286,9 @@ def runAll(
 
         def hostile() -> None:
             progress(f"hostile files: {len(settings.hostileCases)} cases")
-            results["hostile"] = runHostile(60.0, list(settings.hostileCases))
+            results["hostile"] = runHostile(
+                60.0, list(settings.hostileCases), settings.hostileRepeat
+            )
 
         try:
             if "handshakes" in only:
