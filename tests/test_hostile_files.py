@@ -346,6 +346,19 @@ _CASES: dict[str, tuple[Callable[[], tuple[bytes, bytes]], str, str]] = {
         "key",
         "5000000 key-derivation iterations",
     ),
+    "pbkdf2-zero-iterations": (
+        lambda: (_ecCertificateAndKey()[0], _pbkdf2Key(0)),
+        "key",
+        "encrypted with 0 key-derivation iterations",
+    ),
+    "encrypted-key-not-der": (
+        lambda: (
+            _ecCertificateAndKey()[0],
+            _pem(b"\x04\x02ab" + secrets.token_bytes(64), "ENCRYPTED PRIVATE KEY"),
+        ),
+        "key",
+        "encrypted private key could not be parsed",
+    ),
     "begin-lines-without-end": (
         lambda: (b"-----BEGIN A-----\n" * 50_000, b""),
         "cert",

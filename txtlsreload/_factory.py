@@ -198,6 +198,7 @@ class ReloadingContextFactory:
         )
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
+        self._refused = RefusedContents()
 
         read = readCredentialFiles(files, self._passphrase)
         credentials = self._check(
@@ -207,7 +208,6 @@ class ReloadingContextFactory:
             self._installed = self._install(credentials, files, clientAuth)
         except Exception as e:
             raise _contextRefused(files.certificateFile, e) from None
-        self._refused = RefusedContents()
         self._dispatchContext = self._buildDispatchContext()
         self._history = ReloadHistory(
             ReloadResult(succeeded=True, changed=True, certificate=credentials.info)
