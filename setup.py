@@ -31,6 +31,9 @@ setup(
         "twisted>=26.4",
         "pyopenssl>=26.2",
         "service-identity>=24.1",
+        # Host names as browsers read them (IDNA 2008 + UTS 46).  Twisted
+        # already needs it (through hyperlink); we call it directly.
+        "idna>=3",
         "cryptography>=43",
     ],
     extras_require={

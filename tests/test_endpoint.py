@@ -36,7 +36,14 @@ from txtlsreload import CredentialError, ReloadingContextFactory
 from txtlsreload._endpoint import ReloadingServerEndpoint, TLSReloadParser
 
 from .reactors import ThreadedMemoryReactor
-from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
+from .tlshelpers import (
+    assertNoKeyMaterial,
+    clientOptions,
+    everythingReported,
+    handshake,
+    replaceAtomically,
+    writeLeaf,
+)
 
 ROOT = Path(__file__).parent.parent
 
@@ -477,6 +484,7 @@ class TestBadFiles:
         no key material.
         """
         cert, key, _ = writeLeaf(ca, tmp_path)
+        original = key.read_bytes()
         if damage == "missing":
             key.unlink()
         elif damage == "empty":
@@ -497,6 +505,8 @@ class TestBadFiles:
         assert raised.value.path == str(key)
         assert reason in str(raised.value)
         assert "PRIVATE KEY" not in str(raised.value)
+        refused = [key] if key.is_file() else []
+        assertNoKeyMaterial(everythingReported(raised.value), original, *refused)
 
     def test_tracebackStartsAtParser(
         self, reactor: MemoryReactorClock, tmp_path: Path

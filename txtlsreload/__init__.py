@@ -21,6 +21,7 @@ from ._errors import CredentialError
 from ._factory import ClientAuth, ReloadingContextFactory, ReloadResult
 from ._loading import CertificateInfo
 from ._registry import IReloadable
+from ._serveridentity import ServerIdentityError
 from ._sighup import SIGHUPReloader, reloadOnSIGHUP
 from ._watching import FileWatcher, watchFiles
 
@@ -39,6 +40,7 @@ __all__ = [
     "ReloadingPolicyForHTTPS",
     "ReloadingServerEndpoint",
     "SIGHUPReloader",
+    "ServerIdentityError",
     "reloadOnSIGHUP",
     "watchFiles",
 ]

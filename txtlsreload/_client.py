@@ -14,8 +14,9 @@ Two layers:
   - L{ReloadingClientContextFactory} is the connection creator for one server
     name.  It holds client options built by Twisted's own
     L{optionsForClientTLS <twisted.internet.ssl.optionsForClientTLS>} (so
-    hostname verification with C{service_identity}, SNI for names but not for
-    IP addresses, ALPN and Twisted's TLS defaults all come from Twisted), and
+    SNI for names but not for IP addresses, ALPN and Twisted's TLS defaults
+    all come from Twisted) with the server-name check replaced by ours, which
+    fails closed where Twisted's fails open (see L{_serveridentity}), and
     every reload that changed something replaces them with new ones built off
     to the side.  Creating a connection reads one attribute and does no file
     I/O.  Connections already made keep the options they were made with.
@@ -46,7 +47,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from ._callbacks import ReloadHistory
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls
 from ._loading import (
     CertificateInfo,
     CredentialFiles,
@@ -63,6 +64,7 @@ from ._loading import (
 )
 from ._refusals import RefusedContents
 from ._registry import IReloadable, register
+from ._serveridentity import ServerIdentity, VerifyingClientCreator
 
 __all__ = [
     "ClientReloadResult",
@@ -149,16 +151,20 @@ class _ClientMaterial:
         }
 
     def optionsFor(
-        self, hostname: str, acceptableProtocols: Sequence[bytes] | None
+        self, identity: ServerIdentity, acceptableProtocols: Sequence[bytes] | None
     ) -> IOpenSSLClientConnectionCreator:
         """
-        Twisted's client options for C{hostname} with this material.
+        Client options for the server C{identity} with this material: Twisted's
+        (SNI, ALPN, TLS defaults), with our own check of the server's name.
         """
-        return optionsForClientTLS(
-            hostname,
-            trustRoot=self.trustRoot,
-            acceptableProtocols=acceptableProtocols,
-            extraCertificateOptions=self.certificateOptions(),
+        return VerifyingClientCreator(
+            optionsForClientTLS(
+                identity.hostname,
+                trustRoot=self.trustRoot,
+                acceptableProtocols=acceptableProtocols,
+                extraCertificateOptions=self.certificateOptions(),
+            ),
+            identity,
         )
 
     @property
@@ -241,7 +247,12 @@ class ReloadingClientCredentials:
         self._creators: WeakSet[ReloadingClientContextFactory] = WeakSet()
         self._refused = RefusedContents()
 
-        self._material = self._parse(*self._read(), initial=True)
+        try:
+            self._material = self._parse(*self._read(), initial=True)
+        except CredentialError as e:
+            # As in ReloadingContextFactory: no frame with the files' bytes
+            # in its locals goes with the error to error reporters.
+            raise e.with_traceback(None) from None
         self._history = ReloadHistory(
             ClientReloadResult(
                 succeeded=True,
@@ -261,7 +272,11 @@ class ReloadingClientCredentials:
         return self._history.last
 
     def __repr__(self) -> str:
-        client = self.clientCertificate
+        # getattr: see ReloadingContextFactory.__repr__.
+        material: _ClientMaterial | None = getattr(self, "_material", None)
+        if material is None:
+            return "<ReloadingClientCredentials (not loaded)>"
+        client = material.clientCertificate
         return (
             f"<ReloadingClientCredentials caCerts={self.caCertsFile!r}"
             f" clientCertificate="
@@ -481,7 +496,7 @@ class ReloadingClientCredentials:
             self._log.warn(
                 "Using client certificate {path} although {problem}: the one"
                 " in use is no longer valid either",
-                path=self.clientFiles.certificateFile,
+                path=escapeControls(self.clientFiles.certificateFile),
                 problem=problem,
             )
         return credentials
@@ -513,8 +528,8 @@ class ReloadingClientCredentials:
             self._log.error(
                 "Client TLS reload refused: {path}: {error}; still using the"
                 " previous files (client certificate serial {serial})",
-                path=error.path,
-                error=error.reason,
+                path=escapeControls(error.path),
+                error=escapeControls(error.reason),
                 serial=None if client is None else client.serialHex,
             )
         return ClientReloadResult(
@@ -533,7 +548,8 @@ class ReloadingClientCredentials:
             trusting=(
                 "the platform trust store"
                 if material.trustedCAs is None
-                else f"{material.trustedCAs} CA(s) from {self.caCertsFile}"
+                else f"{material.trustedCAs} CA(s) from"
+                f" {escapeControls(self.caCertsFile or '')}"
             ),
             clientSubject="none" if client is None else client.subject,
             serial=None if client is None else client.serialHex,
@@ -570,20 +586,6 @@ def credentialsFrom(
     return credentials
 
 
-def _normalizeHostname(hostname: str) -> str:
-    """
-    Accept a bracketed IPv6 literal as written in URLs, and refuse what is
-    not a name at all with a clear message.
-    """
-    if not isinstance(hostname, str):
-        raise TypeError(f"hostname must be text (str), not {type(hostname).__name__}")
-    if hostname.startswith("[") and hostname.endswith("]"):
-        hostname = hostname[1:-1]
-    if not hostname:
-        raise ValueError("hostname must not be empty")
-    return hostname
-
-
 @implementer(IOpenSSLClientConnectionCreator, IReloadable)
 class ReloadingClientContextFactory:
     """
@@ -595,7 +597,13 @@ class ReloadingClientContextFactory:
     L{SSL4ClientEndpoint <twisted.internet.endpoints.SSL4ClientEndpoint>},
     C{reactor.connectSSL}, C{startTLS}.  The server's certificate must chain
     to a trusted CA I{and} be valid for C{hostname} (a DNS name, or an IP
-    address checked against the certificate's IP address entries).
+    address checked against the certificate's IP address entries): a
+    certificate without subjectAltNames, or with one no client may accept
+    (C{*}, C{*.com}), is refused, and the connection fails with a
+    L{ServerIdentityError <txtlsreload.ServerIdentityError>} saying why.
+
+    @ivar hostname: The name checked and sent as SNI, normalized: lower case,
+        IDNA, no trailing dot (or the IP address, in its compressed form).
 
     Reloading (L{reload}, SIGHUP, file watching) happens in the
     L{ReloadingClientCredentials} it uses; it reports through that.
@@ -633,7 +641,8 @@ class ReloadingClientContextFactory:
         @raise ValueError: If C{hostname} is not a DNS name or an IP address,
             or the options contradict each other.
         """
-        self.hostname = _normalizeHostname(hostname)
+        self._identity = ServerIdentity.parse(hostname)
+        self.hostname = self._identity.hostname
         credentials = credentialsFrom(
             credentials,
             caCertsFile,
@@ -646,15 +655,13 @@ class ReloadingClientContextFactory:
         self._acceptableProtocols = (
             None if acceptableProtocols is None else list(acceptableProtocols)
         )
-        try:
-            self._options = self._build(credentials._follow(self))
-        except UnicodeError:
-            raise ValueError(
-                f"{self.hostname!r} is neither a valid DNS name nor an IP address"
-            ) from None
+        self._options = self._build(credentials._follow(self))
 
     def __repr__(self) -> str:
-        return f"<ReloadingClientContextFactory for {self.hostname!r}>"
+        # getattr: see ReloadingContextFactory.__repr__.
+        return (
+            f"<ReloadingClientContextFactory for {getattr(self, 'hostname', None)!r}>"
+        )
 
     def clientConnectionForTLS(
         self, tlsProtocol: TLSMemoryBIOProtocol
@@ -682,4 +689,4 @@ class ReloadingClientContextFactory:
         return self.credentials.watchedPaths()
 
     def _build(self, material: _ClientMaterial) -> IOpenSSLClientConnectionCreator:
-        return material.optionsFor(self.hostname, self._acceptableProtocols)
+        return material.optionsFor(self._identity, self._acceptableProtocols)

@@ -30,7 +30,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from ._callbacks import ReloadHistory
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls
 from ._loading import (
     CertificateInfo,
     CredentialFiles,
@@ -200,10 +200,18 @@ class ReloadingContextFactory:
         self._now = now
         self._refused = RefusedContents()
 
-        read = readCredentialFiles(files, self._passphrase)
-        credentials = self._check(
-            parseCredentialFiles(read, self._passphrase), None, files.certificateFile
-        )
+        try:
+            read = readCredentialFiles(files, self._passphrase)
+            credentials = self._check(
+                parseCredentialFiles(read, self._passphrase),
+                None,
+                files.certificateFile,
+            )
+        except CredentialError as e:
+            # The loading frames hold the files' bytes in their locals, and
+            # error reporters (Sentry, pytest -l) record every frame's locals:
+            # the traceback starts here, where nothing local is secret.
+            raise e.with_traceback(None) from None
         try:
             self._installed = self._install(credentials, files, clientAuth)
         except Exception as e:
@@ -216,9 +224,15 @@ class ReloadingContextFactory:
         register(self)
 
     def __repr__(self) -> str:
+        # A constructor that refused its files leaves a half-made object that
+        # error reporters (Sentry, pytest -l) still repr from the frame's
+        # locals; an AttributeError there would hide the real error.
+        installed: _Installed | None = getattr(self, "_installed", None)
+        if installed is None:
+            return "<ReloadingContextFactory (not loaded)>"
         return (
-            f"<ReloadingContextFactory {self.files.certificateFile!r} "
-            f"serial={self.certificate.serialHex}>"
+            f"<ReloadingContextFactory {installed.files.certificateFile!r} "
+            f"serial={installed.credentials.info.serialHex}>"
         )
 
     @property
@@ -340,7 +354,7 @@ class ReloadingContextFactory:
                     self._log.info(
                         "TLS files usable again: {path} is what is being served"
                         " (serial {serial})",
-                        path=files.certificateFile,
+                        path=escapeControls(files.certificateFile),
                         serial=current.info.serialHex,
                     )
             else:
@@ -397,7 +411,7 @@ class ReloadingContextFactory:
             self._log.warn(
                 "Installing {path} although {problem}: the certificate"
                 " being served is no longer valid either",
-                path=path,
+                path=escapeControls(path),
                 problem=problem,
             )
         return credentials
@@ -472,8 +486,8 @@ class ReloadingContextFactory:
             self._log.error(
                 "TLS reload refused: {path}: {error}; still serving serial {serial}"
                 " (notAfter {notAfter})",
-                path=error.path,
-                error=error.reason,
+                path=escapeControls(error.path),
+                error=escapeControls(error.reason),
                 serial=current.info.serialHex,
                 notAfter=current.info.notAfter.isoformat(),
             )
@@ -487,7 +501,7 @@ class ReloadingContextFactory:
             "TLS certificate loaded from {path}: {subject}, serial {serial},"
             " notAfter {notAfter}, {chainLength} chain certificate(s),"
             " {clientCACount} client CA(s)",
-            path=self.files.certificateFile,
+            path=escapeControls(self.files.certificateFile),
             subject=info.subject,
             serial=info.serialHex,
             notAfter=info.notAfter.isoformat(),

@@ -46,7 +46,7 @@ from ._devcert import (
     ensureDevelopmentCertificate,
 )
 from ._endpoint import ReloadingServerEndpoint
-from ._errors import CredentialError
+from ._errors import CredentialError, shortened
 
 __all__ = [
     "DEFAULT_PORT",
@@ -433,12 +433,14 @@ def makeService(options: Options) -> service.IService:
         )
     except (OSError, CredentialError) as e:
         raise SystemExit(
-            f"tlshello: cannot create the development certificate: {e}"
+            f"tlshello: cannot use the development certificate: {e}"
         ) from None
     site = Site(HelloResource())
     top = _HelloService(plan.development)
     for description in plan.descriptions:
-        endpoint = _parseListener(reactor, description, f"--listen {description}: ")
+        endpoint = _parseListener(
+            reactor, description, f"--listen {shortened(description)}: "
+        )
         top.addListener(endpoint, site, description)
     if plan.shortcut is None:
         return top

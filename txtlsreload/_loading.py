@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from OpenSSL import crypto
 
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls, quoted
 from ._limits import checkKeyDerivation, keySizeProblem
 from ._refusals import ValidityRefusal
 
@@ -145,10 +145,14 @@ class CredentialFiles:
         return seen
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FileContents:
     """
     The bytes of every credential file, read in one go.
+
+    Its C{repr} names the files and their sizes only: error reporters that
+    record the local variables of a traceback (Sentry, C{pytest -l}) would
+    otherwise record the private key.
 
     @ivar files: What was read.
     @ivar contents: Each path's bytes.
@@ -160,11 +164,22 @@ class FileContents:
     contents: dict[str, bytes]
     digest: bytes
 
+    def __repr__(self) -> str:
+        sizes = ", ".join(
+            f"{quoted(path)}: {len(data)} bytes" for path, data in self.contents.items()
+        )
+        return f"<FileContents {{{sizes}}}>"
+
 
 @dataclass(frozen=True)
 class CertificateInfo:
     """
     What an operator wants to know about a served certificate.
+
+    The subject and names are whatever the certificate's issuer wrote, so
+    they are kept with control characters (newlines, terminal escapes, bidi
+    overrides) escaped as C{repr} escapes them: they end up in log lines,
+    results and status pages.
 
     @ivar subject: The subject as an RFC 4514 string.
     @ivar subjectAltNames: DNS names, IP addresses, URIs and e-mail addresses.
@@ -197,7 +212,7 @@ class CertificateInfo:
         """
         fingerprint = certificate.fingerprint(hashes.SHA256()).hex().upper()
         return cls(
-            subject=certificate.subject.rfc4514_string(),
+            subject=escapeControls(certificate.subject.rfc4514_string()),
             subjectAltNames=_subjectAltNames(certificate),
             serialNumber=certificate.serial_number,
             fingerprintSHA256=":".join(
@@ -365,7 +380,7 @@ def _parseCredentialFiles(read: FileContents, passphrase: bytes | None) -> Crede
         raise CredentialError(
             files.privateKeyFile,
             f"private key does not match the certificate in {files.certificateFile}"
-            f" (subject {leaf.subject.rfc4514_string()!r})",
+            f" (subject {quoted(leaf.subject.rfc4514_string())})",
         )
 
     _proveKeyWorks(files.privateKeyFile, privateKey, leaf)
@@ -776,4 +791,4 @@ def _subjectAltNames(certificate: x509.Certificate) -> tuple[str, ...]:
             names.append(f"URI:{value}")
         elif isinstance(name, x509.RFC822Name):
             names.append(f"email:{value}")
-    return tuple(names)
+    return tuple(escapeControls(name) for name in names)

@@ -36,6 +36,7 @@ from typing import Any
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from ._errors import escapeControls
 from ._inotify import InotifyUnavailable, existingHubFor, hubFor
 from ._registry import IReloadable
 
@@ -239,7 +240,11 @@ class FileWatcher:
         self._retryCall: IDelayedCall | None = None
 
     def __repr__(self) -> str:
-        return f"<FileWatcher of {self._reloadable!r} every {self.pollInterval}s>"
+        # getattr: a constructor that refused its arguments leaves a
+        # half-made object, which error reporters still repr.
+        reloadable = getattr(self, "_reloadable", None)
+        interval = getattr(self, "pollInterval", None)
+        return f"<FileWatcher of {reloadable!r} every {interval}s>"
 
     def start(self) -> None:
         """
@@ -456,7 +461,9 @@ class FileWatcher:
             self._log.info(
                 "inotify cannot watch {directories}; the poll every "
                 "{interval:g}s covers changes there",
-                directories=", ".join(sorted(unwatchable - self._unwatchable)),
+                directories=escapeControls(
+                    ", ".join(sorted(unwatchable - self._unwatchable))
+                ),
                 interval=self.pollInterval,
             )
         self._unwatchable = unwatchable
