@@ -172,9 +172,9 @@ def _manyNames(count: int) -> dict[str, bytes]:
     return _leafCase(certificate.public_bytes(serialization.Encoding.PEM), _keyPEM(key))
 
 
-def _hugeRSA() -> dict[str, bytes]:
+def _hugeRSA(bits: int = 32768) -> dict[str, bytes]:
     signer = ec.generate_private_key(ec.SECP256R1())
-    key = _slowRSAKey(32768)
+    key = _slowRSAKey(bits)
     return _leafCase(_certificate(key.public_key(), signer, "localhost"), _keyPEM(key))
 
 
@@ -233,6 +233,10 @@ CASES: dict[str, tuple[str, _Case]] = {
     "rsa-32768-certificate": (
         "certificate with an RSA-32768 key",
         _hugeRSA,
+    ),
+    "rsa-8192-not-prime": (
+        "RSA-8192 key whose factors are not prime",
+        lambda: _hugeRSA(8192),
     ),
     "rsa-32768-key": (
         "RSA-32768 key, ECDSA certificate",

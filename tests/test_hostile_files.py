@@ -324,12 +324,17 @@ _CASES: dict[str, tuple[Callable[[], tuple[bytes, bytes]], str, str]] = {
     "rsa-32768-certificate": (
         lambda: _rsaCertificate(32768),
         "cert",
-        "32768 bits is too large (at most 16384",
+        "PEM block 1: RSA key of 32768 bits is too large (at most 16384",
+    ),
+    "rsa-16384-certificate": (
+        lambda: _rsaCertificate(16384),
+        "cert",
+        "16384 bits is too large to serve (at most 8192",
     ),
     "rsa-32768-key": (
         _hugeRSAKeyOnly,
         "key",
-        "32768 bits is too large (at most 16384",
+        "32768 bits is too large to serve (at most 8192",
     ),
     "pbkdf2-5M-iterations": (
         lambda: (_ecCertificateAndKey()[0], _pbkdf2Key(5_000_000)),
@@ -462,6 +467,42 @@ class TestRealWorldCases:
         served = handshake(server, credentials.creatorFor("localhost"))
         assert served.succeeded, served.failureText()
         assert served.roundTrip(b"ping") == b"ping"
+
+
+class TestCABundles:
+    """
+    Certificates that are only verified against may have larger keys than
+    those served, up to a limit.
+    """
+
+    @pytest.mark.parametrize(
+        ("bits", "refused"), [(16384, False), (32768, True)], ids=["16384", "32768"]
+    )
+    def test_largeCAKey(
+        self, tmp_path: Path, ca: trustme.CA, bits: int, refused: bool
+    ) -> None:
+        """
+        A client-CA bundle may hold an RSA-16384 CA (verifying with it is
+        cheap); an RSA-32768 one is refused, naming its block and the limit.
+        """
+        files = _Files(ca, tmp_path)
+        bundle = tmp_path / "clients.pem"
+        bundle.write_bytes(ca.cert_pem.bytes() + _rsaCertificate(bits)[0])
+        if not refused:
+            factory = ReloadingContextFactory(
+                str(files.cert), str(files.key), clientCAFile=str(bundle)
+            )
+            assert len(factory.files.paths()) == 3
+            return
+        with pytest.raises(CredentialError) as raised:
+            ReloadingContextFactory(
+                str(files.cert), str(files.key), clientCAFile=str(bundle)
+            )
+        assert raised.value.path == str(bundle)
+        assert raised.value.reason == (
+            "PEM block 2: RSA key of 32768 bits is too large"
+            " (at most 16384 bits are accepted)"
+        )
 
 
 class TestPaths:

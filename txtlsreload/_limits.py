@@ -10,7 +10,7 @@ seconds) and an encrypted key whose key derivation is set to run millions
 of times.  Both are refused here, from numbers read before the expensive
 work starts, with a message saying the figure and the limit.
 
-The limits sit well above what real tools write: CAs issue RSA keys of up
+The limits sit at or above what real tools write: CAs issue RSA keys of up
 to 4096 bits (8192 at most); OpenSSL 3 and cryptography encrypt keys with
 2,048 PBKDF2 iterations, PKCS#12 tools with 2,048 to 10,000, and
 C{openssl pkcs8 -scrypt} with N=16384, r=8, p=1.
@@ -33,14 +33,21 @@ __all__ = [
     "MAX_KDF_ITERATIONS",
     "MAX_RSA_BITS",
     "MAX_SCRYPT_COST",
+    "MAX_SERVABLE_RSA_BITS",
     "MIN_EC_BITS",
     "MIN_RSA_BITS",
     "checkKeyDerivation",
     "keySizeProblem",
 ]
 
-# Signing with a 16384-bit key takes about 0.3 s, with 32768 bits 15 s.
-# Refusing above this keeps any key that loads at all cheap to check.
+# A reload signs once with the key it is to serve (the proof that the key
+# works), and so does every handshake: about 1 ms with RSA 2048, 5 ms with
+# 4096, 50 ms with 8192, about 0.4 s with 16384 and several seconds with
+# 32768 bits.  Keys that are not really RSA keys (factors that are not
+# prime) cost OpenSSL four times as much, as it falls back from CRT.
+MAX_SERVABLE_RSA_BITS = 8192
+# Public keys in chains and CA bundles are only ever used to verify, which is
+# cheap (the public exponent is small) up to OpenSSL's own limit.
 MAX_RSA_BITS = 16384
 # OpenSSL's default security level refuses smaller keys when a context is
 # built ("ee key too small"); saying so up front names the real problem.
@@ -71,11 +78,18 @@ def keySizeProblem(
 ) -> str | None:
     """
     Say why C{key} is too large to use cheaply, or (when it is to serve TLS,
-    C{servable}) too small for OpenSSL to accept; L{None} if neither.
+    C{servable}: a leaf certificate's key, or a private key) too small for
+    OpenSSL to accept or too large to sign with on every handshake; L{None}
+    if neither.
     """
     if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey | dsa.DSAPublicKey):
         bits = key.key_size
         kind = "RSA" if not isinstance(key, dsa.DSAPublicKey) else "DSA"
+        if servable and bits > MAX_SERVABLE_RSA_BITS:
+            return (
+                f"{kind} key of {bits} bits is too large to serve (at most"
+                f" {MAX_SERVABLE_RSA_BITS} bits: every handshake signs with it)"
+            )
         if bits > MAX_RSA_BITS:
             return (
                 f"{kind} key of {bits} bits is too large"
