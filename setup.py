@@ -37,10 +37,17 @@ setup(
         "cryptography>=43",
     ],
     extras_require={
+        # Prometheus metrics: txtlsreload.MetricsCollector and /metrics.
+        "metrics": ["prometheus-client>=0.20"],
         "test": [
             "pytest>=8",
             "trustme>=1.2",
             "hypothesis>=6.100",
+            "prometheus-client>=0.20",
+            # The host programs of the operating how-tos, which tests run.
+            "daphne>=4",
+            "klein>=23",
+            "treq>=23",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
@@ -52,6 +59,7 @@ setup(
             "mypy-zope>=1.0",
             "ruff>=0.6",
             "sphinx>=7",
+            "prometheus-client>=0.20",
         ],
     },
     classifiers=[

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -259,7 +260,8 @@ class ReloadingClientCredentials:
                 changed=True,
                 clientCertificate=self._material.clientCertificate,
                 trustedCAs=self._material.trustedCAs,
-            )
+            ),
+            owner=self,
         )
         self._logLoaded(self._material)
         register(self)
@@ -298,6 +300,15 @@ class ReloadingClientCredentials:
         """
         return self._material.trustedCAs
 
+    @property
+    def trustedCertificates(self) -> tuple[CertificateInfo, ...] | None:
+        """
+        The CA certificates new connections trust, or L{None} when they
+        trust the platform's trust store.
+        """
+        cas = self._material.caCertificates
+        return None if cas is None else tuple(map(CertificateInfo.fromCertificate, cas))
+
     def watchedPaths(self) -> list[str]:
         """
         Every file a reload reads: CA bundle, client certificate, key and
@@ -335,6 +346,7 @@ class ReloadingClientCredentials:
             previous one again (for watchers retrying a half-done rotation).
         @return: What happened.
         """
+        started = time.monotonic()
         current = self._material
         try:
             digest, caData, clientRead = self._read()
@@ -369,7 +381,7 @@ class ReloadingClientCredentials:
                 current,
                 quietIfRepeated,
             )
-        self._history.record(result)
+        self._history.record(result, started)
         return result
 
     def addReloadCallbacks(

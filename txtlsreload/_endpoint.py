@@ -56,6 +56,7 @@ from ._descriptions import (
 )
 from ._errors import CredentialError, quoted
 from ._factory import ClientAuth, ReloadingContextFactory
+from ._operations import ensureOperations
 from ._registry import IReloadable
 from ._sighup import ensureProcessWideSIGHUP, joinProcessWideSIGHUP
 from ._watching import FileWatcher, watcherForEndpoint
@@ -217,9 +218,14 @@ class ReloadingServerEndpoint:
                 self._reactor, self.contextFactory, "listen", self._ensureSIGHUP
             )
         listening = self._tlsEndpoint.listen(protocolFactory)
+        listening.addCallback(self._startOperations)
         if self.watch or self.interval:
             listening.addCallback(self._startWatching)
         return listening
+
+    def _startOperations(self, port: IListeningPort) -> IListeningPort:
+        ensureOperations(self._reactor)
+        return port
 
     def _startWatching(self, port: IListeningPort) -> IListeningPort | Deferred[Any]:
         """

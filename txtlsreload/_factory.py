@@ -14,6 +14,7 @@ Connections that already finished their handshake keep the context they got.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -218,7 +219,8 @@ class ReloadingContextFactory:
             raise _contextRefused(files.certificateFile, e) from None
         self._dispatchContext = self._buildDispatchContext()
         self._history = ReloadHistory(
-            ReloadResult(succeeded=True, changed=True, certificate=credentials.info)
+            ReloadResult(succeeded=True, changed=True, certificate=credentials.info),
+            owner=self,
         )
         self._logInstalled(credentials)
         register(self)
@@ -263,6 +265,17 @@ class ReloadingContextFactory:
         The certificate new handshakes are getting now.
         """
         return self._installed.credentials.info
+
+    @property
+    def clientCAs(self) -> tuple[CertificateInfo, ...]:
+        """
+        The CA certificates trusted to issue client certificates now; empty
+        when client certificates are not asked for.
+        """
+        return tuple(
+            CertificateInfo.fromCertificate(ca)
+            for ca in self._installed.credentials.clientCAs
+        )
 
     def watchedPaths(self) -> list[str]:
         """
@@ -339,6 +352,7 @@ class ReloadingContextFactory:
         clientAuth: ClientAuth | None,
         quietIfRepeated: bool,
     ) -> ReloadResult:
+        started = time.monotonic()
         installed = self._installed
         current = installed.credentials
         try:
@@ -379,7 +393,7 @@ class ReloadingContextFactory:
             result = self._failed(
                 _contextRefused(files.certificateFile, e), current, quietIfRepeated
             )
-        self._history.record(result)
+        self._history.record(result, started)
         return result
 
     def addReloadCallbacks(

@@ -47,6 +47,8 @@ from ._devcert import (
 )
 from ._endpoint import ReloadingServerEndpoint
 from ._errors import CredentialError, shortened
+from ._operations import ensureOperations
+from ._status import adminResource
 
 __all__ = [
     "DEFAULT_PORT",
@@ -115,6 +117,14 @@ class Options(usage.Options):
             None,
             None,
             "PEM bundle of CAs; clients must present a certificate from one.",
+        ],
+        [
+            "admin",
+            None,
+            None,
+            "Also serve /metrics (Prometheus) and /status (JSON) over plain HTTP"
+            " on this endpoint description, e.g. tcp:9100:interface=127.0.0.1."
+            " For operators only: never the public port. [default: off]",
         ],
     ]
 
@@ -236,9 +246,12 @@ class _AnnouncingEndpoint:
     Log where a listener can be reached once it listens.
     """
 
-    def __init__(self, endpoint: IStreamServerEndpoint, description: str) -> None:
+    def __init__(
+        self, endpoint: IStreamServerEndpoint, description: str, admin: bool = False
+    ) -> None:
         self._endpoint = endpoint
         self._description = description
+        self._admin = admin
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
         listening = self._endpoint.listen(protocolFactory)
@@ -247,6 +260,16 @@ class _AnnouncingEndpoint:
 
     def _announce(self, port: IListeningPort) -> IListeningPort:
         host = port.getHost()
+        if self._admin:
+            url = _url(host, tls=False)
+            _log.info(
+                "Admin listener (operators only) on {address}: {url}metrics"
+                " and {url}status",
+                address=_address(host),
+                url=url,
+                description=self._description,
+            )
+            return port
         _log.info(
             "Listening on {address}: {url}",
             address=_address(host),
@@ -299,14 +322,17 @@ class _HelloService(service.MultiService):
         endpoint: IStreamServerEndpoint,
         factory: IProtocolFactory,
         description: str,
+        admin: bool = False,
     ) -> None:
         """
         Listen on C{endpoint} when the service starts.
+
+        @param admin: This is the operators' plain-HTTP listener.
         """
         if isinstance(endpoint, ReloadingServerEndpoint):
             self.rotatable.append(endpoint)
         listener = StreamServerEndpointService(
-            _AnnouncingEndpoint(endpoint, description), factory
+            _AnnouncingEndpoint(endpoint, description, admin), factory
         )
         # As strports.service does for twistd web: a port that cannot be
         # bound stops the start-up, instead of being logged and skipped.
@@ -322,6 +348,11 @@ class _HelloService(service.MultiService):
     def startService(self) -> None:
         with _listenErrorsEndStartup():
             super().startService()
+        # Once per process, whether or not a tlsreload: listener did it:
+        # expiry warnings, and READY=1 under systemd once the reactor runs.
+        from twisted.internet import reactor
+
+        ensureOperations(reactor)
         # Logged here rather than when the service is made: twistd forks into
         # the background in between, and the process id must be the final one.
         development = self._development
@@ -443,6 +474,7 @@ def makeService(options: Options) -> service.IService:
         )
         top.addListener(endpoint, site, description)
     if plan.shortcut is None:
+        _addAdmin(top, reactor, options)
         return top
     # The user never saw this description (only the files in it are theirs),
     # so its errors are shown without it.
@@ -453,6 +485,7 @@ def makeService(options: Options) -> service.IService:
         keyHint=options["cert"] is not None and options["key"] is None,
     )
     top.addListener(shortcut, site, plan.shortcut)
+    _addAdmin(top, reactor, options)
     # Always true, as the shortcut is a tlsreload: description; the check
     # tells the type checker so.
     if isinstance(shortcut, ReloadingServerEndpoint):
@@ -470,6 +503,19 @@ def makeService(options: Options) -> service.IService:
                 f"{plan.shortcut} (also on {interface})",
             )
     return top
+
+
+def _addAdmin(top: _HelloService, reactor: object, options: Options) -> None:
+    """
+    Add the C{--admin} listener, if asked for.
+    """
+    description = options["admin"]
+    if description is None:
+        return
+    endpoint = _parseListener(
+        reactor, description, f"--admin {shortened(description)}: "
+    )
+    top.addListener(endpoint, Site(adminResource()), description, admin=True)
 
 
 def _parseListener(
