@@ -45,6 +45,7 @@ setup(
         "test": [
             "pytest>=8",
             "trustme>=1.2",
+            "hypothesis>=6.100",
             "prometheus-client>=0.20",
             "sphinx>=7.4",
             "myst-parser>=3",
@@ -58,6 +59,7 @@ setup(
         "dev": [
             "pytest>=8",
             "trustme>=1.2",
+            "hypothesis>=6.100",
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "ruff>=0.6",

@@ -35,7 +35,6 @@ from weakref import WeakSet
 
 from cryptography import x509
 from OpenSSL import SSL
-from OpenSSL.crypto import X509
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import (
     Certificate,
@@ -56,7 +55,7 @@ from ._loading import (
     Credentials,
     FileContents,
     acceptValidity,
-    certificatesIn,
+    certificatesWithOpenSSLIn,
     checkPassphrase,
     optionalAbsolutePath,
     parseCredentialFiles,
@@ -64,6 +63,7 @@ from ._loading import (
     readFile,
     utcNow,
 )
+from ._refusals import RefusedContents
 from ._registry import IReloadable, register
 from ._serveridentity import ServerIdentity, VerifyingClientCreator
 
@@ -251,6 +251,7 @@ class ReloadingClientCredentials:
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
         self._creators: WeakSet[ReloadingClientContextFactory] = WeakSet()
+        self._refused = RefusedContents()
 
         try:
             self._material = self._parse(*self._read(), initial=True)
@@ -366,7 +367,10 @@ class ReloadingClientCredentials:
                         paths=self.watchedPaths(),
                     )
             else:
-                material = self._parse(digest, caData, clientRead, initial=False)
+                material = self._refused.attempt(
+                    digest,
+                    lambda: self._parse(digest, caData, clientRead, initial=False),
+                )
                 self._install(material)
                 self._logLoaded(material)
                 result = self._result(material, changed=True)
@@ -448,14 +452,12 @@ class ReloadingClientCredentials:
         """
         caCertificates = None
         if self.caCertsFile is not None and caData is not None:
-            caCertificates = tuple(
-                certificatesIn(self.caCertsFile, caData, "CA certificate")
+            certificates, openSSLCertificates = certificatesWithOpenSSLIn(
+                self.caCertsFile, caData, "CA certificate"
             )
+            caCertificates = tuple(certificates)
             trustRoot = trustRootFromCertificates(  # type: ignore[no-untyped-call]
-                [
-                    Certificate(X509.from_cryptography(ca))  # type: ignore[no-untyped-call]
-                    for ca in caCertificates
-                ]
+                [Certificate(ca) for ca in openSSLCertificates]  # type: ignore[no-untyped-call]
             )
         else:
             trustRoot = platformTrust()  # type: ignore[no-untyped-call]

@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Literal
 
 from OpenSSL import SSL
-from OpenSSL.crypto import X509
 from twisted.internet.interfaces import (
     IOpenSSLContextFactory,
     IOpenSSLServerConnectionCreator,
@@ -44,6 +43,7 @@ from ._loading import (
     readCredentialFiles,
     utcNow,
 )
+from ._refusals import RefusedContents
 from ._registry import IReloadable, register
 
 __all__ = ["ClientAuth", "ReloadResult", "ReloadingContextFactory"]
@@ -128,6 +128,15 @@ def _effectiveClientAuth(
     return clientAuth
 
 
+def _contextRefused(path: str, error: Exception) -> CredentialError:
+    """
+    Blame C{path} for a context that could not be built from checked files.
+    """
+    return CredentialError(
+        path, f"could not build a TLS context: {type(error).__name__}: {error}"
+    )
+
+
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
 class ReloadingContextFactory:
     """
@@ -198,6 +207,7 @@ class ReloadingContextFactory:
         )
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
+        self._refused = RefusedContents()
 
         try:
             read = readCredentialFiles(files, self._passphrase)
@@ -211,7 +221,10 @@ class ReloadingContextFactory:
             # error reporters (Sentry, pytest -l) record every frame's locals:
             # the traceback starts here, where nothing local is secret.
             raise e.with_traceback(None) from None
-        self._installed = self._install(credentials, files, clientAuth)
+        try:
+            self._installed = self._install(credentials, files, clientAuth)
+        except Exception as e:
+            raise _contextRefused(files.certificateFile, e) from None
         self._dispatchContext = self._buildDispatchContext()
         self._history = ReloadHistory(
             ReloadResult(
@@ -372,10 +385,13 @@ class ReloadingContextFactory:
                         serial=current.info.serialHex,
                     )
             else:
-                credentials = self._check(
-                    parseCredentialFiles(read, self._passphrase),
-                    current.info,
-                    files.certificateFile,
+                credentials = self._refused.attempt(
+                    read.digest,
+                    lambda: self._check(
+                        parseCredentialFiles(read, self._passphrase),
+                        current.info,
+                        files.certificateFile,
+                    ),
                 )
                 self._installed = self._install(credentials, files, clientAuth)
                 self._logInstalled(credentials)
@@ -388,12 +404,7 @@ class ReloadingContextFactory:
             # Building the context found a problem the checks did not; report
             # it like any other refusal rather than let it escape.
             result = self._failed(
-                CredentialError(
-                    files.certificateFile,
-                    f"could not build a TLS context: {type(e).__name__}: {e}",
-                ),
-                current,
-                quietIfRepeated,
+                _contextRefused(files.certificateFile, e), current, quietIfRepeated
             )
         self._history.record(result, started)
         return result
@@ -454,7 +465,7 @@ class ReloadingContextFactory:
         """
         clientCAs = None
         if credentials.clientCAs:
-            clientCAs = [X509.from_cryptography(ca) for ca in credentials.clientCAs]
+            clientCAs = list(credentials.openSSLClientCAs)
         options = CertificateOptions(
             # CertificateOptions' annotations say pyOpenSSL objects, but the
             # context takes cryptography ones without deprecation warnings.
