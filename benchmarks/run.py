@@ -16,11 +16,13 @@ What it measures (see docs/benchmarks.rst for the method and the figures):
  4. memory and live C{SSL.Context} objects over thousands of reloads;
  5. how long one reload blocks the reactor (ECDSA; RSA 4096 with a long
     chain);
- 6. plots: throughput and failures over the rotation run, reload latency
+ 6. how long one reload of a hostile or huge file blocks the reactor
+    (C{hostile.py});
+ 7. plots: throughput and failures over the rotation run, reload latency
     distribution, per-round handshake cost;
- 7. the SNI certificate store at 1 to 10,000 names beside Twisted's C{tls:}
+ 8. the SNI certificate store at 1 to 10,000 names beside Twisted's C{tls:}
     (C{sni.py}, which also runs on its own);
- 8. session resumption with C{sessions=yes}: server CPU per resumed ÷ full
+ 9. session resumption with C{sessions=yes}: server CPU per resumed ÷ full
     handshake, and the resumption rate across rotations under load
     (C{sessions.py}, which also runs on its own).
 
@@ -47,6 +49,8 @@ from _latency import measureReloadLatency
 from _processes import Processes, escapeEndpoint, tlsreloadEndpointPrefix
 from _report import environment, markdownReport, plotAll, summaryRows
 from _rotation import measureRotation
+from hostile import CASES as HOSTILE_CASES
+from hostile import runAll as runHostile
 
 HERE = Path(__file__).resolve().parent
 
@@ -56,6 +60,7 @@ BENCHMARKS = (
     "rotation",
     "memory",
     "reloadtime",
+    "hostile",
     "sni",
     "sessions",
 )
@@ -77,6 +82,8 @@ class Settings:
     memoryBaselineAt: int
     reloadTimeECDSA: int
     reloadTimeRSA4096: int
+    hostileCases: tuple[str, ...]
+    hostileRepeat: int
     #: The SNI store's run (benchmarks/sni.py): 1 and 200 names when quick;
     #: also the session benchmark's quick variant (benchmarks/sessions.py).
     sniQuick: bool
@@ -100,6 +107,8 @@ QUICK = Settings(
     memoryBaselineAt=100,
     reloadTimeECDSA=20,
     reloadTimeRSA4096=2,
+    hostileCases=("begin-lines-1m", "rsa-32768-key", "pbkdf2-5m"),
+    hostileRepeat=1,
     sniQuick=True,
 )
 
@@ -121,6 +130,8 @@ FULL = Settings(
     memoryBaselineAt=100,
     reloadTimeECDSA=500,
     reloadTimeRSA4096=40,
+    hostileCases=tuple(HOSTILE_CASES),
+    hostileRepeat=3,
     sniQuick=False,
 )
 
@@ -292,6 +303,12 @@ def runAll(
                 )
             results["reloadtime"] = entries
 
+        def hostile() -> None:
+            progress(f"hostile files: {len(settings.hostileCases)} cases")
+            results["hostile"] = runHostile(
+                60.0, list(settings.hostileCases), settings.hostileRepeat
+            )
+
         def sniStore() -> None:
             import sni
 
@@ -314,6 +331,8 @@ def runAll(
                 attempt("memory", memory)
             if "reloadtime" in only:
                 attempt("reactor time per reload", reloadTime)
+            if "hostile" in only:
+                attempt("hostile files", hostile)
             if "sni" in only:
                 attempt("SNI certificate store", sniStore)
             if "sessions" in only:

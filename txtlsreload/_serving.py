@@ -47,6 +47,9 @@ __all__ = [
     "buildContext",
 ]
 
+#: Whether a server requires client certificates (C{"required"}) or asks for
+#: them but serves clients without one (C{"optional"}); an untrusted
+#: certificate is refused either way.
 ClientAuth = Literal["required", "optional"]
 
 VERIFY_MODES: dict[ClientAuth | None, int] = {
