@@ -226,14 +226,11 @@ class CertificateInfo:
         Describe C{certificate}, a copy that will be thrown away (reading it
         makes it bigger).
         """
-        fingerprint = certificate.fingerprint(hashes.SHA256()).hex().upper()
         return cls(
             subject=escapeControls(certificate.subject.rfc4514_string()),
             subjectAltNames=_subjectAltNames(certificate),
             serialNumber=certificate.serial_number,
-            fingerprintSHA256=":".join(
-                fingerprint[i : i + 2] for i in range(0, len(fingerprint), 2)
-            ),
+            fingerprintSHA256=certificate.fingerprint(hashes.SHA256()).hex(":").upper(),
             notBefore=certificate.not_valid_before_utc,
             notAfter=certificate.not_valid_after_utc,
         )
