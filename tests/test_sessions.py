@@ -221,7 +221,15 @@ def store(
         (root / name).mkdir(parents=True)
         writeNamed(ca, root / name, identities)
     return (
-        ReloadingCertificateStore(str(root), reactor=_clock(), **options),  # type: ignore[arg-type]
+        # Not registered for SIGHUP: Twisted's log buffer keeps the store
+        # alive after the test, and a later test's SIGHUP would start a
+        # stepped reload on this test clock, which never advances.
+        ReloadingCertificateStore(
+            str(root),
+            reactor=_clock(),
+            processWide=False,
+            **options,  # type: ignore[arg-type]
+        ),
         root,
     )
 

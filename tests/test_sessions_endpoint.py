@@ -13,7 +13,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from cryptography import x509
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.testing import MemoryReactorClock
 
-from txtlsreload import ReloadingCertificateStore, ReloadingContextFactory
+from txtlsreload import ReloadingContextFactory
 
 from .peers import writeCA
 from .processes import SCRIPTS, startPython, stop, waitFor
@@ -56,23 +55,6 @@ class TestDescriptions:
         factory = endpoint.contextFactory  # type: ignore[attr-defined]
         assert isinstance(factory, ReloadingContextFactory)
         assert _resumes(ca, factory) is sessions
-
-    def test_store(self, ca: trustme.CA, tmp_path: Path) -> None:
-        """
-        sessions=yes with certificates= gives a store that resumes sessions.
-        """
-        (tmp_path / "a").mkdir()
-        writeNamed(ca, tmp_path / "a", ("a.example",))
-        reactor = MemoryReactorClock()
-        # The store reads the time from its reactor: make it now, not 1970.
-        reactor.advance(time.time())
-        endpoint = serverFromString(
-            reactor,
-            f"tlsreload:0:certificates={tmp_path}:sessions=yes:sessionTimeout=60",
-        )
-        factory = endpoint.contextFactory  # type: ignore[attr-defined]
-        assert isinstance(factory, ReloadingCertificateStore)
-        assert _resumes(ca, factory) is True
 
     @pytest.mark.parametrize(
         ("options", "message"),

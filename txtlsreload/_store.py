@@ -126,6 +126,7 @@ class ReloadingCertificateStore:
         reactor: IReactorTime | None = None,
         sessions: bool = False,
         sessionTimeout: int = DEFAULT_SESSION_TIMEOUT,
+        processWide: bool = True,
     ) -> None:
         """
         Load every certificate under C{directory} and prepare to serve them.
@@ -164,6 +165,8 @@ class ReloadingCertificateStore:
             discard them.
         @param sessionTimeout: Seconds a session stays resumable, with
             C{sessions} (default 7200).
+        @param processWide: Register for process-wide reload triggers such as
+            L{txtlsreload.reloadOnSIGHUP}, as L{ReloadingContextFactory} does.
 
         @raise CredentialError: If any file is unusable, or nothing at all
             can be served.
@@ -225,7 +228,8 @@ class ReloadingCertificateStore:
             directory=self._reader.root,
             names=result.names,
         )
-        register(self)
+        if processWide:
+            register(self)
 
     def __repr__(self) -> str:
         return (
