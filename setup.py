@@ -39,24 +39,33 @@ setup(
     extras_require={
         # Prometheus metrics: txtlsreload.MetricsCollector and /metrics.
         "metrics": ["prometheus-client>=0.20"],
+        # Sphinx and myst-parser: tests/test_docs.py builds the docs.  Klein
+        # and Twisted's http2 extra: tests/test_recipes.py runs those recipes;
+        # Daphne, Klein and treq: the operating how-tos, which tests run.
         "test": [
             "pytest>=8",
             "trustme>=1.2",
+            "hypothesis>=6.100",
             "prometheus-client>=0.20",
-            # The host programs of the operating how-tos, which tests run.
+            "sphinx>=7.4",
+            "myst-parser>=3",
             "daphne>=4",
-            "klein>=23",
+            "klein>=24.8",
             "treq>=23",
+            "twisted[http2]>=26.4",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
         "dev": [
             "pytest>=8",
             "trustme>=1.2",
+            "hypothesis>=6.100",
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "ruff>=0.6",
-            "sphinx>=7",
+            "sphinx>=7.4",
+            # The changelog page includes CHANGELOG.md.
+            "myst-parser>=3",
             "prometheus-client>=0.20",
         ],
     },

@@ -16,10 +16,10 @@ What it measures (see docs/benchmarks.rst for the method and the figures):
  4. memory and live C{SSL.Context} objects over thousands of reloads;
  5. how long one reload blocks the reactor (ECDSA; RSA 4096 with a long
     chain);
- 6. plots: throughput and failures over the rotation run, reload latency
-    distribution, per-round handshake cost;
- 7. the SNI certificate store at 1 to 10,000 names beside Twisted's C{tls:}
-    (C{sni.py}, which also runs on its own).
+ 6. how long one reload of a hostile or huge file blocks the reactor
+    (C{hostile.py});
+ 7. plots: throughput and failures over the rotation run, reload latency
+    distribution, per-round handshake cost.
 
 Everything runs on 127.0.0.1 with certificates made for this run in a
 temporary directory; every child process is stopped at the end.
@@ -44,10 +44,20 @@ from _latency import measureReloadLatency
 from _processes import Processes, escapeEndpoint, tlsreloadEndpointPrefix
 from _report import environment, markdownReport, plotAll, summaryRows
 from _rotation import measureRotation
+from hostile import CASES as HOSTILE_CASES
+from hostile import runAll as runHostile
 
 HERE = Path(__file__).resolve().parent
 
-BENCHMARKS = ("handshakes", "latency", "rotation", "memory", "reloadtime", "sni")
+BENCHMARKS = (
+    "handshakes",
+    "latency",
+    "rotation",
+    "memory",
+    "reloadtime",
+    "hostile",
+    "sni",
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class Settings:
     memoryBaselineAt: int
     reloadTimeECDSA: int
     reloadTimeRSA4096: int
+    hostileCases: tuple[str, ...]
+    hostileRepeat: int
     #: The SNI store's run (benchmarks/sni.py): 1 and 200 names when quick.
     sniQuick: bool
 
@@ -88,6 +100,8 @@ QUICK = Settings(
     memoryBaselineAt=100,
     reloadTimeECDSA=20,
     reloadTimeRSA4096=2,
+    hostileCases=("begin-lines-1m", "rsa-32768-key", "pbkdf2-5m"),
+    hostileRepeat=1,
     sniQuick=True,
 )
 
@@ -109,6 +123,8 @@ FULL = Settings(
     memoryBaselineAt=100,
     reloadTimeECDSA=500,
     reloadTimeRSA4096=40,
+    hostileCases=tuple(HOSTILE_CASES),
+    hostileRepeat=3,
     sniQuick=False,
 )
 
@@ -280,6 +296,12 @@ def runAll(
                 )
             results["reloadtime"] = entries
 
+        def hostile() -> None:
+            progress(f"hostile files: {len(settings.hostileCases)} cases")
+            results["hostile"] = runHostile(
+                60.0, list(settings.hostileCases), settings.hostileRepeat
+            )
+
         def sniStore() -> None:
             import sni
 
@@ -297,6 +319,8 @@ def runAll(
                 attempt("memory", memory)
             if "reloadtime" in only:
                 attempt("reactor time per reload", reloadTime)
+            if "hostile" in only:
+                attempt("hostile files", hostile)
             if "sni" in only:
                 attempt("SNI certificate store", sniStore)
         finally:

@@ -35,7 +35,6 @@ from weakref import WeakSet
 
 from cryptography import x509
 from OpenSSL import SSL
-from OpenSSL.crypto import X509
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import (
     Certificate,
@@ -56,7 +55,7 @@ from ._loading import (
     Credentials,
     FileContents,
     acceptValidity,
-    certificatesIn,
+    certificatesWithOpenSSLIn,
     checkPassphrase,
     optionalAbsolutePath,
     parseCredentialFiles,
@@ -64,6 +63,7 @@ from ._loading import (
     readFile,
     utcNow,
 )
+from ._refusals import RefusedContents
 from ._registry import IReloadable, register
 from ._serveridentity import ServerIdentity, VerifyingClientCreator
 
@@ -89,6 +89,8 @@ class ClientReloadResult:
     @ivar trustedCAs: How many CA certificates are trusted after this reload,
         or L{None} when the platform's trust store is used.
     @ivar error: Why the reload was refused, if it was.
+    @ivar initial: C{True} for the load at construction, which is not a
+        reload: C{str()} then says "loaded", not "reloaded".
     """
 
     succeeded: bool
@@ -96,6 +98,7 @@ class ClientReloadResult:
     clientCertificate: CertificateInfo | None
     trustedCAs: int | None
     error: CredentialError | None = None
+    initial: bool = False
 
     def __str__(self) -> str:
         trusting = (
@@ -111,6 +114,8 @@ class ClientReloadResult:
             )
         if self.error is not None:
             return f"reload failed: {self.error}; still {using}"
+        if self.initial:
+            return f"loaded: {using}"
         if self.changed:
             return f"reloaded: now {using}"
         return f"unchanged: still {using}"
@@ -246,6 +251,7 @@ class ReloadingClientCredentials:
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
         self._creators: WeakSet[ReloadingClientContextFactory] = WeakSet()
+        self._refused = RefusedContents()
 
         try:
             self._material = self._parse(*self._read(), initial=True)
@@ -259,6 +265,7 @@ class ReloadingClientCredentials:
                 changed=True,
                 clientCertificate=self._material.clientCertificate,
                 trustedCAs=self._material.trustedCAs,
+                initial=True,
             ),
             owner=self,
         )
@@ -360,7 +367,10 @@ class ReloadingClientCredentials:
                         paths=self.watchedPaths(),
                     )
             else:
-                material = self._parse(digest, caData, clientRead, initial=False)
+                material = self._refused.attempt(
+                    digest,
+                    lambda: self._parse(digest, caData, clientRead, initial=False),
+                )
                 self._install(material)
                 self._logLoaded(material)
                 result = self._result(material, changed=True)
@@ -442,14 +452,12 @@ class ReloadingClientCredentials:
         """
         caCertificates = None
         if self.caCertsFile is not None and caData is not None:
-            caCertificates = tuple(
-                certificatesIn(self.caCertsFile, caData, "CA certificate")
+            certificates, openSSLCertificates = certificatesWithOpenSSLIn(
+                self.caCertsFile, caData, "CA certificate"
             )
+            caCertificates = tuple(certificates)
             trustRoot = trustRootFromCertificates(  # type: ignore[no-untyped-call]
-                [
-                    Certificate(X509.from_cryptography(ca))  # type: ignore[no-untyped-call]
-                    for ca in caCertificates
-                ]
+                [Certificate(ca) for ca in openSSLCertificates]  # type: ignore[no-untyped-call]
             )
         else:
             trustRoot = platformTrust()  # type: ignore[no-untyped-call]

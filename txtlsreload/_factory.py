@@ -42,6 +42,7 @@ from ._loading import (
     readCredentialFiles,
     utcNow,
 )
+from ._refusals import RefusedContents
 from ._registry import IReloadable, register
 from ._serving import VERIFY_MODES, ClientAuth, Dispatcher, buildContext
 
@@ -58,12 +59,15 @@ class ReloadResult:
     @ivar certificate: The certificate being served after this reload: the new
         one on success, the unchanged old one otherwise.
     @ivar error: Why the reload was refused, if it was.
+    @ivar initial: C{True} for the load at construction, which is not a
+        reload: C{str()} then says "loaded", not "reloaded".
     """
 
     succeeded: bool
     changed: bool
     certificate: CertificateInfo
     error: CredentialError | None = None
+    initial: bool = False
 
     def __str__(self) -> str:
         served = (
@@ -72,6 +76,8 @@ class ReloadResult:
         )
         if self.error is not None:
             return f"reload failed: {self.error}; still serving {served}"
+        if self.initial:
+            return f"loaded: serving {self.certificate.subject} ({served})"
         if self.changed:
             return f"reloaded: now serving {self.certificate.subject} ({served})"
         return f"unchanged: still serving {served}"
@@ -117,6 +123,15 @@ def effectiveClientAuth(
     if clientCAFile is not None and clientAuth is None:
         return "required"
     return clientAuth
+
+
+def _contextRefused(path: str, error: Exception) -> CredentialError:
+    """
+    Blame C{path} for a context that could not be built from checked files.
+    """
+    return CredentialError(
+        path, f"could not build a TLS context: {type(error).__name__}: {error}"
+    )
 
 
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
@@ -175,8 +190,8 @@ class ReloadingContextFactory:
             again on every reload.
         @param now: The wall clock, for tests.
         @param processWide: Register for process-wide reload triggers such as
-            L{txtlsreload.reloadOnSIGHUP}; a L{ReloadingCertificateStore
-            <txtlsreload.ReloadingCertificateStore>} that reloads this
+            L{txtlsreload.reloadOnSIGHUP}; a
+            L{txtlsreload.ReloadingCertificateStore} that reloads this
             factory as its default certificate passes C{False}.
 
         @raise CredentialError: If the files are unusable.
@@ -194,6 +209,7 @@ class ReloadingContextFactory:
         )
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
+        self._refused = RefusedContents()
 
         try:
             read = readCredentialFiles(files, self._passphrase)
@@ -207,9 +223,17 @@ class ReloadingContextFactory:
             # error reporters (Sentry, pytest -l) record every frame's locals:
             # the traceback starts here, where nothing local is secret.
             raise e.with_traceback(None) from None
-        self._dispatcher = Dispatcher(self._install(credentials, files, clientAuth))
+        try:
+            self._dispatcher = Dispatcher(self._install(credentials, files, clientAuth))
+        except Exception as e:
+            raise _contextRefused(files.certificateFile, e) from None
         self._history = ReloadHistory(
-            ReloadResult(succeeded=True, changed=True, certificate=credentials.info),
+            ReloadResult(
+                succeeded=True,
+                changed=True,
+                certificate=credentials.info,
+                initial=True,
+            ),
             owner=self,
         )
         self._logInstalled(credentials)
@@ -382,10 +406,13 @@ class ReloadingContextFactory:
                         serial=current.info.serialHex,
                     )
             else:
-                credentials = self._check(
-                    parseCredentialFiles(read, self._passphrase),
-                    current.info,
-                    files.certificateFile,
+                credentials = self._refused.attempt(
+                    read.digest,
+                    lambda: self._check(
+                        parseCredentialFiles(read, self._passphrase),
+                        current.info,
+                        files.certificateFile,
+                    ),
                 )
                 self._installed = self._install(credentials, files, clientAuth)
                 self._logInstalled(credentials)
@@ -398,12 +425,7 @@ class ReloadingContextFactory:
             # Building the context found a problem the checks did not; report
             # it like any other refusal rather than let it escape.
             result = self._failed(
-                CredentialError(
-                    files.certificateFile,
-                    f"could not build a TLS context: {type(e).__name__}: {e}",
-                ),
-                current,
-                quietIfRepeated,
+                _contextRefused(files.certificateFile, e), current, quietIfRepeated
             )
         self._history.record(result, started)
         return result
@@ -459,7 +481,7 @@ class ReloadingContextFactory:
     def _buildContext(
         self, credentials: Credentials, clientAuth: ClientAuth | None
     ) -> SSL.Context:
-        return buildContext((credentials,), credentials.clientCAs, clientAuth)
+        return buildContext((credentials,), credentials.openSSLClientCAs, clientAuth)
 
     def _failed(
         self, error: CredentialError, current: Credentials, quietIfRepeated: bool

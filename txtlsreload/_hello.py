@@ -458,7 +458,32 @@ class _StartupFailed(SystemExit, Exception):
     instead of a traceback; and an L{Exception}, so that twistd running as a
     daemon still catches it and hands its message to the parent process,
     which reports it to the user's terminal.
+
+    That hand-over sends C{"1 " + traceback.format_exception_only(...)}, cut
+    to 100 bytes, and the parent shows its repr.  Named C{tlshello} in
+    C{builtins}, the exception's line reads C{tlshello: <message>}, as the
+    interpreter prints it without a daemon, instead of starting with this
+    private class's dotted name and losing the end of the reason.
     """
+
+    def __init__(self, message: str) -> None:
+        # The interpreter prints SystemExit's code; twistd prints the class
+        # name, then str(): give each the prefix once.
+        super().__init__(f"tlshello: {message}")
+        self._message = message
+
+    def __str__(self) -> str:
+        return self._message
+
+
+_StartupFailed.__module__ = "builtins"
+_StartupFailed.__qualname__ = _StartupFailed.__name__ = "tlshello"
+
+
+def _cannotListen(interface: str, port: int, error: BaseException) -> str:
+    where = f"[{interface}]" if ":" in interface else interface
+    reason = getattr(error, "strerror", None) or str(error)
+    return f"cannot listen on {where}:{port}: {reason}"
 
 
 @contextmanager
@@ -472,11 +497,45 @@ def _listenErrorsEndStartup() -> Iterator[None]:
         yield
     except CannotListenError as e:
         interface = e.interface or "0.0.0.0"  # noqa: S104
-        where = f"[{interface}]" if ":" in interface else interface
-        reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
-        raise _StartupFailed(
-            f"tlshello: cannot listen on {where}:{e.port}: {reason}"
-        ) from None
+        raise _StartupFailed(_cannotListen(interface, e.port, e.socketError)) from None
+
+
+def _checkedListeners(top: _HelloService) -> _HelloService:
+    """
+    End the program if one of the C{tlsreload:} listeners of C{top} cannot
+    listen, else return C{top}.
+    """
+    for endpoint in top.rotatable:
+        _checkCanListen(endpoint)
+    return top
+
+
+def _checkCanListen(endpoint: ReloadingServerEndpoint) -> None:
+    """
+    End the program, with the plain message, if C{endpoint}'s address cannot
+    be bound now.
+
+    twistd forks into the background before it listens, and reports a
+    failure there only as the repr of the exception's first 98 bytes; a port
+    already in use is the likeliest mistake, so it is caught here, before
+    the fork, where the message reaches the terminal as it is.  (The port is
+    bound and released at once; listening later can still fail, and then
+    goes through L{_listenErrorsEndStartup}.)
+    """
+    if endpoint.port == 0:
+        return
+    interface = endpoint.interface or "0.0.0.0"  # noqa: S104
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As Twisted's listening ports do, so that only a listener (not a
+        # connection still in TIME_WAIT) makes the port unavailable.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((interface, endpoint.port))
+        except OSError as e:
+            raise SystemExit(
+                "tlshello: " + _cannotListen(interface, endpoint.port, e)
+            ) from None
 
 
 def makeService(options: Options) -> service.IService:
@@ -506,7 +565,7 @@ def makeService(options: Options) -> service.IService:
         top.addListener(endpoint, site, description)
     if plan.shortcut is None:
         _addAdmin(top, reactor, options)
-        return top
+        return _checkedListeners(top)
     # The user never saw this description (only the files in it are theirs),
     # so its errors are shown without it.
     shortcut = _parseListener(
@@ -533,7 +592,7 @@ def makeService(options: Options) -> service.IService:
                 site,
                 f"{plan.shortcut} (also on {interface})",
             )
-    return top
+    return _checkedListeners(top)
 
 
 def _addAdmin(top: _HelloService, reactor: object, options: Options) -> None:

@@ -29,8 +29,8 @@ __all__ = ["ServedNames", "StoreReloadResult"]
 @dataclass(frozen=True)
 class StoreReloadResult:
     """
-    The outcome of one load or reload of a L{ReloadingCertificateStore
-    <txtlsreload.ReloadingCertificateStore>}.
+    The outcome of one load or reload of a
+    L{txtlsreload.ReloadingCertificateStore}.
 
     @ivar succeeded: C{True} if every file was usable (changed or not).
     @ivar changed: C{True} if any name now gets another certificate, or the
