@@ -5,13 +5,18 @@ them with CPython's C{ssl}.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pickle
+import shutil
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -30,6 +35,69 @@ def freePort() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+@contextlib.contextmanager
+def unprivilegedDirectory() -> Iterator[Path]:
+    """
+    A new directory that L{runUnprivileged} may use: reachable by everyone
+    (pytest's own temporary directories are not) and owned, with everything
+    made in it, by the unprivileged user once L{runUnprivileged} runs.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="txtlsreload-unprivileged-"))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory)
+
+
+def runUnprivileged(function: Callable[[], T], directory: Path) -> T:
+    """
+    Call C{function} in a forked child that is not root, and return what it
+    returned (it must pickle); an exception in the child fails the caller.
+
+    Root reads files whatever their mode, so permission checks only mean
+    something without it.  As root, the child first hands every file under
+    C{directory} (an L{unprivilegedDirectory}) to C{nobody} (so it may change
+    their modes) and then becomes C{nobody}.  Not as root, it is already
+    unprivileged and C{function} simply runs here.
+    """
+    if os.geteuid() != 0:
+        return function()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child exits without saving coverage)
+        status = 1
+        try:
+            os.close(reader)
+            for path in [directory, *directory.rglob("*")]:
+                os.chown(path, _NOBODY, _NOBODY)
+            os.setgroups([])
+            os.setgid(_NOBODY)
+            os.setuid(_NOBODY)
+            try:
+                outcome: tuple[bool, object] = (True, function())
+            except BaseException:
+                outcome = (False, traceback.format_exc())
+            with os.fdopen(writer, "wb") as out:
+                pickle.dump(outcome, out)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as incoming:
+        data = incoming.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0 and data, f"the unprivileged child died (status {status})"
+    succeeded, value = pickle.loads(data)  # noqa: S301 (our own child wrote it)
+    if not succeeded:
+        raise AssertionError(f"in the unprivileged child:\n{value}")
+    return value  # type: ignore[no-any-return]
+
+
+# The conventional unprivileged user and group.
+_NOBODY = 65534
 
 
 def waitFor(check: Callable[[], T | None], timeout: float = 15.0) -> T:

@@ -17,7 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from txtlsreload import CredentialError, ReloadingContextFactory
 
-from .tlshelpers import clientOptions, handshake, writeLeaf
+from .processes import runUnprivileged, unprivilegedDirectory
+from .tlshelpers import (
+    clientOptions,
+    handshake,
+    servedSerial,
+    writeLeaf,
+    writeWeakRSALeaf,
+)
 
 
 def _selfSigned(key: object, name: str = "localhost") -> x509.Certificate:
@@ -275,17 +282,21 @@ def _corrupt(
             "PEM block 2 is an OpenSSL TRUSTED CERTIFICATE",
             {"clientCAFile": str(bundle)},
         )
-    if kind == "unreadable key":
-        if os.geteuid() == 0:
-            pytest.skip("root reads files whatever their mode")
-        keyPath.chmod(0)
-        return keyPath, "permission denied", {}
+    if kind == "file over 1 MiB":
+        # Valid PEM followed by padding: only the size is wrong.
+        certPath.write_bytes(certPem + b"\n" * (1024 * 1024 + 1 - len(certPem)))
+        return certPath, "file is larger than 1048576 bytes", {}
+    if kind == "RSA-1024 key OpenSSL refuses":
+        weakCert, _, _ = writeWeakRSALeaf(ca, certPath.parent, name="server")
+        return weakCert, "ee key too small", {}
     if kind == "encrypted key without passphrase":
         _encryptKey(keyPath, b"right")
         return keyPath, "no passphrase", {}
     if kind == "encrypted key with wrong passphrase":
         _encryptKey(keyPath, b"right")
-        return keyPath, "wrong passphrase", {"passphrase": b"wrong"}
+        passphraseFile = certPath.parent / "passphrase.txt"
+        passphraseFile.write_bytes(b"wrong\n")
+        return keyPath, "wrong passphrase", {"passphraseFile": str(passphraseFile)}
     if kind == "expired certificate":
         certPath2, keyPath2, _ = writeLeaf(
             ca,
@@ -323,7 +334,6 @@ _BAD_INPUTS = [
     "missing certificate",
     "missing key",
     "directory instead of certificate",
-    "unreadable key",
     "FIFO instead of key",
     "TRUSTED CERTIFICATE in CA bundle",
     "encrypted key without passphrase",
@@ -331,6 +341,8 @@ _BAD_INPUTS = [
     "expired certificate",
     "garbage CA bundle",
     "CA bundle without certificates",
+    "file over 1 MiB",
+    "RSA-1024 key OpenSSL refuses",
 ]
 
 
@@ -382,10 +394,15 @@ class TestBadInputOnReload:
         kwargs: dict[str, object] = {}
         if "CA bundle" in kind:
             kwargs = {"clientCAFile": str(bundle), "clientAuth": "optional"}
+        if "wrong passphrase" in kind:
+            # A passphrase for a key that is not encrypted is harmless, so
+            # the factory can start with the one the broken files need.
+            passphraseFile = tmp_path / "passphrase.txt"
+            passphraseFile.write_bytes(b"wrong\n")
+            kwargs = {"passphraseFile": str(passphraseFile)}
         factory = ReloadingContextFactory(str(certPath), str(keyPath), **kwargs)  # type: ignore[arg-type]
         badPath, reason, extra = _corrupt(kind, certPath, keyPath, ca)
-        if "passphrase" in extra:
-            factory._passphrase = extra["passphrase"]  # type: ignore[assignment]
+        assert extra.keys() <= kwargs.keys()
 
         failed = factory.reload()
 
@@ -406,7 +423,6 @@ class TestBadInputOnReload:
             keyPath.unlink()
         if bundle.exists():
             bundle.write_bytes(ca.cert_pem.bytes())
-        factory._passphrase = None
         _, _, newSerial = writeLeaf(ca, tmp_path)
         recovered = factory.reload()
 
@@ -415,6 +431,73 @@ class TestBadInputOnReload:
         served = handshake(factory, clientOptions(ca))
         assert served.serverCertificate is not None
         assert served.serverCertificate.serial_number == newSerial
+
+
+class TestFileSize:
+    """
+    Files are read up to 1 MiB: more is refused, not read into memory.
+    """
+
+    def test_fileOfExactlyOneMiBServes(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A valid certificate file padded to exactly 1 MiB is still read and
+        served, on start-up and on reload.
+        """
+
+        def padded(certPath: Path) -> None:
+            pem = certPath.read_bytes()
+            certPath.write_bytes(pem + b"\n" * (1024 * 1024 - len(pem)))
+
+        certPath, keyPath, serial = writeLeaf(ca, tmp_path)
+        padded(certPath)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        assert servedSerial(factory, clientOptions(ca)) == serial
+        _, _, newSerial = writeLeaf(ca, tmp_path)
+        padded(certPath)
+        assert factory.reload().changed
+        assert servedSerial(factory, clientOptions(ca)) == newSerial
+
+
+class TestUnreadableFiles:
+    """
+    A file the process may not read is refused with "permission denied";
+    the checks run in a child that gave up root, which reads anything.
+    """
+
+    @pytest.mark.parametrize("when", ["startup", "reload"])
+    @pytest.mark.parametrize("which", ["certificate", "key"])
+    def test_permissionDenied(self, ca: trustme.CA, when: str, which: str) -> None:
+        """
+        An unreadable certificate or key stops the start, or is refused on
+        reload while the previous certificate is still served.
+        """
+        with unprivilegedDirectory() as directory:
+            certPath, keyPath, serial = writeLeaf(ca, directory)
+            unreadable = certPath if which == "certificate" else keyPath
+
+            def scenario() -> tuple[str, str, int | None]:
+                if when == "startup":
+                    unreadable.chmod(0)
+                    with pytest.raises(CredentialError) as raised:
+                        ReloadingContextFactory(str(certPath), str(keyPath))
+                    return raised.value.path, raised.value.reason, None
+                factory = ReloadingContextFactory(str(certPath), str(keyPath))
+                writeLeaf(ca, directory, name="next")
+                os.replace(directory / "next.crt", certPath)
+                os.replace(directory / "next.key", keyPath)
+                unreadable.chmod(0)
+                result = factory.reload()
+                assert result.error is not None
+                return (
+                    result.error.path,
+                    result.error.reason,
+                    servedSerial(factory, clientOptions(ca)),
+                )
+
+            path, reason, stillServed = runUnprivileged(scenario, directory)
+
+        assert (path, reason) == (str(unreadable), "permission denied")
+        assert stillServed == (None if when == "startup" else serial)
 
 
 def assertNoKeyMaterial(text: str, keyPem: bytes) -> None:

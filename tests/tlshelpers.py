@@ -16,7 +16,9 @@ from pathlib import Path
 
 import trustme
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from OpenSSL.crypto import X509
 from twisted.internet import ssl as tssl
@@ -59,6 +61,57 @@ def writeLeaf(
     certPath.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     keyPath.write_bytes(leaf.private_key_pem.bytes())
     return certPath, keyPath, serialOf(certPath)
+
+
+def writeWeakRSALeaf(
+    ca: trustme.CA, directory: Path, name: str = "server"
+) -> tuple[Path, Path, int]:
+    """
+    Issue an RSA-1024 leaf for localhost from C{ca} and write C{name}.crt and
+    C{name}.key: files every parser accepts but OpenSSL's default security
+    level refuses when a context is built ("ee key too small").
+
+    @return: The certificate path, key path and the leaf's serial number.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    signer = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+        )
+        .sign(signer, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    certPath = directory / f"{name}.crt"
+    keyPath = directory / f"{name}.key"
+    certPath.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    keyPath.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certPath, keyPath, certificate.serial_number
+
+
+def servedSerial(server: IOpenSSLServerConnectionCreator, client: object) -> int:
+    """
+    Handshake in memory with C{server} and return the serial of the
+    certificate the client was served; fail if the handshake did not finish.
+    """
+    result = handshake(server, client)
+    assert result.succeeded, result.failureText()
+    assert result.serverCertificate is not None
+    return result.serverCertificate.serial_number
 
 
 def serialOf(certPath: Path) -> int:

@@ -194,7 +194,15 @@ class ReloadingContextFactory:
         credentials = self._check(
             parseCredentialFiles(read, self._passphrase), None, files.certificateFile
         )
-        self._installed = self._install(credentials, files, clientAuth)
+        try:
+            self._installed = self._install(credentials, files, clientAuth)
+        except Exception as e:
+            # What OpenSSL refuses only when the context is built (an RSA key
+            # below its security level) stops the start like any bad file.
+            raise CredentialError(
+                files.certificateFile,
+                f"could not build a TLS context: {type(e).__name__}: {e}",
+            ) from None
         self._dispatchContext = self._buildDispatchContext()
         self._history = ReloadHistory(
             ReloadResult(succeeded=True, changed=True, certificate=credentials.info)
@@ -447,7 +455,9 @@ class ReloadingContextFactory:
             installed = self._installed
             connection.set_context(installed.context)
             connection.set_verify(installed.verifyMode)
-        except Exception:
+        except Exception:  # pragma: no cover
+            # Defence in depth: nothing known raises here, but an exception
+            # would abort the handshake and reach sys.excepthook.
             self._log.failure(
                 "Could not switch a TLS connection to the current context"
             )
