@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import weakref
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -35,15 +36,16 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface.verify import verifyObject
 
-from txtlsreload import CredentialError, IReloadable, ReloadingContextFactory
-from txtlsreload._agentpolicy import ReloadingPolicyForHTTPS
-from txtlsreload._client import (
+from txtlsreload import (
     ClientReloadResult,
+    CredentialError,
+    IReloadable,
     ReloadingClientContextFactory,
     ReloadingClientCredentials,
+    ReloadingContextFactory,
+    ReloadingPolicyForHTTPS,
+    reloadOnSIGHUP,
 )
-from txtlsreload._registry import registered
-from txtlsreload._sighup import reloadOnSIGHUP
 
 from .peers import (
     PEERS,
@@ -59,7 +61,7 @@ from .reactors import (
     CallsFromThreads,
     runInReactor,
 )
-from .tlshelpers import handshake, replaceAtomically, writeLeaf
+from .tlshelpers import handshake, replaceAtomically, writeLeaf, writeWeakRSALeaf
 
 ROOT = Path(__file__).parent.parent
 
@@ -104,13 +106,6 @@ class TestInterfaces:
         policy = ReloadingPolicyForHTTPS(str(caFile))
         assert verifyObject(IPolicyForHTTPS, policy)
         assert verifyObject(IReloadable, policy)
-
-    def test_credentialsRegisteredForSIGHUP(self, caFile: Path) -> None:
-        """
-        Credentials register themselves for process-wide reload triggers.
-        """
-        creator = ReloadingClientContextFactory("localhost", str(caFile))
-        assert creator.credentials in registered()
 
 
 class TestVerification:
@@ -514,20 +509,22 @@ class TestReload:
         self, tmp_path: Path, ca: trustme.CA, caFile: Path
     ) -> None:
         """
-        Rewriting the same bytes reports no change and keeps the same client
-        options.
+        Rewriting the same bytes reports no change, logs nothing and tells
+        no callback.
         """
         clientFile = tmp_path / "client.pem"
         writeClient(ca, clientFile)
         creator = ReloadingClientContextFactory(
             "localhost", str(caFile), str(clientFile)
         )
-        options = creator._options
+        told: list[ClientReloadResult] = []
+        creator.credentials.addReloadCallbacks(told.append, told.append)
         replaceAtomically(caFile, caFile.read_bytes())
         replaceAtomically(clientFile, clientFile.read_bytes())
-        result = creator.reload()
+        with capturedLogs() as events:
+            result = creator.reload()
         assert (result.succeeded, result.changed, result.error) == (True, False, None)
-        assert creator._options is options
+        assert (events, told) == ([], [])
 
     @pytest.mark.parametrize(
         "breakFiles",
@@ -544,6 +541,10 @@ class TestReload:
                 id="key-mismatch",
             ),
             pytest.param(lambda ca, c, k: k.write_bytes(b""), id="key-empty"),
+            pytest.param(
+                lambda ca, c, k: writeWeakRSALeaf(ca, k.parent, name="client"),
+                id="rsa-1024-openssl-refuses",
+            ),
         ],
     )
     def test_failedReloadKeepsOld(
@@ -570,7 +571,7 @@ class TestReload:
 
         assert (result.succeeded, result.changed) == (False, False)
         assert result.error is not None
-        assert result.error.path in (str(caFile), str(key))
+        assert result.error.path in (str(caFile), str(cert), str(key))
         assert result.error.path in str(result)
         assert str(result).startswith("reload failed: ")
         errors = [e for e in events if e["log_level"].name == "error"]
@@ -681,9 +682,9 @@ class TestReload:
         import gc
 
         credentials = ReloadingClientCredentials(str(caFile))
-        credentials.creatorFor("localhost")
+        creator = weakref.ref(credentials.creatorFor("localhost"))
         gc.collect()
-        assert len(credentials._creators) == 0
+        assert creator() is None
 
 
 class TestSIGHUP:
@@ -1091,10 +1092,6 @@ class TestDocumentation:
             block.append(line[4:])
         return "\n".join(block).strip() + "\n"
 
-    @pytest.mark.skipif(
-        not hasattr(__import__("txtlsreload"), "ReloadingPolicyForHTTPS"),
-        reason="txtlsreload does not export ReloadingPolicyForHTTPS yet",
-    )
     def test_agentExampleRuns(
         self, startPeer: Callable[..., Peer], tmp_path: Path, ca: trustme.CA
     ) -> None:
