@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -32,10 +33,19 @@ from twisted.python.failure import Failure
 from twisted.test.iosim import connectedServerAndClient
 from zope.interface.verify import verifyObject
 
-from txtlsreload import CredentialError, ReloadingContextFactory
-from txtlsreload._endpoint import ReloadingServerEndpoint, TLSReloadParser
+from twisted.plugins.txtlsreload_plugins import tlsreloadEndpointParser
+from txtlsreload import (
+    CredentialError,
+    ReloadingContextFactory,
+    ReloadingServerEndpoint,
+)
 
-from .reactors import ThreadedMemoryReactor
+from .reactors import ThreadedMemoryReactor, sighupReloader
+
+# Listening installs the real process-wide SIGHUP handler; take it down
+# around every test so that it never outlives the test's reactor.
+pytestmark = pytest.mark.usefixtures("noProcessWideSIGHUP")
+from .processes import waitFor
 from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
 
 ROOT = Path(__file__).parent.parent
@@ -90,8 +100,6 @@ class _NoTimersReactor(MemoryReactorClock):
 def _parse(reactor: MemoryReactorClock, description: str) -> ReloadingServerEndpoint:
     endpoint = serverFromString(reactor, description)
     assert isinstance(endpoint, ReloadingServerEndpoint)
-    # Never touch this test process's SIGHUP handling.
-    endpoint._ensureSIGHUP = lambda reactor, reloadable: None  # type: ignore[method-assign,assignment]
     return endpoint
 
 
@@ -124,7 +132,7 @@ class TestPlugin:
         The parser the plugin delegates to provides
         L{IStreamServerEndpointStringParser} itself.
         """
-        assert verifyObject(IStreamServerEndpointStringParser, TLSReloadParser())
+        assert verifyObject(IStreamServerEndpointStringParser, tlsreloadEndpointParser)
 
     def test_serviceMakerFound(self) -> None:
         """
@@ -600,36 +608,46 @@ class TestListening:
             assert _servedSerial(tlsFactory, client, reactor) == files[2]
 
     def test_sighupInstalledOnListen(
-        self, reactor: MemoryReactorClock, files: tuple[Path, Path, int]
+        self,
+        files: tuple[Path, Path, int],
+        ca: trustme.CA,
+        tmp_path: Path,
     ) -> None:
         """
         With C{sighup} on (the default), listening, not parsing, installs the
-        process-wide SIGHUP handler for this reactor.
+        process-wide SIGHUP handler, which a real SIGHUP then runs on this
+        reactor to reload the endpoint's files, warning about nothing.
         """
         reactor = ThreadedMemoryReactor()
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}")
-        calls: list[object] = []
-        endpoint._ensureSIGHUP = lambda *args: calls.append(args)
-        assert calls == []
+        assert sighupReloader() is None
         with capturedLogs() as events:
             self._listen(endpoint)
-        assert calls == [(reactor, endpoint.contextFactory)]
+        reloader = sighupReloader()
+        assert reloader is not None
         assert not [e for e in events if e["log_level"] == LogLevel.warn]
+
+        cert, key, _ = files
+        nextCert, nextKey, nextSerial = writeLeaf(ca, tmp_path, name="next")
+        replaceAtomically(key, nextKey.read_bytes())
+        replaceAtomically(cert, nextCert.read_bytes())
+        os.kill(os.getpid(), signal.SIGHUP)
+        waitFor(lambda: reloader.reloads or None, timeout=5)
+
+        assert endpoint.contextFactory.certificate.serialNumber == nextSerial
 
     def test_sighupWithoutThreadsWarns(
         self, reactor: MemoryReactorClock, files: tuple[Path, Path, int]
     ) -> None:
         """
-        With a reactor that cannot be called from threads, listening warns
-        that SIGHUP reloads will be scheduled on the global reactor, and asks
-        for the handler without a reactor, which means the global one.
+        With a reactor that cannot be called from threads, listening still
+        installs the SIGHUP handler and warns that its reloads will be
+        scheduled on the global reactor.
         """
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}")
-        calls: list[object] = []
-        endpoint._ensureSIGHUP = lambda *args: calls.append(args)
         with capturedLogs() as events:
             self._listen(endpoint)
-        assert calls == [(None, endpoint.contextFactory)]
+        assert sighupReloader() is not None
         warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
         assert len(warnings) == 1
         assert "scheduled on the global reactor" in warnings[0]
@@ -641,11 +659,10 @@ class TestListening:
         """
         With C{sighup=no}, listening leaves SIGHUP alone.
         """
+        before = signal.getsignal(signal.SIGHUP)
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}:sighup=no")
-        calls: list[object] = []
-        endpoint._ensureSIGHUP = lambda *args: calls.append(args)
         self._listen(endpoint)
-        assert calls == []
+        assert signal.getsignal(signal.SIGHUP) == before
 
     def test_listenOffMainThread(self, files: tuple[Path, Path, int]) -> None:
         """
