@@ -42,13 +42,14 @@ from txtlsreload import (
 
 from .reactors import ThreadedMemoryReactor, sighupReloader
 
-# Listening installs the real process-wide SIGHUP handler; take it down
-# around every test so that it never outlives the test's reactor.
-pytestmark = pytest.mark.usefixtures("noProcessWideSIGHUP")
 from .processes import waitFor
 from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
 
 ROOT = Path(__file__).parent.parent
+
+# Listening installs the real process-wide SIGHUP handler; take it down
+# around every test so that it never outlives the test's reactor.
+pytestmark = pytest.mark.usefixtures("noProcessWideSIGHUP")
 
 
 def _quote(path: Path) -> str:

@@ -73,7 +73,7 @@ def writeWeakRSALeaf(
 
     @return: The certificate path, key path and the leaf's serial number.
     """
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 (weak on purpose)
     issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
     signer = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
     now = datetime.datetime.now(datetime.timezone.utc)
