@@ -40,9 +40,8 @@ from txtlsreload import (
     ReloadingServerEndpoint,
 )
 
-from .reactors import ThreadedMemoryReactor, sighupReloader
-
 from .processes import waitFor
+from .reactors import ThreadedMemoryReactor, sighupReloader
 from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
 
 ROOT = Path(__file__).parent.parent
