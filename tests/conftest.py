@@ -11,7 +11,7 @@ import trustme
 from twisted.logger import LogEvent, capturedLogs
 
 # Fixtures shared by several test modules live beside the helpers they use.
-pytest_plugins = ["tests.peers", "tests.reactors"]
+pytest_plugins = ["tests.peers", "tests.processes", "tests.reactors"]
 
 
 @pytest.fixture

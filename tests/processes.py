@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -18,23 +20,17 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import TypeVar
 
+import pytest
+import trustme
 from cryptography import x509
+
+from .tlshelpers import replaceAtomically, serialOf, writeLeaf
 
 T = TypeVar("T")
 
 SCRIPTS = Path(__file__).parent / "scripts"
-
-
-def freePort() -> int:
-    """
-    A TCP port on 127.0.0.1 that nothing listens on right now.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -147,37 +143,221 @@ def servedSerial(
             return x509.load_der_x509_certificate(der).serial_number
 
 
-def startPython(args: list[str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+class ServerProcess:
     """
-    Start C{sys.executable} with C{args}, its output going to a temporary
-    file (a pipe nobody reads until the end could fill up and block it).
+    A server process whose output goes to a file the test reads while it
+    runs: for the port it listens on (it is told port 0, so no other
+    process can take the port between a test choosing it and the server
+    binding it) and for the log lines that say a reload has happened.
     """
-    output = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [sys.executable, *args],
-        cwd=cwd,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
-    _outputs[process.pid] = output
-    return process
+
+    def __init__(
+        self,
+        argv: list[str | Path],
+        logPath: Path,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.logPath = logPath
+        self._logFile = logPath.open("wb")
+        self.process = subprocess.Popen(
+            [str(a) for a in argv],
+            cwd=cwd,
+            env=env,
+            stdout=self._logFile,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def log(self) -> str:
+        """
+        Everything it printed so far.
+        """
+        return self.logPath.read_text("utf-8", "replace")
+
+    def waitForLog(self, pattern: str, count: int = 1, timeout: float = 15.0) -> str:
+        """
+        Wait until C{pattern} (a regular expression) occurs C{count} times in
+        the log, and return the log.
+
+        @raise AssertionError: If the process exits first, or on timeout.
+        """
+
+        def found() -> str | None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log}")
+            log = self.log
+            return log if len(re.findall(pattern, log)) >= count else None
+
+        return waitFor(found, timeout)
+
+    def listeningPort(self) -> int:
+        """
+        Wait for the line Twisted logs when a port starts listening (C{Site
+        (TLS) starting on 43567}) and return that port.
+        """
+        log = self.waitForLog(_STARTING_ON)
+        return int(re.findall(_STARTING_ON, log)[0])
+
+    def hangUp(self) -> None:
+        """
+        Send SIGHUP.  The reload runs later, in the reactor: wait for its
+        log line before checking what is served.
+        """
+        os.kill(self.process.pid, signal.SIGHUP)
+
+    def stop(self) -> str:
+        """
+        End the process (SIGTERM, as twistd expects) and return its output.
+        """
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._logFile.close()
+        return self.log
 
 
-_outputs: dict[int, IO[bytes]] = {}
+_STARTING_ON = r"starting on (\d+)"
 
 
-def stop(process: subprocess.Popen[bytes]) -> str:
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """
-    End C{process} and return everything it printed.
+    Start server processes (arguments as for L{ServerProcess}, the log
+    file chosen here); every one is stopped at the end of the test.
     """
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    output = _outputs.pop(process.pid)
-    with output:
-        output.seek(0)
-        return output.read().decode("utf-8", "replace")
+    started: list[ServerProcess] = []
+
+    def start(
+        argv: list[str | Path],
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ServerProcess:
+        logPath = tmp_path / f"server-{len(started)}.log"
+        server = ServerProcess(argv, logPath, cwd, env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def checkRotationOnSIGHUP(
+    server: ServerProcess,
+    port: int,
+    ca: trustme.CA,
+    certPath: Path,
+    keyPath: Path,
+    roundTrip: Callable[[ssl.SSLSocket], None],
+) -> int:
+    """
+    What every way of running a server must do on SIGHUP, end to end: new
+    handshakes, with and without SNI, get the new certificate once the log
+    says it is loaded; a connection opened before keeps working on the old
+    one; a broken key is then refused, with its reason in the log, while the
+    new certificate is still served.
+
+    @param roundTrip: Exchanges something over an open connection and
+        asserts that the server answered.
+    @return: The serial being served at the end.
+    """
+    caPem = ca.cert_pem.bytes()
+    firstSerial = serialOf(certPath)
+    assert servedSerial(port, caPem) == firstSerial
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with clientContext(caPem).wrap_socket(raw, server_hostname="localhost") as kept:
+        roundTrip(kept)
+        nextCert, nextKey, nextSerial = writeLeaf(ca, certPath.parent, name="next")
+        replaceAtomically(keyPath, nextKey.read_bytes())
+        replaceAtomically(certPath, nextCert.read_bytes())
+        loads = server.log.count("TLS certificate loaded")
+        server.hangUp()
+        server.waitForLog("TLS certificate loaded", count=loads + 1)
+        assert servedSerial(port, caPem) == nextSerial
+        assert servedSerial(port, caPem, serverName=None) == nextSerial
+        roundTrip(kept)
+        der = kept.getpeercert(binary_form=True)
+        assert der is not None
+        assert x509.load_der_x509_certificate(der).serial_number == firstSerial
+
+    keyPath.write_bytes(b"-----BEGIN PRIVATE KEY-----\ntruncated")
+    server.hangUp()
+    log = server.waitForLog("TLS reload refused")
+    assert f"{keyPath}: truncated PEM data" in log
+    assert servedSerial(port, caPem) == nextSerial
+    return nextSerial
+
+
+def echoRoundTrip(connection: ssl.SSLSocket) -> None:
+    """
+    Send a line to an echo server and check that it comes back.
+    """
+    connection.sendall(b"ping\n")
+    assert connection.recv(100) == b"ping\n"
+
+
+def httpRoundTrip(path: str, body: str) -> Callable[[ssl.SSLSocket], None]:
+    """
+    A round trip that GETs C{path} over a kept-alive HTTP/1.1 connection and
+    checks the answer ends with C{body}.
+    """
+
+    def roundTrip(connection: ssl.SSLSocket) -> None:
+        connection.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        received = b""
+        while not received.endswith(body.encode()):
+            chunk = connection.recv(4096)
+            assert chunk, f"connection closed after {received!r}"
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 200 "), received
+
+    return roundTrip
+
+
+def startOnFreePort(
+    start: Callable[[int], ServerProcess], ready: str, attempts: int = 5
+) -> tuple[ServerProcess, int]:
+    """
+    Start a server that must listen on a fixed port (several listeners on
+    the same port number, say), retrying with another port if something
+    took the chosen one before the server bound it.
+
+    Prefer port 0 and L{ServerProcess.listeningPort} wherever one listener
+    will do: this is for the rest.
+
+    @param ready: A regular expression the log shows once it listens.
+    """
+    for _ in range(attempts):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        server = start(port)
+
+        def settled(server: ServerProcess = server) -> bool | None:
+            if re.search(ready, server.log):
+                return True
+            if server.process.poll() is not None:
+                return False
+            return None
+
+        if waitFor(settled):
+            return server, port
+        if "in use" not in server.stop():
+            raise AssertionError(f"server exited early:\n{server.log}")
+    raise AssertionError(f"no free port found in {attempts} attempts")
+
+
+def python(*args: str | Path) -> list[str | Path]:
+    """
+    A command line running this test's Python with C{args}.
+    """
+    return [sys.executable, *args]
