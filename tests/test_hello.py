@@ -6,15 +6,13 @@ C{ssl}.
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
-import signal
 import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -44,8 +42,14 @@ from txtlsreload._hello import (
     makeService,
 )
 
-from .processes import freePort, servedSerial, waitFor
-from .tlshelpers import replaceAtomically, writeLeaf
+from .processes import (
+    ServerProcess,
+    checkRotationOnSIGHUP,
+    httpRoundTrip,
+    servedSerial,
+    startOnFreePort,
+)
+from .tlshelpers import writeLeaf
 
 ROOT = Path(__file__).parent.parent
 
@@ -467,55 +471,6 @@ class TestStartupHints:
 # End to end: real processes, real clients.
 
 
-class _Server:
-    """
-    A server process whose output goes to a file the test can read while it
-    runs.
-    """
-
-    def __init__(self, argv: list[str], cwd: Path) -> None:
-        self.logPath = cwd / f"server-{len(list(cwd.glob('server-*.log')))}.log"
-        self._logFile = self.logPath.open("wb")
-        self.process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=_environment(),
-            stdout=self._logFile,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def log(self) -> str:
-        return self.logPath.read_text("utf-8", "replace")
-
-    def waitForLog(self, pattern: str, count: int = 1) -> str:
-        """
-        Wait until C{pattern} (a regular expression) occurs C{count} times in
-        the log, and return the log.
-        """
-
-        def found() -> str | None:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited early:\n{self.log}")
-            log = self.log
-            return log if len(re.findall(pattern, log)) >= count else None
-
-        return waitFor(found)
-
-    def hangUp(self) -> None:
-        os.kill(self.process.pid, signal.SIGHUP)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._logFile.close()
-
-
 def _environment() -> dict[str, str]:
     """
     The test's environment, with the source tree first on the path so that
@@ -526,23 +481,6 @@ def _environment() -> dict[str, str]:
     paths = [str(ROOT), *filter(None, [environment.get("PYTHONPATH")])]
     environment["PYTHONPATH"] = os.pathsep.join(paths)
     return environment
-
-
-@pytest.fixture
-def servers() -> Iterator[Callable[[list[str], Path], _Server]]:
-    """
-    Start server processes; every one is stopped at the end of the test.
-    """
-    started: list[_Server] = []
-
-    def start(argv: list[str], cwd: Path) -> _Server:
-        server = _Server(argv, cwd)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def _context(caFile: Path | None, sni: bool = True) -> ssl.SSLContext:
@@ -603,18 +541,6 @@ def _curl(url: str, caFile: Path, *extra: str) -> str:
     ).stdout
 
 
-def _peerSerial(connection: http.client.HTTPSConnection) -> int:
-    sock = connection.sock
-    assert isinstance(sock, ssl.SSLSocket)
-    der = sock.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der).serial_number
-
-
-def _waitForSerial(port: int, caFile: Path, serial: int) -> None:
-    waitFor(lambda: True if _serialOverSSL(port, caFile) == serial else None)
-
-
 # Each way of running: the command after the Python executable, and the path
 # and body the HTTP requests expect.
 _RUNNERS = {
@@ -658,81 +584,52 @@ class TestRotationEndToEnd:
         runner: str,
         tmp_path: Path,
         ca: trustme.CA,
-        servers: Callable[[list[str], Path], _Server],
+        servers: Callable[..., ServerProcess],
     ) -> None:
         """
-        After the files are replaced and SIGHUP sent, new handshakes (curl,
-        openssl s_client, CPython, with and without SNI) get the new
-        certificate, a keep-alive connection opened before keeps working on
-        the old one, and the log shows the new serial and notAfter; a broken
-        file then is refused with its reason while the certificate keeps
-        being served.
+        Told port 0, it logs the port it got and rotates as
+        L{checkRotationOnSIGHUP} requires; curl and C{openssl s_client}
+        (with and without SNI) get the new certificate, and the log shows
+        its serial and notAfter.
         """
         command, arguments, path, body = _RUNNERS[runner]
         caFile = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(caFile))
-        cert, key, firstSerial = writeLeaf(ca, tmp_path)
+        cert, key, _ = writeLeaf(ca, tmp_path)
         root = tmp_path / "root"
         root.mkdir()
         (root / "hello.txt").write_text("hello from a file\n")
-        port = freePort()
-        description = (
-            f"tlsreload:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}"
-        )
         values = {
-            "port": str(port),
+            "port": "0",
             "cert": str(cert),
             "key": str(key),
             "root": str(root),
-            "description": description,
+            "description": (
+                f"tlsreload:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+            ),
         }
-        server = servers([*command, *(a.format(**values) for a in arguments)], tmp_path)
-        waitFor(lambda: _serialOverSSL(port, caFile))
-        assert _serialOverSSL(port, caFile) == firstSerial
-
-        keptAlive = http.client.HTTPSConnection(
-            "localhost", port, context=_context(caFile), timeout=10
+        server = servers(
+            [*command, *(a.format(**values) for a in arguments)],
+            cwd=tmp_path,
+            env=_environment(),
         )
-        try:
-            keptAlive.request("GET", path)
-            response = keptAlive.getresponse()
-            assert (response.status, response.read().decode()) == (200, body)
-            assert _peerSerial(keptAlive) == firstSerial
-            keptSocket = keptAlive.sock
+        port = server.listeningPort()
 
-            nextCert, nextKey, nextSerial = writeLeaf(ca, tmp_path, name="next")
-            replaceAtomically(key, nextKey.read_bytes())
-            replaceAtomically(cert, nextCert.read_bytes())
-            server.hangUp()
-            _waitForSerial(port, caFile, nextSerial)
+        nextSerial = checkRotationOnSIGHUP(
+            server, port, ca, cert, key, httpRoundTrip(path, body)
+        )
 
-            assert _serialOverSSL(port, caFile, sni=False) == nextSerial
-            assert _serialOverOpenSSL(port, caFile, sni=True) == nextSerial
-            assert _serialOverOpenSSL(port, caFile, sni=False) == nextSerial
-            assert _curl(f"https://localhost:{port}{path}", caFile) == body
-
-            keptAlive.request("GET", path)
-            response = keptAlive.getresponse()
-            assert (response.status, response.read().decode()) == (200, body)
-            assert keptAlive.sock is keptSocket
-            assert _peerSerial(keptAlive) == firstSerial
-        finally:
-            keptAlive.close()
-
+        assert _serialOverOpenSSL(port, caFile, sni=True) == nextSerial
+        assert _serialOverOpenSSL(port, caFile, sni=False) == nextSerial
+        assert _curl(f"https://localhost:{port}{path}", caFile) == body
         nextInfo = CertificateInfo.fromCertificate(
-            x509.load_pem_x509_certificate(nextCert.read_bytes())
+            x509.load_pem_x509_certificate((tmp_path / "next.crt").read_bytes())
         )
-        log = server.waitForLog(
-            re.escape(
-                f"serial {nextInfo.serialHex}, notAfter {nextInfo.notAfter.isoformat()}"
-            )
+        assert nextInfo.serialNumber == nextSerial
+        assert (
+            f"serial {nextInfo.serialHex}, notAfter {nextInfo.notAfter.isoformat()}"
+            in server.log
         )
-
-        key.write_bytes(b"-----BEGIN PRIVATE KEY-----\ntruncated")
-        server.hangUp()
-        log = server.waitForLog("TLS reload refused")
-        assert f"{key}: truncated PEM data" in log
-        assert _serialOverSSL(port, caFile) == nextSerial
 
 
 class TestHelloEndToEnd:
@@ -741,17 +638,21 @@ class TestHelloEndToEnd:
     """
 
     def test_developmentCertificate(
-        self, tmp_path: Path, servers: Callable[[list[str], Path], _Server]
+        self, tmp_path: Path, servers: Callable[..., ServerProcess]
     ) -> None:
         """
         It makes a development certificate, serves https://localhost/ on
         IPv4 and IPv6 with it, logs the URL, the certificate and how to
         rotate it; started again, it reuses the same certificate.
         """
-        port = freePort()
-        command = [*_TWISTD, "-n", "--pidfile=", "tlshello", "--port", str(port)]
-        server = servers(command, tmp_path)
-        log = server.waitForLog(r"kill -HUP \d+")
+
+        def start(port: int) -> ServerProcess:
+            command = [*_TWISTD, "-n", "--pidfile=", "tlshello", "--port", str(port)]
+            return servers(command, cwd=tmp_path, env=_environment())
+
+        # Two listeners (both loopbacks) need one fixed port number.
+        server, port = startOnFreePort(start, r"kill -HUP \d+")
+        log = server.log
         certFile = tmp_path / "tlshello-dev" / "cert.pem"
         keyFile = tmp_path / "tlshello-dev" / "key.pem"
         assert os.stat(keyFile).st_mode & 0o777 == 0o600
@@ -776,13 +677,12 @@ class TestHelloEndToEnd:
         assert f"Listening on 127.0.0.1:{port}: https://localhost:{port}/" in log
         assert f"curl --cacert {certFile} https://localhost:{port}/" in log
         assert f"replace {certFile} and {keyFile} and run:" in log
-        assert f"kill -HUP {server.process.pid}" in log
+        assert f"kill -HUP {server.pid}" in log
         assert "Created a self-signed development certificate" in log
 
         server.stop()
-        again = servers(command, tmp_path)
-        log = again.waitForLog(r"kill -HUP \d+")
-        assert "Created" not in log
+        again, port = startOnFreePort(start, r"kill -HUP \d+")
+        assert "Created" not in again.log
         assert _serialOverSSL(port, certFile) == serial
 
 
