@@ -1,6 +1,6 @@
 """
-Tests for reading and checking credential files (L{txtlsreload._loading}),
-seen through the public constructor and L{CredentialError}.
+Tests for reading and checking credential files, seen through the public
+constructor of L{txtlsreload.ReloadingContextFactory} and L{CredentialError}.
 """
 
 from __future__ import annotations
@@ -516,18 +516,22 @@ class TestCABundle:
 
     def test_everyCAIsLoaded(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
-        A bundle of three CAs yields three trusted CAs, not two.
+        A bundle of three CAs (after a comment) trusts all three, not two:
+        a client of each is served.
         """
         certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        clientCAs = [trustme.CA() for _ in range(3)]
         bundle = tmp_path / "bundle.pem"
         bundle.write_bytes(
             b"# a comment before the first block\n"
-            + b"\n".join(trustme.CA().cert_pem.bytes() for _ in range(3))
+            + b"\n".join(clientCA.cert_pem.bytes() for clientCA in clientCAs)
         )
         factory = ReloadingContextFactory(
             str(certPath), str(keyPath), clientCAFile=str(bundle)
         )
-        assert len(factory._installed.credentials.clientCAs) == 3
+        for clientCA in clientCAs:
+            client = clientOptions(ca, clientCert=clientCA.issue_cert("c@x"))
+            assert handshake(factory, client).roundTrip(b"x") == b"x"
 
 
 class TestDamagedKey:

@@ -29,10 +29,13 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
+from twisted.logger import LogEvent
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump, connectedServerAndClient
 from zope.interface import implementer
+
+from txtlsreload import IReloadable, ReloadingContextFactory
 
 
 def writeLeaf(
@@ -112,6 +115,82 @@ def servedSerial(server: IOpenSSLServerConnectionCreator, client: object) -> int
     assert result.succeeded, result.failureText()
     assert result.serverCertificate is not None
     return result.serverCertificate.serial_number
+
+
+def issue(ca: trustme.CA, staging: Path) -> tuple[bytes, bytes, int]:
+    """
+    A new certificate and key from C{ca}, as bytes, written only in
+    C{staging} (created if need be), not yet where anything watches.
+
+    @return: The certificate and key PEM, and the certificate's serial.
+    """
+    staging.mkdir(exist_ok=True)
+    certPath, keyPath, serial = writeLeaf(ca, staging)
+    return certPath.read_bytes(), keyPath.read_bytes(), serial
+
+
+def servedBy(factory: ReloadingContextFactory, ca: trustme.CA) -> int:
+    """
+    The serial a client trusting C{ca} gets from C{factory} in a real
+    handshake, after checking that the factory reports the same.
+    """
+    serial = servedSerial(factory, clientOptions(ca))
+    assert factory.certificate.serialNumber == serial
+    return serial
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """
+    What L{RecordingReloadable} reports: only what a watcher looks at.
+    """
+
+    succeeded: bool = True
+    changed: bool = False
+
+
+@implementer(IReloadable)
+class RecordingReloadable:
+    """
+    A reloadable for watcher tests: records when it was asked to reload
+    (by C{clock}, if given), and succeeds, refuses or raises as told.  Its
+    paths need not hold certificates, or exist.
+    """
+
+    def __init__(self, *paths: Path, clock: Clock | None = None) -> None:
+        self.paths = paths
+        self.clock = clock
+        self.calls: list[float] = []
+        self.succeed = True
+        self.raiseError = False
+
+    @property
+    def reloads(self) -> int:
+        """
+        How many times it was asked to reload.
+        """
+        return len(self.calls)
+
+    def watchedPaths(self) -> list[str]:
+        return [str(path) for path in self.paths]
+
+    def reload(self, quietIfRepeated: bool = False) -> ReloadOutcome:
+        self.calls.append(0.0 if self.clock is None else self.clock.seconds())
+        if self.raiseError:
+            raise RuntimeError("broken reloadable")
+        return ReloadOutcome(self.succeed)
+
+
+def loud(events: list[LogEvent]) -> list[str]:
+    """
+    The txtlsreload events at info level or above, as text.
+    """
+    return [
+        f"{event['log_level'].name}: {event.get('log_format')}"
+        for event in events
+        if event.get("log_namespace", "").startswith("txtlsreload")
+        and event["log_level"].name in ("info", "warn", "error", "critical")
+    ]
 
 
 def serialOf(certPath: Path) -> int:
