@@ -707,18 +707,20 @@ class TestListening:
         nextCert, nextKey, nextSerial = writeLeaf(ca, tmp_path, name="next")
         replaceAtomically(key, nextKey.read_bytes())
         replaceAtomically(cert, nextCert.read_bytes())
-        reactor.advance(2)
+        [(_, tlsFactory, _, _)] = reactor.tcpServers
+        reactor.advance(1.9)
+        assert _servedSerial(tlsFactory, clientOptions(ca), reactor) == serial
+        reactor.advance(0.1)
         reactor.advance(1)
-        assert endpoint.contextFactory.certificate.serialNumber == nextSerial
+        assert _servedSerial(tlsFactory, clientOptions(ca), reactor) == nextSerial
 
         port.stopListening()
         assert reactor.getDelayedCalls() == []
-        _, _, lastSerial = writeLeaf(ca, tmp_path, name="last")
+        writeLeaf(ca, tmp_path, name="last")
         replaceAtomically(key, (tmp_path / "last.key").read_bytes())
         replaceAtomically(cert, (tmp_path / "last.crt").read_bytes())
         reactor.advance(10)
-        assert endpoint.contextFactory.certificate.serialNumber == nextSerial
-        assert serial != nextSerial != lastSerial
+        assert _servedSerial(tlsFactory, clientOptions(ca), reactor) == nextSerial
 
     def test_intervalReloadsOnATimer(
         self,

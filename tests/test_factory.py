@@ -146,6 +146,7 @@ class TestRotation:
         replaceAtomically(keyPath, newKey.read_bytes())
 
         assert factory.reload().certificate.serialNumber == newSerial
+        assert servedSerial(factory, clientOptions(ca)) == newSerial
 
     def test_keyTypeCanChange(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
@@ -181,6 +182,7 @@ class TestConstructorArguments:
         result = factory.reload()
 
         assert result.certificate.serialNumber == newSerial, result
+        assert servedSerial(factory, clientOptions(ca)) == newSerial
         assert factory.files.certificateFile == str(tmp_path / "server.crt")
 
     def test_textPassphraseRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
@@ -805,7 +807,7 @@ class TestCallbacksAndLogs:
         factory.addReloadCallbacks(onSuccess=broken)
         _, _, serial = writeLeaf(ca, tmp_path)
         assert factory.reload().certificate.serialNumber == serial
-        assert factory.certificate.serialNumber == serial
+        assert servedSerial(factory, clientOptions(ca)) == serial
 
     def test_structuredEvents(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
