@@ -37,12 +37,15 @@ setup(
         "test": [
             "pytest>=8",
             "trustme>=1.2",
+            # Coverage of every process the tests start, in CI (see .ci/run).
+            "coverage[toml]>=7.4",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
         "dev": [
             "pytest>=8",
             "trustme>=1.2",
+            "coverage[toml]>=7.4",
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "ruff>=0.6",
