@@ -13,7 +13,7 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 
 from txtlsreload import CredentialError, ReloadingContextFactory
 
@@ -276,6 +276,51 @@ def _corrupt(
             "PEM block 2 is an OpenSSL TRUSTED CERTIFICATE",
             {"clientCAFile": str(bundle)},
         )
+    if kind == "two keys":
+        other = ca.issue_cert("other.example").private_key_pem.bytes()
+        keyPath.write_bytes(keyPem + other)
+        return keyPath, "holds 2 private keys; expected exactly one", {}
+    if kind == "OpenSSH key":
+        keyPath.write_bytes(
+            b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n"
+            b"-----END OPENSSH PRIVATE KEY-----\n"
+        )
+        return keyPath, "OpenSSH key format is not supported", {}
+    if kind == "certificate request where the key should be":
+        keyPath.write_bytes(
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"
+            b"-----END CERTIFICATE REQUEST-----\n"
+        )
+        return keyPath, "no private key found", {}
+    if kind == "certificate request in CA bundle":
+        bundle = certPath.parent / "ca.pem"
+        bundle.write_bytes(
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"
+            b"-----END CERTIFICATE REQUEST-----\n"
+        )
+        return (
+            bundle,
+            "PEM block 1 is a CERTIFICATE REQUEST block, not a CA certificate",
+            {"clientCAFile": str(bundle)},
+        )
+    if kind == "DSA key":
+        keyPath.write_bytes(
+            dsa.generate_private_key(1024).private_bytes(  # noqa: S505
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return keyPath, "DSAPrivateKey keys cannot serve TLS", {}
+    if kind == "empty passphrase file":
+        _encryptKey(keyPath, b"right")
+        passphraseFile = certPath.parent / "passphrase.txt"
+        passphraseFile.write_bytes(b"")
+        return (
+            passphraseFile,
+            "passphrase file is empty",
+            {"passphraseFile": str(passphraseFile)},
+        )
     if kind == "file over 1 MiB":
         # Valid PEM followed by padding: only the size is wrong.
         certPath.write_bytes(certPem + b"\n" * (1024 * 1024 + 1 - len(certPem)))
@@ -337,6 +382,12 @@ _BAD_INPUTS = [
     "CA bundle without certificates",
     "file over 1 MiB",
     "RSA-1024 key OpenSSL refuses",
+    "two keys",
+    "OpenSSH key",
+    "certificate request where the key should be",
+    "certificate request in CA bundle",
+    "DSA key",
+    "empty passphrase file",
 ]
 
 
@@ -388,7 +439,7 @@ class TestBadInputOnReload:
         kwargs: dict[str, object] = {}
         if "CA bundle" in kind:
             kwargs = {"clientCAFile": str(bundle), "clientAuth": "optional"}
-        if "wrong passphrase" in kind:
+        if "passphrase" in kind and "without" not in kind:
             # A passphrase for a key that is not encrypted is harmless, so
             # the factory can start with the one the broken files need.
             passphraseFile = tmp_path / "passphrase.txt"
@@ -417,6 +468,8 @@ class TestBadInputOnReload:
             keyPath.unlink()
         if bundle.exists():
             bundle.write_bytes(ca.cert_pem.bytes())
+        if "passphraseFile" in kwargs:
+            Path(str(kwargs["passphraseFile"])).write_bytes(b"wrong\n")
         _, _, newSerial = writeLeaf(ca, tmp_path)
         recovered = factory.reload()
 
