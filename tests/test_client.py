@@ -1119,3 +1119,76 @@ class TestDocumentation:
         assert completed.returncode == 0, completed.stderr.decode()
         assert completed.stdout.startswith(b"200 ")
         assert clientSerialIn(completed.stdout) == serial
+
+
+class TestReloadReporting:
+    """
+    What client credentials say about their reloads.
+    """
+
+    def test_recoveryAndQuietRepeats(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        The last result is kept; a refusal repeated by a watcher's retry is
+        logged once; putting the files back is logged as a recovery and told
+        to success callbacks.
+        """
+        clientFile = tmp_path / "client.pem"
+        writeClient(ca, clientFile)
+        credentials = ReloadingClientCredentials(str(caFile), str(clientFile))
+        successes: list[ClientReloadResult] = []
+        credentials.addReloadCallbacks(onSuccess=successes.append)
+        good = clientFile.read_bytes()
+        with capturedLogs() as events:
+            clientFile.write_bytes(b"half written")
+            first = credentials.reload(quietIfRepeated=True)
+            credentials.reload(quietIfRepeated=True)
+            clientFile.write_bytes(good)
+            recovered = credentials.reload()
+        assert not first.succeeded
+        assert credentials.lastResult is recovered
+        said = [(e["log_level"].name, formatEvent(e)) for e in events]
+        assert [level for level, _ in said] == ["error", "info"]
+        assert "usable again" in said[1][1]
+        assert [(r.succeeded, r.changed) for r in successes] == [(True, False)]
+
+    def test_expiredOverExpiredWarns(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        When the client certificate in use has expired, a later-expiring one
+        that has expired too is used anyway, with a warning naming it.
+        """
+        clock = [datetime.datetime.now(datetime.timezone.utc)]
+        cert, key, _ = writeLeaf(
+            ca, tmp_path, name="client", notAfter=clock[0] + datetime.timedelta(days=1)
+        )
+        credentials = ReloadingClientCredentials(
+            str(caFile), str(cert), str(key), now=lambda: clock[0]
+        )
+        clock[0] += datetime.timedelta(days=3)
+        _, _, serial = writeLeaf(
+            ca, tmp_path, name="client", notAfter=clock[0] - datetime.timedelta(days=1)
+        )
+        with capturedLogs() as events:
+            result = credentials.reload()
+        assert result.changed
+        assert result.clientCertificate is not None
+        assert result.clientCertificate.serialNumber == serial
+        [warning] = [formatEvent(e) for e in events if e["log_level"].name == "warn"]
+        assert str(cert) in warning and "expired" in warning
+
+
+class TestPolicyArguments:
+    """
+    The agent policy checks its arguments.
+    """
+
+    @pytest.mark.parametrize("cacheSize", [0, -1])
+    def test_cacheSizeAtLeastOne(self, caFile: Path, cacheSize: int) -> None:
+        """
+        A cache of fewer than one creator is refused, saying so.
+        """
+        with pytest.raises(ValueError, match="cacheSize must be at least 1"):
+            ReloadingPolicyForHTTPS(str(caFile), cacheSize=cacheSize)

@@ -14,6 +14,7 @@ from types import FrameType
 import pytest
 import trustme
 from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import LogEvent
 
 from txtlsreload import (
     ReloadingContextFactory,
@@ -30,7 +31,7 @@ from .processes import (
     waitFor,
 )
 from .reactors import CallsFromThreads, ThreadedMemoryReactor, sighupReloader
-from .tlshelpers import writeLeaf
+from .tlshelpers import RecordingReloadable, writeLeaf
 
 
 @pytest.fixture
@@ -128,6 +129,75 @@ class TestInProcess:
         assert signal.getsignal(signal.SIGHUP) == before
         assert queue.calls == []
         assert previousHandler == [signal.SIGHUP]
+
+    def test_installAndUninstallTwice(self, previousHandler: list[int]) -> None:
+        """
+        Installing an installed reloader and uninstalling an uninstalled one
+        change nothing: one signal still reloads once, and afterwards the
+        previous handler is back.
+        """
+        before = signal.getsignal(signal.SIGHUP)
+        queue = CallsFromThreads()
+        reloader = reloadOnSIGHUP([], reactor=queue)  # type: ignore[arg-type]
+        reloader.install()
+        _raiseSIGHUP()
+        queue.runUntilIdle()
+        assert reloader.reloads == 1
+        reloader.uninstall()
+        reloader.uninstall()
+        assert signal.getsignal(signal.SIGHUP) == before
+
+    def test_uninstalledUnderAnotherHandler(self, previousHandler: list[int]) -> None:
+        """
+        Uninstalling a reloader that another handler was installed over
+        leaves that handler in place; when it chains to the reloader, the
+        signal reaches the previous handler but reloads nothing.
+        """
+        queue = CallsFromThreads()
+        reloader = reloadOnSIGHUP([], reactor=queue)  # type: ignore[arg-type]
+        chained = signal.getsignal(signal.SIGHUP)
+        assert callable(chained)
+        seen: list[int] = []
+
+        def onTop(signum: int, frame: FrameType | None) -> None:
+            seen.append(signum)
+            chained(signum, frame)
+
+        signal.signal(signal.SIGHUP, onTop)
+        reloader.uninstall()
+        assert signal.getsignal(signal.SIGHUP) == onTop
+        _raiseSIGHUP()
+        queue.runUntilIdle()
+        assert seen == [signal.SIGHUP]
+        assert previousHandler == [signal.SIGHUP]
+        assert reloader.reloads == 0
+
+    def test_reloadThatRaisesIsLogged(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        previousHandler: list[int],
+        logEvents: list[LogEvent],
+    ) -> None:
+        """
+        A reloadable that raises is logged with its traceback, and the
+        others are still reloaded.
+        """
+        broken = RecordingReloadable(tmp_path / "x.pem")
+        broken.raiseError = True
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        queue = CallsFromThreads()
+        reloader = reloadOnSIGHUP([broken, factory], reactor=queue)  # type: ignore[arg-type, list-item]
+        try:
+            _, _, newSerial = writeLeaf(ca, tmp_path)
+            _raiseSIGHUP()
+            queue.runUntilIdle()
+        finally:
+            reloader.uninstall()
+        assert factory.certificate.serialNumber == newSerial
+        [failure] = [e for e in logEvents if e.get("log_failure") is not None]
+        assert failure["log_failure"].check(RuntimeError)
 
     def test_noReinstall(self, previousHandler: list[int]) -> None:
         """
