@@ -18,6 +18,7 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 from twisted.application.service import IServiceMaker
+from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -703,6 +704,9 @@ class TestListening:
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}:watch=2")
         port = self._listen(endpoint)
         assert verifyObject(IListeningPort, port)
+        # What is returned stands for the real port, tied to the watcher.
+        assert port.getHost() == IPv4Address("TCP", "0.0.0.0", 0)  # noqa: S104
+        port.startListening()
 
         nextCert, nextKey, nextSerial = writeLeaf(ca, tmp_path, name="next")
         replaceAtomically(key, nextKey.read_bytes())

@@ -772,7 +772,8 @@ class TestCallbacksAndLogs:
     def test_callbacks(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
         Success callbacks see installed reloads, failure callbacks refused
-        ones, neither sees an unchanged reload, and removal works.
+        ones, neither sees an unchanged reload, and removal works (twice
+        too).
         """
         certPath, keyPath, _ = writeLeaf(ca, tmp_path)
         factory = ReloadingContextFactory(str(certPath), str(keyPath))
@@ -785,6 +786,7 @@ class TestCallbacksAndLogs:
         factory.reload()
         keyPath.write_bytes(b"")
         factory.reload()
+        remove()
         remove()
         writeLeaf(ca, tmp_path)
         factory.reload()
