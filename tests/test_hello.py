@@ -846,3 +846,83 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+class TestListenerAnnouncements:
+    """
+    What C{tlshello} says about listeners given with C{--listen}.
+    """
+
+    def test_addressesAndURLs(
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Started]
+    ) -> None:
+        """
+        Each listener is announced with its address and URL: IPv6 in
+        brackets, a UNIX socket by its path.
+        """
+        cert, key, _ = writeLeaf(ca, tmp_path)
+        files = f"privateKey={key}:certKey={cert}"
+        socketPath = tmp_path / "hello.sock"
+        log = start(
+            [
+                "--listen",
+                f"tlsreload:8443:interface=2001\\:db8\\:\\:1:{files}",
+                "--listen",
+                f"unix:{socketPath}",
+            ]
+        ).log
+        assert "Listening on [2001:db8::1]:8443: https://[2001:db8::1]:8443/" in log
+        assert [line for line in log if str(socketPath) in line]
+
+    def test_noRotationHintWithoutSIGHUP(
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Started]
+    ) -> None:
+        """
+        With SIGHUP turned off for every listener, no rotation hint is given:
+        C{kill -HUP} would not rotate anything.
+        """
+        cert, key, _ = writeLeaf(ca, tmp_path)
+        log = start(
+            ["--listen", f"tlsreload:8443:privateKey={key}:certKey={cert}:sighup=no"]
+        ).log
+        assert [line for line in log if "Listening on" in line]
+        assert not [line for line in log if "To rotate" in line]
+
+    def test_twoClientCABundles(
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Started]
+    ) -> None:
+        """
+        Two listeners with different client CA bundles get both named, as
+        files that may change.
+        """
+        argv = []
+        bundles = []
+        for name in ("a", "b"):
+            directory = tmp_path / name
+            directory.mkdir()
+            cert, key, _ = writeLeaf(ca, directory)
+            bundle = directory / "clients.pem"
+            bundle.write_bytes(trustme.CA().cert_pem.bytes())
+            bundles.append(str(bundle))
+            argv += [
+                "--listen",
+                f"tlsreload:0:privateKey={key}:certKey={cert}:clientCA={bundle}",
+            ]
+        [hint] = [line for line in start(argv).log if "To rotate" in line]
+        assert (
+            f"(and the client CA bundles {bundles[0]} and {bundles[1]}, if they change)"
+        ) in hint
+
+    def test_developmentDirectoryUnusable(self, tmp_path: Path) -> None:
+        """
+        When the development certificate cannot be made (a file is where its
+        directory should be), the program ends saying so.
+        """
+        (tmp_path / "tlshello-dev").write_bytes(b"in the way")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(tmp_path)
+            with pytest.raises(SystemExit) as raised:
+                _makeService([], reactor=MemoryReactorClock())
+        assert str(raised.value.code).startswith(
+            "tlshello: cannot create the development certificate:"
+        )
