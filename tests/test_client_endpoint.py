@@ -27,6 +27,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock, SynchronousResolver
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.plugin import getPlugins
+from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from twisted.plugins.txtlsreload_client import tlsreloadClientParser
@@ -524,3 +525,36 @@ class TestTriggers:
         )
         endpoint.connect(Factory.forProtocol(Protocol))
         assert endpoint.watcher is None
+
+
+class _NoTimersReactor(MemoryReactorClock):
+    """
+    A memory reactor whose clock refuses to schedule anything, so that no
+    file watcher can start on it.
+    """
+
+    def callLater(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no timers on this reactor")
+
+
+class TestTriggersThatCannotStart:
+    """
+    A client endpoint whose reload triggers cannot start does not connect.
+    """
+
+    def test_connectFailsAndTriesAgain(self, caFile: Path) -> None:
+        """
+        If the file watcher cannot start, the connection attempt fails
+        without connecting, and the next attempt tries to start it again.
+        """
+        reactor = _NoTimersReactor()
+        endpoint = parseClientEndpoint(
+            reactor, "localhost", "443", caCerts=str(caFile), sighup="no", watch="2"
+        )
+        for _ in range(2):
+            failures: list[Failure] = []
+            endpoint.connect(Factory.forProtocol(Protocol)).addErrback(failures.append)
+            [failure] = failures
+            assert failure.check(RuntimeError)
+            assert "no timers on this reactor" in str(failure.value)
+        assert reactor.tcpClients == []

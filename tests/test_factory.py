@@ -185,6 +185,15 @@ class TestConstructorArguments:
         assert servedSerial(factory, clientOptions(ca)) == newSerial
         assert factory.files.certificateFile == str(tmp_path / "server.crt")
 
+    def test_bytesFileNameRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A file name given as bytes is refused with a message saying it must
+        be text.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        with pytest.raises(TypeError, match="file names must be str, not bytes"):
+            ReloadingContextFactory(bytes(certPath), str(keyPath))  # type: ignore[arg-type]
+
     def test_textPassphraseRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
         A passphrase given as text is refused with a message saying it must

@@ -6,6 +6,7 @@ constructor of L{txtlsreload.ReloadingContextFactory} and L{CredentialError}.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 from pathlib import Path
 
@@ -478,6 +479,61 @@ class TestBadInputOnReload:
         served = handshake(factory, clientOptions(ca))
         assert served.serverCertificate is not None
         assert served.serverCertificate.serial_number == newSerial
+
+
+class TestSubjectAltNames:
+    """
+    The names a certificate is for, as results and logs report them.
+    """
+
+    def test_everyKindOfName(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        DNS names, IP addresses, URIs (as SPIFFE IDs are) and e-mail
+        addresses are reported with their kind.
+        """
+        key = ec.generate_private_key(ec.SECP256R1())
+        issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+        signer = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(issuer.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(ipaddress.ip_address("::1")),
+                        x509.UniformResourceIdentifier("spiffe://example.org/web"),
+                        x509.RFC822Name("ops@example.org"),
+                    ]
+                ),
+                critical=True,
+            )
+            .sign(signer, _sha256())  # type: ignore[arg-type]
+        )
+        certPath = tmp_path / "cert.pem"
+        keyPath = tmp_path / "key.pem"
+        certPath.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        keyPath.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        assert factory.certificate.subjectAltNames == (
+            "DNS:localhost",
+            "IP:::1",
+            "URI:spiffe://example.org/web",
+            "email:ops@example.org",
+        )
+        assert servedSerial(factory, clientOptions(ca)) == certificate.serial_number
 
 
 class TestFileSize:

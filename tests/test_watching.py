@@ -488,6 +488,21 @@ class TestLifecycle:
         watcher.stop()
         watcher.stop()
 
+    def test_globalReactorByDefault(self, recording: RecordingReloadable) -> None:
+        """
+        Without a reactor the watcher uses the global one: starting reloads
+        once and schedules the poll there; stopping cancels it.
+        """
+        from twisted.internet import reactor
+
+        before = len(reactor.getDelayedCalls())  # type: ignore[attr-defined]
+        watcher = FileWatcher(recording, POLL, useInotify=False)
+        watcher.start()
+        assert recording.reloads == 1
+        assert len(reactor.getDelayedCalls()) == before + 1  # type: ignore[attr-defined]
+        watcher.stop()
+        assert len(reactor.getDelayedCalls()) == before  # type: ignore[attr-defined]
+
     def test_watchFilesStarts(self, served: Served) -> None:
         """
         L{watchFiles} returns a started watcher.

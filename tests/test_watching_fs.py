@@ -318,6 +318,57 @@ class TestReplacingFiles:
         assert servedSerial(factory, ca) == serial
 
 
+class TestPaths:
+    """
+    Paths the watcher has to resolve itself to find what to watch.
+    """
+
+    def test_relativeSymlinkUpwards(
+        self, harness: Harness, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        Files reached through relative symlinks going up a directory
+        (C{../store/tls.crt}) are picked up when the targets change.
+        """
+        store = tmp_path / "store"
+        store.mkdir()
+        realCert, realKey, _ = writeLeaf(ca, store)
+        etc = tmp_path / "etc"
+        etc.mkdir()
+        (etc / "tls.crt").symlink_to(Path("..") / "store" / realCert.name)
+        (etc / "tls.key").symlink_to(Path("..") / "store" / realKey.name)
+        factory = ReloadingContextFactory(str(etc / "tls.crt"), str(etc / "tls.key"))
+        harness.watch(factory)
+        cert, key, serial = issue(ca, tmp_path / "staging")
+        replaceAtomically(realCert, cert)
+        replaceAtomically(realKey, key)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == serial
+
+    def test_pathUnderAFile(self, harness: Harness, tmp_path: Path) -> None:
+        """
+        A path that goes through a regular file (so cannot exist) is
+        watched as far as it can be, and its appearing later is noticed.
+        """
+        blocker = tmp_path / "blocker"
+        blocker.write_bytes(b"not a directory")
+        reloadable = RecordingReloadable(blocker / "cert.pem")
+        harness.watchers.append(
+            watchFiles(
+                reloadable,
+                POLL,
+                harness.reactor,
+                useInotify=harness.mode == "inotify",
+            )
+        )
+        before = reloadable.reloads
+        blocker.unlink()
+        blocker.mkdir()
+        (blocker / "cert.pem").write_bytes(b"x")
+        harness.pickUp()
+        assert reloadable.reloads > before
+
+
 class TestKubernetesSecretVolume:
     """
     A Secret volume updated by swapping the C{..data} symlink.
