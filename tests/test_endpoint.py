@@ -104,6 +104,16 @@ def _parse(reactor: MemoryReactorClock, description: str) -> ReloadingServerEndp
     return endpoint
 
 
+def _listen(endpoint: ReloadingServerEndpoint) -> IListeningPort:
+    """
+    Listen on C{endpoint} (on a memory reactor, at once) and return the port.
+    """
+    ports: list[IListeningPort] = []
+    endpoint.listen(Factory.forProtocol(Protocol)).addCallback(ports.append)
+    assert len(ports) == 1
+    return ports[0]
+
+
 def _basic(files: tuple[Path, Path, int]) -> str:
     cert, key, _ = files
     return f"privateKey={_quote(key)}:certKey={_quote(cert)}"
@@ -294,7 +304,7 @@ class TestParsing:
             reactor, f"tlsreload:8443:{_basic(files)}:interface={interface}"
         )
         assert endpoint.interface == "::1"
-        port = self._listen(endpoint)
+        port = _listen(endpoint)
         assert reactor.tcpServers[0][0] == 8443
         assert reactor.tcpServers[0][3] == "::1"
         assert port.getHost().type == "TCP"
@@ -372,12 +382,6 @@ class TestParsing:
         endpoint = serverFromString(reactor, f"tlsreload:8443:{_basic(files)}".encode())
         assert isinstance(endpoint, ReloadingServerEndpoint)
         assert endpoint.contextFactory.certificate.serialNumber == files[2]
-
-    def _listen(self, endpoint: ReloadingServerEndpoint) -> IListeningPort:
-        ports: list[IListeningPort] = []
-        endpoint.listen(Factory.forProtocol(Protocol)).addCallback(ports.append)
-        assert len(ports) == 1
-        return ports[0]
 
 
 _UNESCAPED = (
@@ -582,12 +586,6 @@ class TestListening:
     Listening serves TLS from the factory and starts the reload triggers.
     """
 
-    def _listen(self, endpoint: ReloadingServerEndpoint) -> IListeningPort:
-        ports: list[IListeningPort] = []
-        endpoint.listen(Factory.forProtocol(Protocol)).addCallback(ports.append)
-        assert len(ports) == 1
-        return ports[0]
-
     def test_listensWithTLS(
         self,
         reactor: MemoryReactorClock,
@@ -601,7 +599,7 @@ class TestListening:
         endpoint = _parse(
             reactor, f"tlsreload:8443:{_basic(files)}:interface=127.0.0.1:backlog=9"
         )
-        self._listen(endpoint)
+        _listen(endpoint)
         [(port, tlsFactory, backlog, interface)] = reactor.tcpServers
         assert (port, backlog, interface) == (8443, 9, "127.0.0.1")
         assert isinstance(tlsFactory, TLSMemoryBIOFactory)
@@ -623,7 +621,7 @@ class TestListening:
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}")
         assert sighupReloader() is None
         with capturedLogs() as events:
-            self._listen(endpoint)
+            _listen(endpoint)
         reloader = sighupReloader()
         assert reloader is not None
         assert not [e for e in events if e["log_level"] == LogLevel.warn]
@@ -647,7 +645,7 @@ class TestListening:
         """
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}")
         with capturedLogs() as events:
-            self._listen(endpoint)
+            _listen(endpoint)
         assert sighupReloader() is not None
         warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
         assert len(warnings) == 1
@@ -662,7 +660,7 @@ class TestListening:
         """
         before = signal.getsignal(signal.SIGHUP)
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}:sighup=no")
-        self._listen(endpoint)
+        _listen(endpoint)
         assert signal.getsignal(signal.SIGHUP) == before
 
     def test_listenOffMainThread(self, files: tuple[Path, Path, int]) -> None:
@@ -702,7 +700,7 @@ class TestListening:
         """
         cert, key, serial = files
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}:watch=2")
-        port = self._listen(endpoint)
+        port = _listen(endpoint)
         assert verifyObject(IListeningPort, port)
         # What is returned stands for the real port, tied to the watcher.
         assert port.getHost() == IPv4Address("TCP", "0.0.0.0", 0)  # noqa: S104
@@ -736,7 +734,7 @@ class TestListening:
         nothing else is watched.
         """
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}:interval=30")
-        port = self._listen(endpoint)
+        port = _listen(endpoint)
         reloads: list[object] = []
         original = endpoint.contextFactory.reload
 
@@ -780,7 +778,7 @@ class TestListening:
         Without C{watch} or C{interval}, listening schedules nothing.
         """
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}")
-        self._listen(endpoint)
+        _listen(endpoint)
         assert reactor.getDelayedCalls() == []
 
 
