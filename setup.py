@@ -31,12 +31,28 @@ setup(
         "twisted>=26.4",
         "pyopenssl>=26.2",
         "service-identity>=24.1",
+        # Host names as browsers read them (IDNA 2008 + UTS 46).  Twisted
+        # already needs it (through hyperlink); we call it directly.
+        "idna>=3",
         "cryptography>=43",
     ],
     extras_require={
+        # Prometheus metrics: txtlsreload.MetricsCollector and /metrics.
+        "metrics": ["prometheus-client>=0.20"],
+        # Sphinx and myst-parser: tests/test_docs.py builds the docs.  Klein
+        # and Twisted's http2 extra: tests/test_recipes.py runs those recipes;
+        # Daphne, Klein and treq: the operating how-tos, which tests run.
         "test": [
             "pytest>=8",
             "trustme>=1.2",
+            "hypothesis>=6.100",
+            "prometheus-client>=0.20",
+            "sphinx>=7.4",
+            "myst-parser>=3",
+            "daphne>=4",
+            "klein>=24.8",
+            "treq>=23",
+            "twisted[http2]>=26.4",
             # Coverage of every process the tests start, in CI (see .ci/run).
             "coverage[toml]>=7.4",
         ],
@@ -45,11 +61,15 @@ setup(
         "dev": [
             "pytest>=8",
             "trustme>=1.2",
+            "hypothesis>=6.100",
             "coverage[toml]>=7.4",
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "ruff>=0.6",
-            "sphinx>=7",
+            "sphinx>=7.4",
+            # The changelog page includes CHANGELOG.md.
+            "myst-parser>=3",
+            "prometheus-client>=0.20",
         ],
     },
     classifiers=[

@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from hostile import table as hostileTable
+
 __all__ = ["environment", "markdownReport", "plotAll"]
 
 HERE = Path(__file__).resolve().parent
@@ -215,6 +217,27 @@ def summaryRows(results: dict[str, Any]) -> list[list[str]]:
                 "-",
             ]
         )
+    hostile = [
+        e
+        for e in results.get("hostile", [])
+        if "timedOut" in e or not e["case"].startswith("ca-bundle")
+    ]
+    if hostile:
+        worst = max(hostile, key=lambda e: e.get("timedOut", 0) * 1000 or e["firstms"])
+        figure = (
+            f"> {worst['timedOut']:.0f} s"
+            if "timedOut" in worst
+            else _ms(worst["firstms"])
+        )
+        rows.append(
+            [
+                "Reactor blocked by one reload of a hostile file, worst case"
+                " (CA bundles apart)",
+                f"{figure} ({worst['what']})",
+                "< 100 ms",
+                _verdict("timedOut" not in worst and worst["firstms"] < 100),
+            ]
+        )
     return rows
 
 
@@ -396,6 +419,10 @@ def markdownReport(
                 for e in reloadTimes
             ],
         )
+    hostile = results.get("hostile")
+    if hostile:
+        lines += ["", "## Reactor time per reload of hostile files", ""]
+        lines += [hostileTable(hostile)]
     lines += ["", "## Machine and versions", ""]
     lines += _table(["", ""], [[k, v] for k, v in env.items()])
     if plots:

@@ -16,7 +16,9 @@ What it measures (see docs/benchmarks.rst for the method and the figures):
  4. memory and live C{SSL.Context} objects over thousands of reloads;
  5. how long one reload blocks the reactor (ECDSA; RSA 4096 with a long
     chain);
- 6. plots: throughput and failures over the rotation run, reload latency
+ 6. how long one reload of a hostile or huge file blocks the reactor
+    (C{hostile.py});
+ 7. plots: throughput and failures over the rotation run, reload latency
     distribution, per-round handshake cost.
 
 Everything runs on 127.0.0.1 with certificates made for this run in a
@@ -42,10 +44,12 @@ from _latency import measureReloadLatency
 from _processes import Processes, escapeEndpoint, tlsreloadEndpointPrefix
 from _report import environment, markdownReport, plotAll, summaryRows
 from _rotation import measureRotation
+from hostile import CASES as HOSTILE_CASES
+from hostile import runAll as runHostile
 
 HERE = Path(__file__).resolve().parent
 
-BENCHMARKS = ("handshakes", "latency", "rotation", "memory", "reloadtime")
+BENCHMARKS = ("handshakes", "latency", "rotation", "memory", "reloadtime", "hostile")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class Settings:
     memoryBaselineAt: int
     reloadTimeECDSA: int
     reloadTimeRSA4096: int
+    hostileCases: tuple[str, ...]
+    hostileRepeat: int
 
 
 QUICK = Settings(
@@ -84,6 +90,8 @@ QUICK = Settings(
     memoryBaselineAt=100,
     reloadTimeECDSA=20,
     reloadTimeRSA4096=2,
+    hostileCases=("begin-lines-1m", "rsa-32768-key", "pbkdf2-5m"),
+    hostileRepeat=1,
 )
 
 FULL = Settings(
@@ -104,6 +112,8 @@ FULL = Settings(
     memoryBaselineAt=100,
     reloadTimeECDSA=500,
     reloadTimeRSA4096=40,
+    hostileCases=tuple(HOSTILE_CASES),
+    hostileRepeat=3,
 )
 
 
@@ -274,6 +284,12 @@ def runAll(
                 )
             results["reloadtime"] = entries
 
+        def hostile() -> None:
+            progress(f"hostile files: {len(settings.hostileCases)} cases")
+            results["hostile"] = runHostile(
+                60.0, list(settings.hostileCases), settings.hostileRepeat
+            )
+
         try:
             if "handshakes" in only:
                 attempt("handshake cost", handshakes)
@@ -286,6 +302,8 @@ def runAll(
                 attempt("memory", memory)
             if "reloadtime" in only:
                 attempt("reactor time per reload", reloadTime)
+            if "hostile" in only:
+                attempt("hostile files", hostile)
         finally:
             processes.close()
     return results, errors

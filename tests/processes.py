@@ -195,13 +195,28 @@ class ServerProcess:
 
         return waitFor(found, timeout)
 
-    def listeningPort(self) -> int:
+    def listeningPort(self, timeout: float = 15.0) -> int:
         """
-        Wait for the line Twisted logs when a port starts listening (C{Site
-        (TLS) starting on 43567}) and return that port.
+        Wait until the process listens on a TCP port and return it: told
+        port 0, a server gets a free port from the kernel, so no other
+        process can take it between the test choosing it and the server
+        binding it.  Read from C{/proc}, so it works for programs that log
+        nothing too.
         """
-        log = self.waitForLog(_STARTING_ON)
-        return int(re.findall(_STARTING_ON, log)[0])
+
+        def listening() -> int | None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log}")
+            ports = listeningPorts(self.process.pid)
+            return min(ports) if ports else None
+
+        return waitFor(listening, timeout)
+
+    def signal(self, number: int) -> None:
+        """
+        Send signal C{number}.
+        """
+        os.kill(self.process.pid, number)
 
     def hangUp(self) -> None:
         """
@@ -225,7 +240,31 @@ class ServerProcess:
         return self.log
 
 
-_STARTING_ON = r"starting on (\d+)"
+def listeningPorts(pid: int) -> set[int]:
+    """
+    The TCP ports (IPv4 and IPv6) process C{pid} is listening on, from
+    C{/proc}: its socket descriptors matched with the kernel's tables.
+    """
+    sockets = set()
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            sockets.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local address, state (0A is LISTEN), and the socket's inode.
+            if fields[3] == "0A" and fields[9] in sockets:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 @pytest.fixture

@@ -61,7 +61,14 @@ from .reactors import (
     CallsFromThreads,
     runInReactor,
 )
-from .tlshelpers import handshake, replaceAtomically, writeLeaf, writeWeakRSALeaf
+from .tlshelpers import (
+    assertNoKeyMaterial,
+    everythingReported,
+    handshake,
+    replaceAtomically,
+    writeLeaf,
+    writeWeakRSALeaf,
+)
 
 ROOT = Path(__file__).parent.parent
 
@@ -149,12 +156,17 @@ class TestVerification:
     ) -> None:
         """
         A certificate from the trusted CA but for another name or address is
-        refused, and the error says which identity did not match.
+        refused, and the error says which identity did not match and what
+        the certificate is for.
         """
         server = ourServer(ca, tmp_path, identities=identities)
         result = handshake(server, ReloadingClientContextFactory(hostname, str(caFile)))
         assert not result.succeeded
-        assert mismatch in result.failureText()
+        assert f"is not valid for {hostname}" in result.failureText()
+        assert f"its names are {identities[0]}" in result.failureText()
+        assert result.clientApp.lostReason is not None
+        error = result.clientApp.lostReason.value
+        assert [type(e).__name__ for e in error.errors] == [mismatch]
 
     def test_untrustedCARefused(self, tmp_path: Path, caFile: Path) -> None:
         """
@@ -356,7 +368,7 @@ class TestClientCertificate:
         with pytest.raises(CredentialError) as raised:
             ReloadingClientContextFactory("localhost", str(caFile), str(path))
         assert raised.value.path == str(path)
-        assert "key too small" in raised.value.reason
+        assert "1024 bits is too small" in raised.value.reason
 
 
 class TestOptions:
@@ -578,8 +590,8 @@ class TestReload:
         assert len(errors) == 1
         text = formatEvent(errors[0])
         assert result.error.path in text and result.error.reason in text
-        for line in keyPem.splitlines()[1:-1]:
-            assert line.decode() not in text + str(result)
+        refused = [key] if key.is_file() else []
+        assertNoKeyMaterial(everythingReported(result, events=events), keyPem, *refused)
         after = handshake(server, creator)
         assert after.succeeded, after.failureText()
         assert after.clientCertificateSeenByServer is not None
@@ -737,7 +749,8 @@ class TestPolicyForHTTPS:
         good = handshake(server, policy.creatorForNetloc(b"localhost", 443))
         assert good.succeeded, good.failureText()
         bad = handshake(server, policy.creatorForNetloc(b"127.0.0.1", 443))
-        assert "IPAddressMismatch" in bad.failureText()
+        assert "is not valid for 127.0.0.1" in bad.failureText()
+        assert bad.roundTrip(b"ping") == b""
 
     def test_cachedPerHost(self, caFile: Path) -> None:
         """
@@ -847,11 +860,8 @@ class TestAgainstServers:
         assert b"ertificate" in outcome.response
 
     @pytest.mark.parametrize(
-        ("hostname", "identities", "mismatch"),
-        [
-            ("localhost", ("other.example",), "DNSMismatch"),
-            ("127.0.0.1", ("localhost",), "IPAddressMismatch"),
-        ],
+        ("hostname", "identities"),
+        [("localhost", ("other.example",)), ("127.0.0.1", ("localhost",))],
     )
     def test_otherNameRefused(
         self,
@@ -861,7 +871,6 @@ class TestAgainstServers:
         kind: str,
         hostname: str,
         identities: tuple[str, ...],
-        mismatch: str,
     ) -> None:
         """
         A trusted certificate for another name, or with only DNS names when
@@ -877,7 +886,7 @@ class TestAgainstServers:
 
         outcome = runInReactor(scenario)
         assert not outcome.succeeded
-        assert mismatch in outcome.error
+        assert f"is not valid for {hostname}: its names are" in outcome.error
         assert outcome.response == b""
 
     def test_clientRotationSeenByServer(
@@ -1071,7 +1080,7 @@ class TestAgent:
         report = json.loads(completed.stdout.decode().strip().splitlines()[-1])
         assert report["first"] == firstSerial
         assert report["second"] == secondSerial
-        assert "IPAddressMismatch" in report["wrongName"]
+        assert "is not valid for 127.0.0.1" in report["wrongName"]
 
 
 class TestDocumentation:

@@ -43,7 +43,14 @@ from txtlsreload import (
 
 from .processes import waitFor
 from .reactors import ThreadedMemoryReactor, sighupReloader
-from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
+from .tlshelpers import (
+    assertNoKeyMaterial,
+    clientOptions,
+    everythingReported,
+    handshake,
+    replaceAtomically,
+    writeLeaf,
+)
 
 ROOT = Path(__file__).parent.parent
 
@@ -490,6 +497,7 @@ class TestBadFiles:
         no key material.
         """
         cert, key, _ = writeLeaf(ca, tmp_path)
+        original = key.read_bytes()
         if damage == "missing":
             key.unlink()
         elif damage == "empty":
@@ -510,6 +518,8 @@ class TestBadFiles:
         assert raised.value.path == str(key)
         assert reason in str(raised.value)
         assert "PRIVATE KEY" not in str(raised.value)
+        refused = [key] if key.is_file() else []
+        assertNoKeyMaterial(everythingReported(raised.value), original, *refused)
 
     def test_tracebackStartsAtParser(
         self, reactor: MemoryReactorClock, tmp_path: Path

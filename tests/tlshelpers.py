@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent
+from twisted.logger import LogEvent, formatEvent
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump, connectedServerAndClient
@@ -71,8 +73,8 @@ def writeWeakRSALeaf(
 ) -> tuple[Path, Path, int]:
     """
     Issue an RSA-1024 leaf for localhost from C{ca} and write C{name}.crt and
-    C{name}.key: files every parser accepts but OpenSSL's default security
-    level refuses when a context is built ("ee key too small").
+    C{name}.key: a key below OpenSSL's default security level, which it
+    would refuse when a context is built ("ee key too small").
 
     @return: The certificate path, key path and the leaf's serial number.
     """
@@ -466,3 +468,69 @@ def startThenHandshake(
         return _result(clientProtocol, serverProtocol, pump, clientApp)
 
     return accepted, finish
+
+
+# The shortest base64 line counted as key material: shorter ones (the last
+# line of a block) could turn up anywhere by chance.
+_SHORTEST_SECRET_LINE = 16
+
+
+def secretLines(*keyFiles: Path | bytes) -> list[str]:
+    """
+    Every base64 line of at least 16 characters in the PEM C{keyFiles}
+    (paths, read now, or their bytes).
+    """
+    lines = []
+    for keyFile in keyFiles:
+        data = keyFile.read_bytes() if isinstance(keyFile, Path) else keyFile
+        for line in data.splitlines():
+            line = line.strip()
+            if len(line) >= _SHORTEST_SECRET_LINE and not line.startswith(b"-----"):
+                lines.append(line.decode("ascii"))
+    return lines
+
+
+def assertNoKeyMaterial(
+    text: str, *keyFiles: Path | bytes, passphrases: tuple[bytes, ...] = ()
+) -> None:
+    """
+    No base64 line of at least 16 characters of any of C{keyFiles}, and none
+    of C{passphrases}, appears in C{text}.
+
+    Fails if there is nothing to look for, so that a key file that was never
+    written cannot make the check pass.
+    """
+    secrets = secretLines(*keyFiles) + [p.decode("utf-8") for p in passphrases]
+    assert secrets, "no key material to look for"
+    for secret in secrets:
+        assert secret not in text, f"key material {secret[:8]}... leaked"
+
+
+def everythingReported(*reports: object, events: Sequence[LogEvent] = ()) -> str:
+    """
+    All the text that C{reports} (errors, results) and C{events} give to
+    whoever shows or records them: C{str} and C{repr} of each report, each
+    event as formatted, and the traceback of each logged failure.
+    """
+    texts = [f"{report}\n{report!r}" for report in reports]
+    for event in events:
+        texts.append(formatEvent(event))
+        failure = event.get("log_failure")
+        if failure is not None:
+            texts.append(failure.getTraceback())
+    return "\n".join(texts)
+
+
+# What no one-line message built from outside text may hold raw: C0
+# controls (newlines too), DEL, C1 controls, bidi controls.
+_RAW_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def assertNoRawControls(*texts: str) -> None:
+    """
+    None of the one-line C{texts} holds a control or text-direction
+    character.
+    """
+    for text in texts:
+        found = _RAW_CONTROLS.search(text)
+        assert found is None, f"raw {found.group()!r} in {text!r}"

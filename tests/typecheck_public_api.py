@@ -5,18 +5,26 @@ collects nothing here (no test functions).
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IReactorTCP
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.web.resource import Resource
 
 from txtlsreload import (
     CertificateInfo,
     CredentialError,
+    ExpiryWarnings,
+    MetricsCollector,
     ReloadingClientContextFactory,
     ReloadingContextFactory,
     ReloadingPolicyForHTTPS,
     ReloadingServerEndpoint,
     ReloadResult,
     SIGHUPReloader,
+    StatusResource,
+    SystemdNotifier,
+    adminResource,
+    notifySystemd,
     reloadOnSIGHUP,
+    warnBeforeExpiry,
 )
 
 
@@ -59,3 +67,19 @@ def call(certificate: str, key: str) -> ReloadingPolicyForHTTPS:
     if not outcome.succeeded:
         print(outcome.error)
     return ReloadingPolicyForHTTPS(credentials=client.credentials)
+
+
+def operate(reactor: IReactorTime, factory: ReloadingContextFactory) -> Resource:
+    warnings: ExpiryWarnings = warnBeforeExpiry(reactor, [factory])
+    warnings.check()
+    notifier: SystemdNotifier | None = notifySystemd()
+    if notifier is not None:
+        notifier.status()
+    collector = MetricsCollector([factory])
+    for metric in collector.collect():
+        print(metric.name)
+    cas: tuple[CertificateInfo, ...] = factory.clientCAs
+    print(len(cas))
+    root = adminResource()
+    root.putChild(b"tls", StatusResource([factory], reactor))
+    return root

@@ -87,7 +87,8 @@ class ReloadingPolicyForHTTPS:
         self._creators: OrderedDict[str, ReloadingClientContextFactory] = OrderedDict()
 
     def __repr__(self) -> str:
-        return f"<ReloadingPolicyForHTTPS {self.credentials!r}>"
+        # getattr: see ReloadingContextFactory.__repr__.
+        return f"<ReloadingPolicyForHTTPS {getattr(self, 'credentials', None)!r}>"
 
     def creatorForNetloc(
         self, hostname: bytes, port: int

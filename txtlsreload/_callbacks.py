@@ -6,11 +6,13 @@ tell, kept in one place so that both report reloads the same way.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from twisted.logger import Logger
 
+from . import _activity
 from ._errors import CredentialError
 
 __all__ = ["ReloadHistory"]
@@ -44,8 +46,16 @@ class ReloadHistory(Generic[R]):
 
     _log = Logger()
 
-    def __init__(self, initial: R) -> None:
+    def __init__(self, initial: R, owner: object | None = None) -> None:
+        """
+        @param initial: The initial load's result.
+        @param owner: Whose reloads these are; given, every reload is also
+            reported process-wide for metrics, status and systemd.
+        """
         self.last = initial
+        self._owner = owner
+        if owner is not None:
+            _activity.reported(owner, initial)
         self._onSuccess: list[Callable[[R], object]] = []
         self._onFailure: list[Callable[[R], object]] = []
 
@@ -90,12 +100,19 @@ class ReloadHistory(Generic[R]):
 
         return remove
 
-    def record(self, result: R) -> None:
+    def record(self, result: R, started: float | None = None) -> None:
         """
         Remember C{result} and tell the right callbacks about it.
+
+        @param started: The C{time.monotonic()} at which the reload began,
+            for the reload duration metric.
         """
         recovered = self.failing
         self.last = result
+        if self._owner is not None:
+            _activity.reported(
+                self._owner, result, time.monotonic() if started is None else started
+            )
         if result.error is not None:
             callbacks = self._onFailure
         elif result.changed or recovered:

@@ -14,8 +14,9 @@ Two layers:
   - L{ReloadingClientContextFactory} is the connection creator for one server
     name.  It holds client options built by Twisted's own
     L{optionsForClientTLS <twisted.internet.ssl.optionsForClientTLS>} (so
-    hostname verification with C{service_identity}, SNI for names but not for
-    IP addresses, ALPN and Twisted's TLS defaults all come from Twisted), and
+    SNI for names but not for IP addresses, ALPN and Twisted's TLS defaults
+    all come from Twisted) with the server-name check replaced by ours, which
+    fails closed where Twisted's fails open (see L{_serveridentity}), and
     every reload that changed something replaces them with new ones built off
     to the side.  Creating a connection reads one attribute and does no file
     I/O.  Connections already made keep the options they were made with.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +35,6 @@ from weakref import WeakSet
 
 from cryptography import x509
 from OpenSSL import SSL
-from OpenSSL.crypto import X509
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import (
     Certificate,
@@ -47,14 +48,14 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from ._callbacks import ReloadHistory
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls
 from ._loading import (
     CertificateInfo,
     CredentialFiles,
     Credentials,
     FileContents,
     acceptValidity,
-    certificatesIn,
+    certificatesWithOpenSSLIn,
     checkPassphrase,
     optionalAbsolutePath,
     parseCredentialFiles,
@@ -62,7 +63,9 @@ from ._loading import (
     readFile,
     utcNow,
 )
+from ._refusals import RefusedContents
 from ._registry import IReloadable, register
+from ._serveridentity import ServerIdentity, VerifyingClientCreator
 
 __all__ = [
     "ClientReloadResult",
@@ -86,6 +89,8 @@ class ClientReloadResult:
     @ivar trustedCAs: How many CA certificates are trusted after this reload,
         or L{None} when the platform's trust store is used.
     @ivar error: Why the reload was refused, if it was.
+    @ivar initial: C{True} for the load at construction, which is not a
+        reload: C{str()} then says "loaded", not "reloaded".
     """
 
     succeeded: bool
@@ -93,6 +98,7 @@ class ClientReloadResult:
     clientCertificate: CertificateInfo | None
     trustedCAs: int | None
     error: CredentialError | None = None
+    initial: bool = False
 
     def __str__(self) -> str:
         trusting = (
@@ -108,6 +114,8 @@ class ClientReloadResult:
             )
         if self.error is not None:
             return f"reload failed: {self.error}; still {using}"
+        if self.initial:
+            return f"loaded: {using}"
         if self.changed:
             return f"reloaded: now {using}"
         return f"unchanged: still {using}"
@@ -149,16 +157,20 @@ class _ClientMaterial:
         }
 
     def optionsFor(
-        self, hostname: str, acceptableProtocols: Sequence[bytes] | None
+        self, identity: ServerIdentity, acceptableProtocols: Sequence[bytes] | None
     ) -> IOpenSSLClientConnectionCreator:
         """
-        Twisted's client options for C{hostname} with this material.
+        Client options for the server C{identity} with this material: Twisted's
+        (SNI, ALPN, TLS defaults), with our own check of the server's name.
         """
-        return optionsForClientTLS(
-            hostname,
-            trustRoot=self.trustRoot,
-            acceptableProtocols=acceptableProtocols,
-            extraCertificateOptions=self.certificateOptions(),
+        return VerifyingClientCreator(
+            optionsForClientTLS(
+                identity.hostname,
+                trustRoot=self.trustRoot,
+                acceptableProtocols=acceptableProtocols,
+                extraCertificateOptions=self.certificateOptions(),
+            ),
+            identity,
         )
 
     @property
@@ -239,15 +251,23 @@ class ReloadingClientCredentials:
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
         self._creators: WeakSet[ReloadingClientContextFactory] = WeakSet()
+        self._refused = RefusedContents()
 
-        self._material = self._parse(*self._read(), initial=True)
+        try:
+            self._material = self._parse(*self._read(), initial=True)
+        except CredentialError as e:
+            # As in ReloadingContextFactory: no frame with the files' bytes
+            # in its locals goes with the error to error reporters.
+            raise e.with_traceback(None) from None
         self._history = ReloadHistory(
             ClientReloadResult(
                 succeeded=True,
                 changed=True,
                 clientCertificate=self._material.clientCertificate,
                 trustedCAs=self._material.trustedCAs,
-            )
+                initial=True,
+            ),
+            owner=self,
         )
         self._logLoaded(self._material)
         register(self)
@@ -260,7 +280,11 @@ class ReloadingClientCredentials:
         return self._history.last
 
     def __repr__(self) -> str:
-        client = self.clientCertificate
+        # getattr: see ReloadingContextFactory.__repr__.
+        material: _ClientMaterial | None = getattr(self, "_material", None)
+        if material is None:
+            return "<ReloadingClientCredentials (not loaded)>"
+        client = material.clientCertificate
         return (
             f"<ReloadingClientCredentials caCerts={self.caCertsFile!r}"
             f" clientCertificate="
@@ -281,6 +305,15 @@ class ReloadingClientCredentials:
         trust the platform's trust store.
         """
         return self._material.trustedCAs
+
+    @property
+    def trustedCertificates(self) -> tuple[CertificateInfo, ...] | None:
+        """
+        The CA certificates new connections trust, or L{None} when they
+        trust the platform's trust store.
+        """
+        cas = self._material.caCertificates
+        return None if cas is None else tuple(map(CertificateInfo.fromCertificate, cas))
 
     def watchedPaths(self) -> list[str]:
         """
@@ -319,6 +352,7 @@ class ReloadingClientCredentials:
             previous one again (for watchers retrying a half-done rotation).
         @return: What happened.
         """
+        started = time.monotonic()
         current = self._material
         try:
             digest, caData, clientRead = self._read()
@@ -333,7 +367,10 @@ class ReloadingClientCredentials:
                         paths=self.watchedPaths(),
                     )
             else:
-                material = self._parse(digest, caData, clientRead, initial=False)
+                material = self._refused.attempt(
+                    digest,
+                    lambda: self._parse(digest, caData, clientRead, initial=False),
+                )
                 self._install(material)
                 self._logLoaded(material)
                 result = self._result(material, changed=True)
@@ -352,7 +389,7 @@ class ReloadingClientCredentials:
                 current,
                 quietIfRepeated,
             )
-        self._history.record(result)
+        self._history.record(result, started)
         return result
 
     def addReloadCallbacks(
@@ -417,14 +454,12 @@ class ReloadingClientCredentials:
         """
         caCertificates = None
         if self.caCertsFile is not None and caData is not None:
-            caCertificates = tuple(
-                certificatesIn(self.caCertsFile, caData, "CA certificate")
+            certificates, openSSLCertificates = certificatesWithOpenSSLIn(
+                self.caCertsFile, caData, "CA certificate"
             )
+            caCertificates = tuple(certificates)
             trustRoot = trustRootFromCertificates(  # type: ignore[no-untyped-call]
-                [
-                    Certificate(X509.from_cryptography(ca))  # type: ignore[no-untyped-call]
-                    for ca in caCertificates
-                ]
+                [Certificate(ca) for ca in openSSLCertificates]  # type: ignore[no-untyped-call]
             )
         else:
             trustRoot = platformTrust()  # type: ignore[no-untyped-call]
@@ -481,7 +516,7 @@ class ReloadingClientCredentials:
             self._log.warn(
                 "Using client certificate {path} although {problem}: the one"
                 " in use is no longer valid either",
-                path=self.clientFiles.certificateFile,
+                path=escapeControls(self.clientFiles.certificateFile),
                 problem=problem,
             )
         return credentials
@@ -513,8 +548,8 @@ class ReloadingClientCredentials:
             self._log.error(
                 "Client TLS reload refused: {path}: {error}; still using the"
                 " previous files (client certificate serial {serial})",
-                path=error.path,
-                error=error.reason,
+                path=escapeControls(error.path),
+                error=escapeControls(error.reason),
                 serial=None if client is None else client.serialHex,
             )
         return ClientReloadResult(
@@ -533,7 +568,8 @@ class ReloadingClientCredentials:
             trusting=(
                 "the platform trust store"
                 if material.trustedCAs is None
-                else f"{material.trustedCAs} CA(s) from {self.caCertsFile}"
+                else f"{material.trustedCAs} CA(s) from"
+                f" {escapeControls(self.caCertsFile or '')}"
             ),
             clientSubject="none" if client is None else client.subject,
             serial=None if client is None else client.serialHex,
@@ -570,20 +606,6 @@ def credentialsFrom(
     return credentials
 
 
-def _normalizeHostname(hostname: str) -> str:
-    """
-    Accept a bracketed IPv6 literal as written in URLs, and refuse what is
-    not a name at all with a clear message.
-    """
-    if not isinstance(hostname, str):
-        raise TypeError(f"hostname must be text (str), not {type(hostname).__name__}")
-    if hostname.startswith("[") and hostname.endswith("]"):
-        hostname = hostname[1:-1]
-    if not hostname:
-        raise ValueError("hostname must not be empty")
-    return hostname
-
-
 @implementer(IOpenSSLClientConnectionCreator, IReloadable)
 class ReloadingClientContextFactory:
     """
@@ -595,7 +617,13 @@ class ReloadingClientContextFactory:
     L{SSL4ClientEndpoint <twisted.internet.endpoints.SSL4ClientEndpoint>},
     C{reactor.connectSSL}, C{startTLS}.  The server's certificate must chain
     to a trusted CA I{and} be valid for C{hostname} (a DNS name, or an IP
-    address checked against the certificate's IP address entries).
+    address checked against the certificate's IP address entries): a
+    certificate without subjectAltNames, or with one no client may accept
+    (C{*}, C{*.com}), is refused, and the connection fails with a
+    L{ServerIdentityError <txtlsreload.ServerIdentityError>} saying why.
+
+    @ivar hostname: The name checked and sent as SNI, normalized: lower case,
+        IDNA, no trailing dot (or the IP address, in its compressed form).
 
     Reloading (L{reload}, SIGHUP, file watching) happens in the
     L{ReloadingClientCredentials} it uses; it reports through that.
@@ -633,7 +661,8 @@ class ReloadingClientContextFactory:
         @raise ValueError: If C{hostname} is not a DNS name or an IP address,
             or the options contradict each other.
         """
-        self.hostname = _normalizeHostname(hostname)
+        self._identity = ServerIdentity.parse(hostname)
+        self.hostname = self._identity.hostname
         credentials = credentialsFrom(
             credentials,
             caCertsFile,
@@ -646,15 +675,13 @@ class ReloadingClientContextFactory:
         self._acceptableProtocols = (
             None if acceptableProtocols is None else list(acceptableProtocols)
         )
-        try:
-            self._options = self._build(credentials._follow(self))
-        except UnicodeError:
-            raise ValueError(
-                f"{self.hostname!r} is neither a valid DNS name nor an IP address"
-            ) from None
+        self._options = self._build(credentials._follow(self))
 
     def __repr__(self) -> str:
-        return f"<ReloadingClientContextFactory for {self.hostname!r}>"
+        # getattr: see ReloadingContextFactory.__repr__.
+        return (
+            f"<ReloadingClientContextFactory for {getattr(self, 'hostname', None)!r}>"
+        )
 
     def clientConnectionForTLS(
         self, tlsProtocol: TLSMemoryBIOProtocol
@@ -682,4 +709,4 @@ class ReloadingClientContextFactory:
         return self.credentials.watchedPaths()
 
     def _build(self, material: _ClientMaterial) -> IOpenSSLClientConnectionCreator:
-        return material.optionsFor(self.hostname, self._acceptableProtocols)
+        return material.optionsFor(self._identity, self._acceptableProtocols)

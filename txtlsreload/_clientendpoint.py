@@ -42,6 +42,7 @@ from ._descriptions import (
     text,
     yesNo,
 )
+from ._errors import quoted
 from ._registry import IReloadable
 from ._sighup import ensureProcessWideSIGHUP, joinProcessWideSIGHUP
 from ._watching import FileWatcher, watcherForEndpoint
@@ -152,7 +153,8 @@ class ReloadingClientEndpoint:
         )
 
     def __repr__(self) -> str:
-        return f"<ReloadingClientEndpoint {self.contextFactory!r}>"
+        # getattr: see ReloadingContextFactory.__repr__.
+        return f"<ReloadingClientEndpoint {getattr(self, 'contextFactory', None)!r}>"
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         """
@@ -265,12 +267,12 @@ def _collect(args: tuple[object, ...], kwargs: dict[str, object]) -> dict[str, s
     unknown = sorted(set(kwargs) - set(_KEYS))
     if unknown:
         raise problem(
-            f"unknown key(s) {', '.join(map(repr, unknown))}; known keys:"
+            f"unknown key(s) {', '.join(map(quoted, unknown))}; known keys:"
             f" {', '.join(_KEYS)} (keys are case-sensitive)"
         )
     if len(args) > len(_POSITIONAL):
         raise problem(
-            f"unexpected value {text(args[len(_POSITIONAL)])!r}: only host and"
+            f"unexpected value {quoted(text(args[len(_POSITIONAL)]))}: only host and"
             " port may be given without a key="
         )
     options = {key: text(value) for key, value in kwargs.items()}

@@ -6,7 +6,9 @@ The server and the client description share their vocabulary (yes/no
 switches, seconds, ports, file names), so they share the reading of it here,
 and with it one wording for what is wrong: every error is a L{ValueError}
 starting with C{tlsreload: }, naming the key and the value refused, so that a
-mistake in a long description can be found without reading our code.
+mistake in a long description can be found without reading our code.  Values
+are shown through L{quoted <txtlsreload._errors.quoted>}: escaped, and cut
+short when long, since a description can carry anything.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
+
+from ._errors import quoted
 
 __all__ = [
     "MINIMUM_PERIOD",
@@ -81,7 +85,9 @@ def portNumber(value: str, lowest: int) -> int:
     except ValueError:
         port = -1
     if not lowest <= port <= 65535:
-        raise problem(f"port must be a number from {lowest} to 65535, not {value!r}")
+        raise problem(
+            f"port must be a number from {lowest} to 65535, not {quoted(value)}"
+        )
     return port
 
 
@@ -93,7 +99,7 @@ def yesNo(key: str, value: str) -> bool:
         return True
     if value.lower() in _NO:
         return False
-    raise problem(f"{key} must be yes or no, not {value!r}")
+    raise problem(f"{key} must be yes or no, not {quoted(value)}")
 
 
 def _number(value: str | float) -> float:
@@ -112,7 +118,9 @@ def seconds(key: str, value: str) -> float:
     """
     number = _number(value)
     if not (math.isfinite(number) and number > 0):
-        raise problem(f"{key} must be a number of seconds (more than 0), not {value!r}")
+        raise problem(
+            f"{key} must be a number of seconds (more than 0), not {quoted(value)}"
+        )
     return number
 
 
@@ -131,7 +139,7 @@ def period(key: str, value: str | float) -> float:
     if not (math.isfinite(number) and (number == 0 or number >= MINIMUM_PERIOD)):
         raise problem(
             f"{key} must be 0 (off) or at least {MINIMUM_PERIOD:g} seconds,"
-            f" not {value!r}"
+            f" not {quoted(value)}"
         )
     return number
 
@@ -177,7 +185,7 @@ def refuseEmptyPositional(
         stray = positional[keyless:]
         if cut and stray and all(_IPV6_PIECE.fullmatch(value) for value in stray):
             raise problem(
-                f"unexpected value {stray[0]!r} after {cut[0]}=; colons"
+                f"unexpected value {quoted(stray[0])} after {cut[0]}=; colons"
                 " inside a value (as in an IPv6 address) must be escaped as \\:,"
                 f" as in {cut[0]}=0\\:0\\:0\\:0\\:0\\:0\\:0\\:1"
             )

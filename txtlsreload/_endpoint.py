@@ -54,8 +54,9 @@ from ._descriptions import (
     text,
     yesNo,
 )
-from ._errors import CredentialError
+from ._errors import CredentialError, quoted
 from ._factory import ClientAuth, ReloadingContextFactory
+from ._operations import ensureOperations
 from ._registry import IReloadable
 from ._sighup import ensureProcessWideSIGHUP, joinProcessWideSIGHUP
 from ._watching import FileWatcher, watcherForEndpoint
@@ -98,7 +99,7 @@ def _backlog(value: str) -> int:
     except ValueError:
         backlog = 0
     if backlog < 1:
-        raise problem(f"backlog must be a positive whole number, not {value!r}")
+        raise problem(f"backlog must be a positive whole number, not {quoted(value)}")
     return backlog
 
 
@@ -106,7 +107,7 @@ def _clientAuth(value: str | None, clientCA: str | None) -> ClientAuth | None:
     if value is None:
         return None
     if value not in ("required", "optional"):
-        raise problem(f"clientAuth must be required or optional, not {value!r}")
+        raise problem(f"clientAuth must be required or optional, not {quoted(value)}")
     if clientCA is None:
         raise problem(
             f"clientAuth={value} needs clientCA=<file>: the CAs whose client"
@@ -198,9 +199,11 @@ class ReloadingServerEndpoint:
         )
 
     def __repr__(self) -> str:
+        # getattr: see ReloadingContextFactory.__repr__.
         return (
-            f"<ReloadingServerEndpoint port={self.port} "
-            f"interface={self.interface!r} {self.contextFactory!r}>"
+            f"<ReloadingServerEndpoint port={getattr(self, 'port', None)} "
+            f"interface={getattr(self, 'interface', None)!r}"
+            f" {getattr(self, 'contextFactory', None)!r}>"
         )
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
@@ -215,9 +218,14 @@ class ReloadingServerEndpoint:
                 self._reactor, self.contextFactory, "listen", self._ensureSIGHUP
             )
         listening = self._tlsEndpoint.listen(protocolFactory)
+        listening.addCallback(self._startOperations)
         if self.watch or self.interval:
             listening.addCallback(self._startWatching)
         return listening
+
+    def _startOperations(self, port: IListeningPort) -> IListeningPort:
+        ensureOperations(self._reactor)
+        return port
 
     def _startWatching(self, port: IListeningPort) -> IListeningPort | Deferred[Any]:
         """
@@ -311,14 +319,14 @@ class TLSReloadParser:
                 raise problem(f"{key} is not supported: {_UNSUPPORTED[key]}")
             if key not in _KEYS:
                 raise problem(
-                    f"unknown key {key!r}; known keys: {', '.join(_KEYS)}"
+                    f"unknown key {quoted(key)}; known keys: {', '.join(_KEYS)}"
                     " (keys are case-sensitive)"
                 )
 
         refuseEmptyPositional(positional, options, ["interface"])
         if len(positional) > 1:
             raise problem(
-                f"unexpected value {positional[1]!r}: only the port may be"
+                f"unexpected value {quoted(positional[1])}: only the port may be"
                 " given without a key=; did you mean privateKey=...?"
             )
         if positional and "port" in options:

@@ -14,13 +14,13 @@ Connections that already finished their handshake keep the context they got.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
 from OpenSSL import SSL
-from OpenSSL.crypto import X509
 from twisted.internet.interfaces import (
     IOpenSSLContextFactory,
     IOpenSSLServerConnectionCreator,
@@ -31,7 +31,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from ._callbacks import ReloadHistory
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls
 from ._loading import (
     CertificateInfo,
     CredentialFiles,
@@ -43,10 +43,14 @@ from ._loading import (
     readCredentialFiles,
     utcNow,
 )
+from ._refusals import RefusedContents
 from ._registry import IReloadable, register
 
 __all__ = ["ClientAuth", "ReloadResult", "ReloadingContextFactory"]
 
+#: Whether a server requires client certificates (C{"required"}) or asks for
+#: them but serves clients without one (C{"optional"}); an untrusted
+#: certificate is refused either way.
 ClientAuth = Literal["required", "optional"]
 
 _VERIFY_MODES: dict[ClientAuth | None, int] = {
@@ -68,12 +72,15 @@ class ReloadResult:
     @ivar certificate: The certificate being served after this reload: the new
         one on success, the unchanged old one otherwise.
     @ivar error: Why the reload was refused, if it was.
+    @ivar initial: C{True} for the load at construction, which is not a
+        reload: C{str()} then says "loaded", not "reloaded".
     """
 
     succeeded: bool
     changed: bool
     certificate: CertificateInfo
     error: CredentialError | None = None
+    initial: bool = False
 
     def __str__(self) -> str:
         served = (
@@ -82,6 +89,8 @@ class ReloadResult:
         )
         if self.error is not None:
             return f"reload failed: {self.error}; still serving {served}"
+        if self.initial:
+            return f"loaded: serving {self.certificate.subject} ({served})"
         if self.changed:
             return f"reloaded: now serving {self.certificate.subject} ({served})"
         return f"unchanged: still serving {served}"
@@ -117,6 +126,15 @@ def _effectiveClientAuth(
     if clientCAFile is not None and clientAuth is None:
         return "required"
     return clientAuth
+
+
+def _contextRefused(path: str, error: Exception) -> CredentialError:
+    """
+    Blame C{path} for a context that could not be built from checked files.
+    """
+    return CredentialError(
+        path, f"could not build a TLS context: {type(error).__name__}: {error}"
+    )
 
 
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
@@ -189,31 +207,47 @@ class ReloadingContextFactory:
         )
         self._passphrase = checkPassphrase(passphrase)
         self._now = now
+        self._refused = RefusedContents()
 
-        read = readCredentialFiles(files, self._passphrase)
-        credentials = self._check(
-            parseCredentialFiles(read, self._passphrase), None, files.certificateFile
-        )
+        try:
+            read = readCredentialFiles(files, self._passphrase)
+            credentials = self._check(
+                parseCredentialFiles(read, self._passphrase),
+                None,
+                files.certificateFile,
+            )
+        except CredentialError as e:
+            # The loading frames hold the files' bytes in their locals, and
+            # error reporters (Sentry, pytest -l) record every frame's locals:
+            # the traceback starts here, where nothing local is secret.
+            raise e.with_traceback(None) from None
         try:
             self._installed = self._install(credentials, files, clientAuth)
         except Exception as e:
-            # What OpenSSL refuses only when the context is built (an RSA key
-            # below its security level) stops the start like any bad file.
-            raise CredentialError(
-                files.certificateFile,
-                f"could not build a TLS context: {type(e).__name__}: {e}",
-            ) from None
+            raise _contextRefused(files.certificateFile, e) from None
         self._dispatchContext = self._buildDispatchContext()
         self._history = ReloadHistory(
-            ReloadResult(succeeded=True, changed=True, certificate=credentials.info)
+            ReloadResult(
+                succeeded=True,
+                changed=True,
+                certificate=credentials.info,
+                initial=True,
+            ),
+            owner=self,
         )
         self._logInstalled(credentials)
         register(self)
 
     def __repr__(self) -> str:
+        # A constructor that refused its files leaves a half-made object that
+        # error reporters (Sentry, pytest -l) still repr from the frame's
+        # locals; an AttributeError there would hide the real error.
+        installed: _Installed | None = getattr(self, "_installed", None)
+        if installed is None:
+            return "<ReloadingContextFactory (not loaded)>"
         return (
-            f"<ReloadingContextFactory {self.files.certificateFile!r} "
-            f"serial={self.certificate.serialHex}>"
+            f"<ReloadingContextFactory {installed.files.certificateFile!r} "
+            f"serial={installed.credentials.info.serialHex}>"
         )
 
     @property
@@ -244,6 +278,17 @@ class ReloadingContextFactory:
         The certificate new handshakes are getting now.
         """
         return self._installed.credentials.info
+
+    @property
+    def clientCAs(self) -> tuple[CertificateInfo, ...]:
+        """
+        The CA certificates trusted to issue client certificates now; empty
+        when client certificates are not asked for.
+        """
+        return tuple(
+            CertificateInfo.fromCertificate(ca)
+            for ca in self._installed.credentials.clientCAs
+        )
 
     def watchedPaths(self) -> list[str]:
         """
@@ -320,6 +365,7 @@ class ReloadingContextFactory:
         clientAuth: ClientAuth | None,
         quietIfRepeated: bool,
     ) -> ReloadResult:
+        started = time.monotonic()
         installed = self._installed
         current = installed.credentials
         try:
@@ -335,14 +381,17 @@ class ReloadingContextFactory:
                     self._log.info(
                         "TLS files usable again: {path} is what is being served"
                         " (serial {serial})",
-                        path=files.certificateFile,
+                        path=escapeControls(files.certificateFile),
                         serial=current.info.serialHex,
                     )
             else:
-                credentials = self._check(
-                    parseCredentialFiles(read, self._passphrase),
-                    current.info,
-                    files.certificateFile,
+                credentials = self._refused.attempt(
+                    read.digest,
+                    lambda: self._check(
+                        parseCredentialFiles(read, self._passphrase),
+                        current.info,
+                        files.certificateFile,
+                    ),
                 )
                 self._installed = self._install(credentials, files, clientAuth)
                 self._logInstalled(credentials)
@@ -355,14 +404,9 @@ class ReloadingContextFactory:
             # Building the context found a problem the checks did not; report
             # it like any other refusal rather than let it escape.
             result = self._failed(
-                CredentialError(
-                    files.certificateFile,
-                    f"could not build a TLS context: {type(e).__name__}: {e}",
-                ),
-                current,
-                quietIfRepeated,
+                _contextRefused(files.certificateFile, e), current, quietIfRepeated
             )
-        self._history.record(result)
+        self._history.record(result, started)
         return result
 
     def addReloadCallbacks(
@@ -394,7 +438,7 @@ class ReloadingContextFactory:
             self._log.warn(
                 "Installing {path} although {problem}: the certificate"
                 " being served is no longer valid either",
-                path=path,
+                path=escapeControls(path),
                 problem=problem,
             )
         return credentials
@@ -421,7 +465,7 @@ class ReloadingContextFactory:
         """
         clientCAs = None
         if credentials.clientCAs:
-            clientCAs = [X509.from_cryptography(ca) for ca in credentials.clientCAs]
+            clientCAs = list(credentials.openSSLClientCAs)
         options = CertificateOptions(
             # CertificateOptions' annotations say pyOpenSSL objects, but the
             # context takes cryptography ones without deprecation warnings.
@@ -471,8 +515,8 @@ class ReloadingContextFactory:
             self._log.error(
                 "TLS reload refused: {path}: {error}; still serving serial {serial}"
                 " (notAfter {notAfter})",
-                path=error.path,
-                error=error.reason,
+                path=escapeControls(error.path),
+                error=escapeControls(error.reason),
                 serial=current.info.serialHex,
                 notAfter=current.info.notAfter.isoformat(),
             )
@@ -486,7 +530,7 @@ class ReloadingContextFactory:
             "TLS certificate loaded from {path}: {subject}, serial {serial},"
             " notAfter {notAfter}, {chainLength} chain certificate(s),"
             " {clientCACount} client CA(s)",
-            path=self.files.certificateFile,
+            path=escapeControls(self.files.certificateFile),
             subject=info.subject,
             serial=info.serialHex,
             notAfter=info.notAfter.isoformat(),

@@ -47,7 +47,9 @@ from ._devcert import (
     ensureDevelopmentCertificate,
 )
 from ._endpoint import ReloadingServerEndpoint
-from ._errors import CredentialError
+from ._errors import CredentialError, shortened
+from ._operations import ensureOperations
+from ._status import adminResource
 
 __all__ = [
     "DEFAULT_PORT",
@@ -116,6 +118,14 @@ class Options(usage.Options):
             None,
             None,
             "PEM bundle of CAs; clients must present a certificate from one.",
+        ],
+        [
+            "admin",
+            None,
+            None,
+            "Also serve /metrics (Prometheus) and /status (JSON) over plain HTTP"
+            " on this endpoint description, e.g. tcp:9100:interface=127.0.0.1."
+            " For operators only: never the public port. [default: off]",
         ],
     ]
 
@@ -237,9 +247,12 @@ class _AnnouncingEndpoint:
     Log where a listener can be reached once it listens.
     """
 
-    def __init__(self, endpoint: IStreamServerEndpoint, description: str) -> None:
+    def __init__(
+        self, endpoint: IStreamServerEndpoint, description: str, admin: bool = False
+    ) -> None:
         self._endpoint = endpoint
         self._description = description
+        self._admin = admin
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
         listening = self._endpoint.listen(protocolFactory)
@@ -248,6 +261,16 @@ class _AnnouncingEndpoint:
 
     def _announce(self, port: IListeningPort) -> IListeningPort:
         host = port.getHost()
+        if self._admin:
+            url = _url(host, tls=False)
+            _log.info(
+                "Admin listener (operators only) on {address}: {url}metrics"
+                " and {url}status",
+                address=_address(host),
+                url=url,
+                description=self._description,
+            )
+            return port
         _log.info(
             "Listening on {address}: {url}",
             address=_address(host),
@@ -300,14 +323,17 @@ class _HelloService(service.MultiService):
         endpoint: IStreamServerEndpoint,
         factory: IProtocolFactory,
         description: str,
+        admin: bool = False,
     ) -> None:
         """
         Listen on C{endpoint} when the service starts.
+
+        @param admin: This is the operators' plain-HTTP listener.
         """
         if isinstance(endpoint, ReloadingServerEndpoint):
             self.rotatable.append(endpoint)
         listener = StreamServerEndpointService(
-            _AnnouncingEndpoint(endpoint, description), factory
+            _AnnouncingEndpoint(endpoint, description, admin), factory
         )
         # As strports.service does for twistd web: a port that cannot be
         # bound stops the start-up, instead of being logged and skipped.
@@ -323,6 +349,11 @@ class _HelloService(service.MultiService):
     def startService(self) -> None:
         with _listenErrorsEndStartup():
             super().startService()
+        # Once per process, whether or not a tlsreload: listener did it:
+        # expiry warnings, and READY=1 under systemd once the reactor runs.
+        from twisted.internet import reactor
+
+        ensureOperations(reactor)
         # Logged here rather than when the service is made: twistd forks into
         # the background in between, and the process id must be the final one.
         development = self._development
@@ -397,7 +428,32 @@ class _StartupFailed(SystemExit, Exception):
     instead of a traceback; and an L{Exception}, so that twistd running as a
     daemon still catches it and hands its message to the parent process,
     which reports it to the user's terminal.
+
+    That hand-over sends C{"1 " + traceback.format_exception_only(...)}, cut
+    to 100 bytes, and the parent shows its repr.  Named C{tlshello} in
+    C{builtins}, the exception's line reads C{tlshello: <message>}, as the
+    interpreter prints it without a daemon, instead of starting with this
+    private class's dotted name and losing the end of the reason.
     """
+
+    def __init__(self, message: str) -> None:
+        # The interpreter prints SystemExit's code; twistd prints the class
+        # name, then str(): give each the prefix once.
+        super().__init__(f"tlshello: {message}")
+        self._message = message
+
+    def __str__(self) -> str:
+        return self._message
+
+
+_StartupFailed.__module__ = "builtins"
+_StartupFailed.__qualname__ = _StartupFailed.__name__ = "tlshello"
+
+
+def _cannotListen(interface: str, port: int, error: BaseException) -> str:
+    where = f"[{interface}]" if ":" in interface else interface
+    reason = getattr(error, "strerror", None) or str(error)
+    return f"cannot listen on {where}:{port}: {reason}"
 
 
 @contextmanager
@@ -411,11 +467,45 @@ def _listenErrorsEndStartup() -> Iterator[None]:
         yield
     except CannotListenError as e:
         interface = e.interface or "0.0.0.0"  # noqa: S104
-        where = f"[{interface}]" if ":" in interface else interface
-        reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
-        raise _StartupFailed(
-            f"tlshello: cannot listen on {where}:{e.port}: {reason}"
-        ) from None
+        raise _StartupFailed(_cannotListen(interface, e.port, e.socketError)) from None
+
+
+def _checkedListeners(top: _HelloService) -> _HelloService:
+    """
+    End the program if one of the C{tlsreload:} listeners of C{top} cannot
+    listen, else return C{top}.
+    """
+    for endpoint in top.rotatable:
+        _checkCanListen(endpoint)
+    return top
+
+
+def _checkCanListen(endpoint: ReloadingServerEndpoint) -> None:
+    """
+    End the program, with the plain message, if C{endpoint}'s address cannot
+    be bound now.
+
+    twistd forks into the background before it listens, and reports a
+    failure there only as the repr of the exception's first 98 bytes; a port
+    already in use is the likeliest mistake, so it is caught here, before
+    the fork, where the message reaches the terminal as it is.  (The port is
+    bound and released at once; listening later can still fail, and then
+    goes through L{_listenErrorsEndStartup}.)
+    """
+    if endpoint.port == 0:
+        return
+    interface = endpoint.interface or "0.0.0.0"  # noqa: S104
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As Twisted's listening ports do, so that only a listener (not a
+        # connection still in TIME_WAIT) makes the port unavailable.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((interface, endpoint.port))
+        except OSError as e:
+            raise SystemExit(
+                "tlshello: " + _cannotListen(interface, endpoint.port, e)
+            ) from None
 
 
 def makeService(
@@ -452,15 +542,18 @@ def makeService(
         )
     except (OSError, CredentialError) as e:
         raise SystemExit(
-            f"tlshello: cannot create the development certificate: {e}"
+            f"tlshello: cannot use the development certificate: {e}"
         ) from None
     site = Site(HelloResource())
     top = _HelloService(plan.development)
     for description in plan.descriptions:
-        endpoint = _parseListener(reactor, description, f"--listen {description}: ")
+        endpoint = _parseListener(
+            reactor, description, f"--listen {shortened(description)}: "
+        )
         top.addListener(endpoint, site, description)
     if plan.shortcut is None:
-        return top
+        _addAdmin(top, reactor, options)
+        return _checkedListeners(top)
     # The user never saw this description (only the files in it are theirs),
     # so its errors are shown without it.
     shortcut = _parseListener(
@@ -470,6 +563,7 @@ def makeService(
         keyHint=options["cert"] is not None and options["key"] is None,
     )
     top.addListener(shortcut, site, plan.shortcut)
+    _addAdmin(top, reactor, options)
     # Always true, as the shortcut is a tlsreload: description; the check
     # tells the type checker so.
     if isinstance(shortcut, ReloadingServerEndpoint):
@@ -486,7 +580,20 @@ def makeService(
                 site,
                 f"{plan.shortcut} (also on {interface})",
             )
-    return top
+    return _checkedListeners(top)
+
+
+def _addAdmin(top: _HelloService, reactor: object, options: Options) -> None:
+    """
+    Add the C{--admin} listener, if asked for.
+    """
+    description = options["admin"]
+    if description is None:
+        return
+    endpoint = _parseListener(
+        reactor, description, f"--admin {shortened(description)}: "
+    )
+    top.addListener(endpoint, Site(adminResource()), description, admin=True)
 
 
 def _parseListener(

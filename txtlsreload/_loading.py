@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from ipaddress import IPv4Address, IPv6Address
@@ -26,8 +27,11 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from OpenSSL import crypto
 
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls, quoted
+from ._limits import checkKeyDerivation, keySizeProblem
+from ._refusals import ValidityRefusal
 
 __all__ = [
     "CertificateInfo",
@@ -38,6 +42,7 @@ __all__ = [
     "absolutePath",
     "acceptValidity",
     "certificatesIn",
+    "certificatesWithOpenSSLIn",
     "checkPassphrase",
     "optionalAbsolutePath",
     "parseCredentialFiles",
@@ -58,10 +63,10 @@ ServableKey = (
 # disk image) and reading it on every reload would hurt.
 _MAX_FILE_SIZE = 1024 * 1024
 
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL
-)
-_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+# The label cannot contain "-", so a search reads each BEGIN line once and
+# cannot run into the next one: splitting a file is linear in its size,
+# whatever it holds.
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(\r?\n)?")
 
 _CERTIFICATE_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE"})
 _KEY_FILE_LABELS_EXTRA = frozenset({b"EC PARAMETERS"})
@@ -140,10 +145,14 @@ class CredentialFiles:
         return seen
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FileContents:
     """
     The bytes of every credential file, read in one go.
+
+    Its C{repr} names the files and their sizes only: error reporters that
+    record the local variables of a traceback (Sentry, C{pytest -l}) would
+    otherwise record the private key.
 
     @ivar files: What was read.
     @ivar contents: Each path's bytes.
@@ -155,11 +164,22 @@ class FileContents:
     contents: dict[str, bytes]
     digest: bytes
 
+    def __repr__(self) -> str:
+        sizes = ", ".join(
+            f"{quoted(path)}: {len(data)} bytes" for path, data in self.contents.items()
+        )
+        return f"<FileContents {{{sizes}}}>"
+
 
 @dataclass(frozen=True)
 class CertificateInfo:
     """
     What an operator wants to know about a served certificate.
+
+    The subject and names are whatever the certificate's issuer wrote, so
+    they are kept with control characters (newlines, terminal escapes, bidi
+    overrides) escaped as C{repr} escapes them: they end up in log lines,
+    results and status pages.
 
     @ivar subject: The subject as an RFC 4514 string.
     @ivar subjectAltNames: DNS names, IP addresses, URIs and e-mail addresses.
@@ -192,7 +212,7 @@ class CertificateInfo:
         """
         fingerprint = certificate.fingerprint(hashes.SHA256()).hex().upper()
         return cls(
-            subject=certificate.subject.rfc4514_string(),
+            subject=escapeControls(certificate.subject.rfc4514_string()),
             subjectAltNames=_subjectAltNames(certificate),
             serialNumber=certificate.serial_number,
             fingerprintSHA256=":".join(
@@ -215,6 +235,8 @@ class Credentials:
         when client certificates are not asked for.
     @ivar digest: See L{FileContents.digest}.
     @ivar info: A description of C{leaf}.
+    @ivar openSSLClientCAs: C{clientCAs} as pyOpenSSL objects, converted
+        once while checking that OpenSSL reads them, for building contexts.
     """
 
     leaf: x509.Certificate
@@ -223,6 +245,7 @@ class Credentials:
     clientCAs: tuple[x509.Certificate, ...]
     digest: bytes
     info: CertificateInfo
+    openSSLClientCAs: tuple[crypto.X509, ...] = ()
 
     def __repr__(self) -> str:
         # Never let a repr (in a traceback, a log) carry the key.
@@ -295,6 +318,21 @@ def parseCredentialFiles(
 
     @raise CredentialError: Naming the file at fault and the reason.
     """
+    try:
+        return _parseCredentialFiles(read, passphrase)
+    except CredentialError:
+        raise
+    except Exception as e:
+        # A parser raised what none of the checks expected.  The contract is
+        # a CredentialError for any bad file; the library's message is left
+        # out, as it could quote the file.
+        raise CredentialError(
+            read.files.certificateFile,
+            f"could not be parsed ({type(e).__name__})",
+        ) from None
+
+
+def _parseCredentialFiles(read: FileContents, passphrase: bytes | None) -> Credentials:
     files = read.files
     if files.passphraseFile is not None:
         passphrase = _passphraseFrom(files.passphraseFile, read.contents)
@@ -306,6 +344,18 @@ def parseCredentialFiles(
         allowKeys=True,
     )
     leaf, chain = certificates[0], list(certificates[1:])
+    # Before the key is even read: a leaf whose key is too small for OpenSSL
+    # to serve, or too large to use cheaply, is refused for what it is.
+    problem = keySizeProblem(leaf.public_key(), servable=True)
+    if problem is not None:
+        raise CredentialError(files.certificateFile, f"certificate 1: {problem}")
+    try:
+        info = CertificateInfo.fromCertificate(leaf)
+    except (ValueError, x509.DuplicateExtension, UnsupportedAlgorithm):
+        raise CredentialError(
+            files.certificateFile,
+            "certificate 1 has a malformed subject or subjectAltName",
+        ) from None
     if files.extraChainFile is not None:
         chain.extend(
             certificatesIn(
@@ -330,14 +380,15 @@ def parseCredentialFiles(
         raise CredentialError(
             files.privateKeyFile,
             f"private key does not match the certificate in {files.certificateFile}"
-            f" (subject {leaf.subject.rfc4514_string()!r})",
+            f" (subject {quoted(leaf.subject.rfc4514_string())})",
         )
 
     _proveKeyWorks(files.privateKeyFile, privateKey, leaf)
 
     clientCAs: list[x509.Certificate] = []
+    openSSLClientCAs: list[crypto.X509] = []
     if files.clientCAFile is not None:
-        clientCAs = certificatesIn(
+        clientCAs, openSSLClientCAs = certificatesWithOpenSSLIn(
             files.clientCAFile, read.contents[files.clientCAFile], "CA certificate"
         )
 
@@ -346,8 +397,9 @@ def parseCredentialFiles(
         privateKey=privateKey,
         chain=tuple(chain),
         clientCAs=tuple(clientCAs),
+        openSSLClientCAs=tuple(openSSLClientCAs),
         digest=read.digest,
-        info=CertificateInfo.fromCertificate(leaf),
+        info=info,
     )
 
 
@@ -371,7 +423,8 @@ def acceptValidity(
     no worse, and its problem is returned for the caller to warn about.
 
     @return: L{None} if C{new} is valid now, else the problem it has.
-    @raise CredentialError: If C{new} is refused.
+    @raise ValidityRefusal: If C{new} is refused (a L{CredentialError} that
+        depends on the time, not only on the bytes).
     """
     problem = validityProblem(new, now)
     if problem is None:
@@ -382,7 +435,7 @@ def acceptValidity(
         and new.notAfter > served.notAfter
     ):
         return problem
-    raise CredentialError(path, problem)
+    raise ValidityRefusal(path, problem)
 
 
 def validityProblem(info: CertificateInfo, now: datetime) -> str | None:
@@ -406,6 +459,8 @@ def readFile(path: str) -> bytes:
 
     @raise CredentialError: If the file cannot be read.
     """
+    if "\0" in path:
+        raise CredentialError(path, "file name contains a NUL character")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -443,27 +498,61 @@ def _pemBlocks(path: str, data: bytes) -> list[tuple[bytes, bytes]]:
     """
     Split C{data} into (label, block) pairs, refusing truncated blocks.
     """
+    return list(_iterPemBlocks(path, data))
+
+
+def _iterPemBlocks(path: str, data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """
+    L{_pemBlocks}, one block at a time, so that a caller refusing the first
+    block of a file of tens of thousands does not split all of them first.
+    """
     if not data.strip():
         raise CredentialError(path, "file is empty")
-    blocks = [(m.group(1), m.group(0)) for m in _PEM_BLOCK.finditer(data)]
-    begun = _PEM_BEGIN.findall(data)
-    if len(begun) != len(blocks):
-        raise CredentialError(
-            path, "truncated PEM data: a BEGIN line has no matching END line"
-        )
-    if not blocks:
+    truncated = CredentialError(
+        path, "truncated PEM data: a BEGIN line has no matching END line"
+    )
+    count = 0
+    search = _PEM_BEGIN.search
+    begin = search(data)
+    while begin is not None:
+        if begin.group(2) is None:
+            # Something follows the BEGIN line's dashes on the same line.
+            raise truncated
+        label = begin.group(1)
+        endLine = b"-----END " + label + b"-----"
+        # One search per BEGIN line, and a failed one ends the split: a file
+        # of BEGIN lines without END lines is refused after one pass.
+        end = data.find(endLine, begin.end())
+        if end < 0:
+            raise truncated
+        stop = end + len(endLine)
+        count += 1
+        yield label, data[begin.start() : stop]
+        begin = search(data, stop)
+    if len(_PEM_BEGIN.findall(data)) != count:
+        # A BEGIN line inside a block: that block's own END line came first.
+        raise truncated
+    if not count:
         if data[:1] == b"\x30":
             # An ASN.1 SEQUENCE: most likely a DER certificate or key.
             raise CredentialError(
                 path, "no PEM data found: looks like DER, which is not supported"
             )
         raise CredentialError(path, "no PEM data found: no -----BEGIN line")
-    return blocks
 
 
 def certificatesIn(
     path: str, data: bytes, what: str, allowKeys: bool = False
 ) -> list[x509.Certificate]:
+    """
+    L{certificatesWithOpenSSLIn}, without the pyOpenSSL objects.
+    """
+    return certificatesWithOpenSSLIn(path, data, what, allowKeys)[0]
+
+
+def certificatesWithOpenSSLIn(
+    path: str, data: bytes, what: str, allowKeys: bool = False
+) -> tuple[list[x509.Certificate], list[crypto.X509]]:
     """
     Parse every certificate in C{data}; there must be at least one.
 
@@ -471,27 +560,68 @@ def certificatesIn(
     bundle is never silently cut short; only a certificate file may also hold
     the key (C{allowKeys}), as in a combined PEM file.
 
+    Each certificate is also read by OpenSSL, which is stricter than
+    cryptography in places (string types in names), so that what OpenSSL
+    would refuse when a context is built is refused here, naming the block.
+    Contexts are built from the pyOpenSSL objects this returns, so that a
+    bundle of thousands of CAs is converted once, not twice.
+
     @param what: What the certificates are, for messages.
+    @return: The certificates, and the same as pyOpenSSL objects.
     @raise CredentialError: Naming the file and the block at fault.
     """
-    blocks = _pemBlocks(path, data)
     certificates = []
-    for number, (label, block) in enumerate(blocks, start=1):
+    openSSLCertificates = []
+    labels = set()
+    for number, (label, block) in enumerate(_iterPemBlocks(path, data), start=1):
+        labels.add(label)
         if label not in _CERTIFICATE_LABELS:
             if allowKeys and label in _KEY_FILE_LABELS:
                 continue
             raise CredentialError(path, _unexpectedBlock(number, label, what))
-        try:
-            certificates.append(x509.load_pem_x509_certificate(block))
-        except ValueError:
-            raise CredentialError(
-                path, f"PEM block {number} is not a valid certificate"
-            ) from None
+        certificate, openSSLCertificate = _certificateIn(path, number, block)
+        certificates.append(certificate)
+        openSSLCertificates.append(openSSLCertificate)
     if not certificates:
-        if any(label in _KEY_LABELS for label, _ in blocks):
+        if labels & _KEY_LABELS:
             raise CredentialError(path, f"holds a private key but no {what}")
         raise CredentialError(path, f"no {what} found")
-    return certificates
+    return certificates, openSSLCertificates
+
+
+def _certificateIn(
+    path: str, number: int, block: bytes
+) -> tuple[x509.Certificate, crypto.X509]:
+    """
+    Parse one certificate and read now what cryptography would otherwise
+    parse later, so that a malformed field is refused here, naming the
+    block, rather than raising some other exception in the middle of a
+    reload.
+    """
+    try:
+        certificate = x509.load_pem_x509_certificate(block)
+        publicKey = certificate.public_key()
+        openSSLCertificate = crypto.X509.from_cryptography(certificate)
+    except x509.InvalidVersion:
+        raise CredentialError(
+            path, f"PEM block {number} is a certificate of an unknown X.509 version"
+        ) from None
+    except UnsupportedAlgorithm:
+        raise CredentialError(
+            path, f"PEM block {number} is a certificate with an unsupported key type"
+        ) from None
+    except crypto.Error:
+        raise CredentialError(
+            path, f"PEM block {number} is a certificate OpenSSL cannot read"
+        ) from None
+    except ValueError:
+        raise CredentialError(
+            path, f"PEM block {number} is not a valid certificate"
+        ) from None
+    problem = keySizeProblem(publicKey, servable=False)
+    if problem is not None:
+        raise CredentialError(path, f"PEM block {number}: {problem}")
+    return certificate, openSSLCertificate
 
 
 def _unexpectedBlock(number: int, label: bytes, what: str) -> str:
@@ -529,6 +659,8 @@ def _privateKeyIn(path: str, data: bytes, passphrase: bytes | None) -> ServableK
         raise CredentialError(
             path, f"holds {len(keyBlocks)} private keys; expected exactly one"
         )
+    if keyBlocks[0].startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----"):
+        checkKeyDerivation(path, keyBlocks[0])
     try:
         key = serialization.load_pem_private_key(
             keyBlocks[0], password=passphrase, unsafe_skip_rsa_key_validation=True
@@ -557,6 +689,10 @@ def _privateKeyIn(path: str, data: bytes, passphrase: bytes | None) -> ServableK
         raise CredentialError(
             path, "private key uses an unsupported algorithm"
         ) from None
+    except Exception as e:
+        raise CredentialError(
+            path, f"private key could not be parsed ({type(e).__name__})"
+        ) from None
     if not isinstance(
         key,
         rsa.RSAPrivateKey
@@ -568,6 +704,11 @@ def _privateKeyIn(path: str, data: bytes, passphrase: bytes | None) -> ServableK
             path,
             f"{type(key).__name__} keys cannot serve TLS; use RSA, ECDSA or Ed25519",
         )
+    # Before anything computes with the key: a huge RSA key takes seconds
+    # per operation.
+    problem = keySizeProblem(key, servable=True)
+    if problem is not None:
+        raise CredentialError(path, f"private key: {problem}")
     return key
 
 
@@ -650,4 +791,4 @@ def _subjectAltNames(certificate: x509.Certificate) -> tuple[str, ...]:
             names.append(f"URI:{value}")
         elif isinstance(name, x509.RFC822Name):
             names.append(f"email:{value}")
-    return tuple(names)
+    return tuple(escapeControls(name) for name in names)

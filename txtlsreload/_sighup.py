@@ -20,6 +20,7 @@ from weakref import WeakSet
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 
+from ._activity import triggeredBy
 from ._registry import IReloadable, registered
 
 __all__ = [
@@ -129,13 +130,14 @@ class SIGHUPReloader:
             "SIGHUP: reloading {count} TLS configuration(s)", count=len(reloadables)
         )
         self.reloads += 1
-        for reloadable in reloadables:
-            try:
-                reloadable.reload()
-            except Exception:
-                self._log.failure(
-                    "Reloading {reloadable!r} failed", reloadable=reloadable
-                )
+        with triggeredBy("sighup"):
+            for reloadable in reloadables:
+                try:
+                    reloadable.reload()
+                except Exception:
+                    self._log.failure(
+                        "Reloading {reloadable!r} failed", reloadable=reloadable
+                    )
 
 
 def reloadOnSIGHUP(

@@ -36,6 +36,8 @@ from typing import Any
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from ._activity import Trigger, triggeredBy
+from ._errors import escapeControls
 from ._inotify import InotifyUnavailable, existingHubFor, hubFor
 from ._registry import IReloadable
 
@@ -239,7 +241,11 @@ class FileWatcher:
         self._retryCall: IDelayedCall | None = None
 
     def __repr__(self) -> str:
-        return f"<FileWatcher of {self._reloadable!r} every {self.pollInterval}s>"
+        # getattr: a constructor that refused its arguments leaves a
+        # half-made object, which error reporters still repr.
+        reloadable = getattr(self, "_reloadable", None)
+        interval = getattr(self, "pollInterval", None)
+        return f"<FileWatcher of {reloadable!r} every {interval}s>"
 
     def start(self) -> None:
         """
@@ -257,7 +263,7 @@ class FileWatcher:
         self._unwatchable = set()
         self._failures = 0
         self.failing = False
-        self._look(force=True, changed=True)
+        self._look(force=True, changed=True, trigger="watch")
         if not self.running:
             return
         self._pollCall = self._reactor.callLater(self.pollInterval, self._poll)
@@ -303,7 +309,7 @@ class FileWatcher:
     def _poll(self) -> None:
         self._pollCall = None
         try:
-            self._look(force=False, changed=False)
+            self._look(force=False, changed=False, trigger="watch")
         finally:
             if self.running:
                 self._pollCall = self._reactor.callLater(self.pollInterval, self._poll)
@@ -311,7 +317,7 @@ class FileWatcher:
     def _intervalReload(self) -> None:
         self._intervalCall = None
         try:
-            self._look(force=True, changed=False)
+            self._look(force=True, changed=False, trigger="interval")
         finally:
             if self.running:
                 self._intervalCall = self._reactor.callLater(
@@ -320,11 +326,11 @@ class FileWatcher:
 
     def _retry(self) -> None:
         self._retryCall = None
-        self._look(force=True, changed=False)
+        self._look(force=True, changed=False, trigger="watch")
 
     def _noticed(self) -> None:
         self._debounceCall = None
-        self._look(force=True, changed=True)
+        self._look(force=True, changed=True, trigger="watch")
 
     def _directoryEvent(self, directory: str, name: str | None) -> None:
         """
@@ -351,13 +357,14 @@ class FileWatcher:
         self._firstNotice = now
         self._debounceCall = self._reactor.callLater(self.debounce, self._noticed)
 
-    def _look(self, force: bool, changed: bool) -> None:
+    def _look(self, force: bool, changed: bool, trigger: Trigger) -> None:
         """
         Look at the files and reload if needed.
 
         @param force: Reload even if no file's identity changed.
         @param changed: This look was caused by a change notice, so a refusal
             starts the backoff over.
+        @param trigger: What the reload is counted as, in metrics.
         """
         try:
             paths = self._reloadable.watchedPaths()
@@ -377,7 +384,8 @@ class FileWatcher:
             changed = True
         elif not force:
             return
-        self._reload(changed)
+        with triggeredBy(trigger):
+            self._reload(changed)
 
     def _reload(self, changed: bool) -> None:
         if self._retryCall is not None and self._retryCall.active():
@@ -456,7 +464,9 @@ class FileWatcher:
             self._log.info(
                 "inotify cannot watch {directories}; the poll every "
                 "{interval:g}s covers changes there",
-                directories=", ".join(sorted(unwatchable - self._unwatchable)),
+                directories=escapeControls(
+                    ", ".join(sorted(unwatchable - self._unwatchable))
+                ),
                 interval=self.pollInterval,
             )
         self._unwatchable = unwatchable
