@@ -56,6 +56,8 @@ setup(
             "klein>=24.8",
             "treq>=23",
             "twisted[http2]>=26.4",
+            # Coverage of every process the tests start, in CI (see .ci/run).
+            "coverage[toml]>=7.4",
         ],
         # Plots for benchmarks/run.py.
         "bench": ["matplotlib>=3.8", "trustme>=1.2"],
@@ -63,6 +65,7 @@ setup(
             "pytest>=8",
             "trustme>=1.2",
             "hypothesis>=6.100",
+            "coverage[toml]>=7.4",
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "ruff>=0.6",

@@ -694,7 +694,7 @@ def plot(results: dict[str, Any], out: Path) -> Path:
         sizes,
         [s["reload"]["twistedRescanMs"] for s in results["sizes"]],
         "s--",
-        label="Twisted tls: forced rescan",
+        label="Twisted tls: full re-read",
     )
     right.set(xscale="log", yscale="log", xlabel="names", ylabel="ms")
     right.legend()

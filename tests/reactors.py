@@ -7,6 +7,8 @@ tests.
 
 from __future__ import annotations
 
+import gc
+import signal
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
@@ -19,13 +21,15 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txtlsreload import _sighup
+from txtlsreload import SIGHUPReloader
 
 __all__ = [
     "CallsFromThreads",
     "ThreadedMemoryReactor",
     "noProcessWideSIGHUP",
     "runInReactor",
+    "sighupReloader",
+    "uninstallSIGHUPReloaders",
 ]
 
 
@@ -111,6 +115,36 @@ def runInReactor(
     return results[0]
 
 
+def sighupReloader() -> SIGHUPReloader | None:
+    """
+    The L{SIGHUPReloader} whose handler SIGHUP runs now, if any.
+    """
+    reloader = getattr(signal.getsignal(signal.SIGHUP), "__self__", None)
+    return reloader if isinstance(reloader, SIGHUPReloader) else None
+
+
+def uninstallSIGHUPReloaders() -> None:
+    """
+    Remove every L{SIGHUPReloader} from the SIGHUP handler chain, through
+    their public C{uninstall}, and let the reloadables of earlier tests go.
+
+    The process-wide handler the endpoints share is one of them; once it is
+    uninstalled the next endpoint that asks installs a new one.
+    """
+    for _ in range(100):
+        handler = signal.getsignal(signal.SIGHUP)
+        reloader = sighupReloader()
+        if reloader is None:
+            break
+        reloader.uninstall()
+        if signal.getsignal(signal.SIGHUP) == handler:
+            # Not ours to take down (installed over by someone else).
+            break
+    # The shared handler holds its reloadables weakly: collect the dead ones
+    # now, so that a signal in this test cannot reach an earlier test's.
+    gc.collect()
+
+
 @pytest.fixture
 def noProcessWideSIGHUP() -> Iterator[None]:
     """
@@ -118,10 +152,6 @@ def noProcessWideSIGHUP() -> Iterator[None]:
     test installs, so that no other test's (possibly stopped) reactor gets
     our signal or we get theirs.
     """
-    if _sighup._processWide is not None:
-        _sighup._processWide.uninstall()
-    _sighup._processWideReloadables.clear()
+    uninstallSIGHUPReloaders()
     yield
-    if _sighup._processWide is not None:
-        _sighup._processWide.uninstall()
-    _sighup._processWideReloadables.clear()
+    uninstallSIGHUPReloaders()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from cryptography import x509
 
 from txtlsreload import CertificateInfo
 
-from .processes import startPython, stop, waitFor
+from .processes import ServerProcess, python, waitFor
 from .tlshelpers import writeLeaf
 
 ROOT = Path(__file__).parent.parent
@@ -317,7 +316,13 @@ class TestDeployHook:
     """
 
     @pytest.mark.parametrize("good", [True, False])
-    def test_hook(self, tmp_path: Path, ca: trustme.CA, good: bool) -> None:
+    def test_hook(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        good: bool,
+        servers: Callable[..., ServerProcess],
+    ) -> None:
         """
         Good renewed files make the hook signal the server and exit 0; bad
         ones make it exit 1 with the reason and leave the server alone.
@@ -330,8 +335,8 @@ class TestDeployHook:
         if not good:
             (lineage / "privkey.pem").write_bytes(b"not a key\n")
         hupped = tmp_path / "hupped"
-        server = startPython(
-            [
+        server = servers(
+            python(
                 "-c",
                 "import pathlib, signal, sys, time\n"
                 "signal.signal(signal.SIGHUP, lambda *a: pathlib.Path(sys.argv[1])"
@@ -340,7 +345,7 @@ class TestDeployHook:
                 "time.sleep(60)\n",
                 str(hupped),
                 str(tmp_path / "up"),
-            ]
+            )
         )
         try:
             waitFor(lambda: (tmp_path / "up").exists() or None)
@@ -365,8 +370,7 @@ class TestDeployHook:
             else:
                 assert done.returncode == 1, done
                 assert f"refused: {lineage}/privkey.pem: " in done.stdout
-                assert server.poll() is None
+                assert server.process.poll() is None
                 assert not hupped.exists()
         finally:
-            server.send_signal(signal.SIGTERM)
-            stop(server)
+            server.stop()

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import weakref
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -35,15 +36,16 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface.verify import verifyObject
 
-from txtlsreload import CredentialError, IReloadable, ReloadingContextFactory
-from txtlsreload._agentpolicy import ReloadingPolicyForHTTPS
-from txtlsreload._client import (
+from txtlsreload import (
     ClientReloadResult,
+    CredentialError,
+    IReloadable,
     ReloadingClientContextFactory,
     ReloadingClientCredentials,
+    ReloadingContextFactory,
+    ReloadingPolicyForHTTPS,
+    reloadOnSIGHUP,
 )
-from txtlsreload._registry import registered
-from txtlsreload._sighup import reloadOnSIGHUP
 
 from .peers import (
     PEERS,
@@ -65,6 +67,7 @@ from .tlshelpers import (
     handshake,
     replaceAtomically,
     writeLeaf,
+    writeWeakRSALeaf,
 )
 
 ROOT = Path(__file__).parent.parent
@@ -110,13 +113,6 @@ class TestInterfaces:
         policy = ReloadingPolicyForHTTPS(str(caFile))
         assert verifyObject(IPolicyForHTTPS, policy)
         assert verifyObject(IReloadable, policy)
-
-    def test_credentialsRegisteredForSIGHUP(self, caFile: Path) -> None:
-        """
-        Credentials register themselves for process-wide reload triggers.
-        """
-        creator = ReloadingClientContextFactory("localhost", str(caFile))
-        assert creator.credentials in registered()
 
 
 class TestVerification:
@@ -525,20 +521,22 @@ class TestReload:
         self, tmp_path: Path, ca: trustme.CA, caFile: Path
     ) -> None:
         """
-        Rewriting the same bytes reports no change and keeps the same client
-        options.
+        Rewriting the same bytes reports no change, logs nothing and tells
+        no callback.
         """
         clientFile = tmp_path / "client.pem"
         writeClient(ca, clientFile)
         creator = ReloadingClientContextFactory(
             "localhost", str(caFile), str(clientFile)
         )
-        options = creator._options
+        told: list[ClientReloadResult] = []
+        creator.credentials.addReloadCallbacks(told.append, told.append)
         replaceAtomically(caFile, caFile.read_bytes())
         replaceAtomically(clientFile, clientFile.read_bytes())
-        result = creator.reload()
+        with capturedLogs() as events:
+            result = creator.reload()
         assert (result.succeeded, result.changed, result.error) == (True, False, None)
-        assert creator._options is options
+        assert (events, told) == ([], [])
 
     @pytest.mark.parametrize(
         "breakFiles",
@@ -555,6 +553,10 @@ class TestReload:
                 id="key-mismatch",
             ),
             pytest.param(lambda ca, c, k: k.write_bytes(b""), id="key-empty"),
+            pytest.param(
+                lambda ca, c, k: writeWeakRSALeaf(ca, k.parent, name="client"),
+                id="rsa-1024-openssl-refuses",
+            ),
         ],
     )
     def test_failedReloadKeepsOld(
@@ -581,7 +583,7 @@ class TestReload:
 
         assert (result.succeeded, result.changed) == (False, False)
         assert result.error is not None
-        assert result.error.path in (str(caFile), str(key))
+        assert result.error.path in (str(caFile), str(cert), str(key))
         assert result.error.path in str(result)
         assert str(result).startswith("reload failed: ")
         errors = [e for e in events if e["log_level"].name == "error"]
@@ -692,9 +694,9 @@ class TestReload:
         import gc
 
         credentials = ReloadingClientCredentials(str(caFile))
-        credentials.creatorFor("localhost")
+        creator = weakref.ref(credentials.creatorFor("localhost"))
         gc.collect()
-        assert len(credentials._creators) == 0
+        assert creator() is None
 
 
 class TestSIGHUP:
@@ -1099,10 +1101,6 @@ class TestDocumentation:
             block.append(line[4:])
         return "\n".join(block).strip() + "\n"
 
-    @pytest.mark.skipif(
-        not hasattr(__import__("txtlsreload"), "ReloadingPolicyForHTTPS"),
-        reason="txtlsreload does not export ReloadingPolicyForHTTPS yet",
-    )
     def test_agentExampleRuns(
         self, startPeer: Callable[..., Peer], tmp_path: Path, ca: trustme.CA
     ) -> None:
@@ -1130,3 +1128,76 @@ class TestDocumentation:
         assert completed.returncode == 0, completed.stderr.decode()
         assert completed.stdout.startswith(b"200 ")
         assert clientSerialIn(completed.stdout) == serial
+
+
+class TestReloadReporting:
+    """
+    What client credentials say about their reloads.
+    """
+
+    def test_recoveryAndQuietRepeats(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        The last result is kept; a refusal repeated by a watcher's retry is
+        logged once; putting the files back is logged as a recovery and told
+        to success callbacks.
+        """
+        clientFile = tmp_path / "client.pem"
+        writeClient(ca, clientFile)
+        credentials = ReloadingClientCredentials(str(caFile), str(clientFile))
+        successes: list[ClientReloadResult] = []
+        credentials.addReloadCallbacks(onSuccess=successes.append)
+        good = clientFile.read_bytes()
+        with capturedLogs() as events:
+            clientFile.write_bytes(b"half written")
+            first = credentials.reload(quietIfRepeated=True)
+            credentials.reload(quietIfRepeated=True)
+            clientFile.write_bytes(good)
+            recovered = credentials.reload()
+        assert not first.succeeded
+        assert credentials.lastResult is recovered
+        said = [(e["log_level"].name, formatEvent(e)) for e in events]
+        assert [level for level, _ in said] == ["error", "info"]
+        assert "usable again" in said[1][1]
+        assert [(r.succeeded, r.changed) for r in successes] == [(True, False)]
+
+    def test_expiredOverExpiredWarns(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        When the client certificate in use has expired, a later-expiring one
+        that has expired too is used anyway, with a warning naming it.
+        """
+        clock = [datetime.datetime.now(datetime.timezone.utc)]
+        cert, key, _ = writeLeaf(
+            ca, tmp_path, name="client", notAfter=clock[0] + datetime.timedelta(days=1)
+        )
+        credentials = ReloadingClientCredentials(
+            str(caFile), str(cert), str(key), now=lambda: clock[0]
+        )
+        clock[0] += datetime.timedelta(days=3)
+        _, _, serial = writeLeaf(
+            ca, tmp_path, name="client", notAfter=clock[0] - datetime.timedelta(days=1)
+        )
+        with capturedLogs() as events:
+            result = credentials.reload()
+        assert result.changed
+        assert result.clientCertificate is not None
+        assert result.clientCertificate.serialNumber == serial
+        [warning] = [formatEvent(e) for e in events if e["log_level"].name == "warn"]
+        assert str(cert) in warning and "expired" in warning
+
+
+class TestPolicyArguments:
+    """
+    The agent policy checks its arguments.
+    """
+
+    @pytest.mark.parametrize("cacheSize", [0, -1])
+    def test_cacheSizeAtLeastOne(self, caFile: Path, cacheSize: int) -> None:
+        """
+        A cache of fewer than one creator is refused, saying so.
+        """
+        with pytest.raises(ValueError, match="cacheSize must be at least 1"):
+            ReloadingPolicyForHTTPS(str(caFile), cacheSize=cacheSize)

@@ -27,11 +27,16 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock, SynchronousResolver
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.plugin import getPlugins
+from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
-from txtlsreload import CredentialError
-from txtlsreload._client import ClientReloadResult, ReloadingClientContextFactory
-from txtlsreload._clientendpoint import ReloadingClientEndpoint, parseClientEndpoint
+from twisted.plugins.txtlsreload_client import tlsreloadClientParser
+from txtlsreload import (
+    ClientReloadResult,
+    CredentialError,
+    ReloadingClientContextFactory,
+    ReloadingClientEndpoint,
+)
 
 from .peers import (
     Outcome,
@@ -40,13 +45,18 @@ from .peers import (
     writeCA,
     writeClient,
 )
+from .processes import waitFor
 from .reactors import (
     ThreadedMemoryReactor,
     runInReactor,
+    sighupReloader,
 )
 from .tlshelpers import writeLeaf
 
 ROOT = Path(__file__).parent.parent
+
+# What clientFromString calls for a tlsreload: description.
+parseClientEndpoint: Any = tlsreloadClientParser.parseStreamClient
 
 
 def connectWith(peer: Peer, description: str) -> Outcome:
@@ -397,44 +407,47 @@ class TestTriggers:
     connects.
     """
 
-    @pytest.mark.parametrize(("sighup", "installs"), [("yes", 1), ("no", 0)])
+    @pytest.mark.usefixtures("noProcessWideSIGHUP")
+    @pytest.mark.parametrize(("sighup", "installs"), [("yes", True), ("no", False)])
     def test_sighupOnFirstConnect(
-        self, caFile: Path, sighup: str, installs: int
+        self, caFile: Path, sighup: str, installs: bool
     ) -> None:
         """
-        The first connection asks for the process-wide SIGHUP handler (unless
+        The first connection installs the process-wide SIGHUP handler (unless
         C{sighup=no}); parsing alone does not.
         """
-        asked: list[object] = []
-        reactor = MemoryReactorClock()
+        reactor = ThreadedMemoryReactor()
         endpoint = parseClientEndpoint(
             reactor, "localhost", "443", caCerts=str(caFile), sighup=sighup
         )
-        endpoint._ensureSIGHUP = lambda *args: asked.append(args)  # type: ignore[method-assign]
-        assert asked == []
+        assert sighupReloader() is None
         endpoint.connect(Factory.forProtocol(Protocol))
+        reloader = sighupReloader()
         endpoint.connect(Factory.forProtocol(Protocol))
-        assert len(asked) == installs
+        assert (reloader is not None) is installs
+        assert sighupReloader() is reloader
 
+    @pytest.mark.usefixtures("noProcessWideSIGHUP")
     @pytest.mark.parametrize("threaded", [True, False])
     def test_sighupReactor(self, caFile: Path, threaded: bool) -> None:
         """
-        The SIGHUP handler is asked for with the endpoint's reactor; one that
-        cannot be called from threads is replaced by the global reactor
-        (L{None}), with a warning saying so.
+        A real SIGHUP reloads on the endpoint's reactor; a reactor that
+        cannot be called from threads is replaced by the global one, with a
+        warning saying so.
         """
-        asked: list[object] = []
         reactor = ThreadedMemoryReactor() if threaded else MemoryReactorClock()
         endpoint = parseClientEndpoint(reactor, "localhost", "443", caCerts=str(caFile))
-        endpoint._ensureSIGHUP = lambda *args: asked.append(args)  # type: ignore[method-assign]
         with capturedLogs() as events:
             endpoint.connect(Factory.forProtocol(Protocol))
         warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
-        credentials = endpoint.contextFactory.credentials
+        reloader = sighupReloader()
+        assert reloader is not None
         if threaded:
-            assert (asked, warnings) == ([(reactor, credentials)], [])
+            assert warnings == []
+            # This reactor runs what the handler hands it at once.
+            os.kill(os.getpid(), signal.SIGHUP)
+            waitFor(lambda: reloader.reloads or None, timeout=5)
         else:
-            assert asked == [(None, credentials)]
             assert len(warnings) == 1
             assert "scheduled on the global reactor" in warnings[0]
             assert str(caFile) in warnings[0]
@@ -512,3 +525,36 @@ class TestTriggers:
         )
         endpoint.connect(Factory.forProtocol(Protocol))
         assert endpoint.watcher is None
+
+
+class _NoTimersReactor(MemoryReactorClock):
+    """
+    A memory reactor whose clock refuses to schedule anything, so that no
+    file watcher can start on it.
+    """
+
+    def callLater(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no timers on this reactor")
+
+
+class TestTriggersThatCannotStart:
+    """
+    A client endpoint whose reload triggers cannot start does not connect.
+    """
+
+    def test_connectFailsAndTriesAgain(self, caFile: Path) -> None:
+        """
+        If the file watcher cannot start, the connection attempt fails
+        without connecting, and the next attempt tries to start it again.
+        """
+        reactor = _NoTimersReactor()
+        endpoint = parseClientEndpoint(
+            reactor, "localhost", "443", caCerts=str(caFile), sighup="no", watch="2"
+        )
+        for _ in range(2):
+            failures: list[Failure] = []
+            endpoint.connect(Factory.forProtocol(Protocol)).addErrback(failures.append)
+            [failure] = failures
+            assert failure.check(RuntimeError)
+            assert "no timers on this reactor" in str(failure.value)
+        assert reactor.tcpClients == []

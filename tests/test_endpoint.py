@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 from twisted.application.service import IServiceMaker
+from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -32,10 +34,15 @@ from twisted.python.failure import Failure
 from twisted.test.iosim import connectedServerAndClient
 from zope.interface.verify import verifyObject
 
-from txtlsreload import CredentialError, ReloadingContextFactory
-from txtlsreload._endpoint import ReloadingServerEndpoint, TLSReloadParser
+from twisted.plugins.txtlsreload_plugins import tlsreloadEndpointParser
+from txtlsreload import (
+    CredentialError,
+    ReloadingContextFactory,
+    ReloadingServerEndpoint,
+)
 
-from .reactors import ThreadedMemoryReactor
+from .processes import waitFor
+from .reactors import ThreadedMemoryReactor, sighupReloader
 from .tlshelpers import (
     assertNoKeyMaterial,
     clientOptions,
@@ -46,6 +53,10 @@ from .tlshelpers import (
 )
 
 ROOT = Path(__file__).parent.parent
+
+# Listening installs the real process-wide SIGHUP handler; take it down
+# around every test so that it never outlives the test's reactor.
+pytestmark = pytest.mark.usefixtures("noProcessWideSIGHUP")
 
 
 def _quote(path: Path) -> str:
@@ -97,9 +108,17 @@ class _NoTimersReactor(MemoryReactorClock):
 def _parse(reactor: MemoryReactorClock, description: str) -> ReloadingServerEndpoint:
     endpoint = serverFromString(reactor, description)
     assert isinstance(endpoint, ReloadingServerEndpoint)
-    # Never touch this test process's SIGHUP handling.
-    endpoint._ensureSIGHUP = lambda reactor, reloadable: None  # type: ignore[method-assign,assignment]
     return endpoint
+
+
+def _listen(endpoint: ReloadingServerEndpoint) -> IListeningPort:
+    """
+    Listen on C{endpoint} (on a memory reactor, at once) and return the port.
+    """
+    ports: list[IListeningPort] = []
+    endpoint.listen(Factory.forProtocol(Protocol)).addCallback(ports.append)
+    assert len(ports) == 1
+    return ports[0]
 
 
 def _basic(files: tuple[Path, Path, int]) -> str:
@@ -131,7 +150,7 @@ class TestPlugin:
         The parser the plugin delegates to provides
         L{IStreamServerEndpointStringParser} itself.
         """
-        assert verifyObject(IStreamServerEndpointStringParser, TLSReloadParser())
+        assert verifyObject(IStreamServerEndpointStringParser, tlsreloadEndpointParser)
 
     def test_serviceMakerFound(self) -> None:
         """
@@ -292,7 +311,7 @@ class TestParsing:
             reactor, f"tlsreload:8443:{_basic(files)}:interface={interface}"
         )
         assert endpoint.interface == "::1"
-        port = self._listen(endpoint)
+        port = _listen(endpoint)
         assert reactor.tcpServers[0][0] == 8443
         assert reactor.tcpServers[0][3] == "::1"
         assert port.getHost().type == "TCP"
@@ -370,12 +389,6 @@ class TestParsing:
         endpoint = serverFromString(reactor, f"tlsreload:8443:{_basic(files)}".encode())
         assert isinstance(endpoint, ReloadingServerEndpoint)
         assert endpoint.contextFactory.certificate.serialNumber == files[2]
-
-    def _listen(self, endpoint: ReloadingServerEndpoint) -> IListeningPort:
-        ports: list[IListeningPort] = []
-        endpoint.listen(Factory.forProtocol(Protocol)).addCallback(ports.append)
-        assert len(ports) == 1
-        return ports[0]
 
 
 _UNESCAPED = (
@@ -583,12 +596,6 @@ class TestListening:
     Listening serves TLS from the factory and starts the reload triggers.
     """
 
-    def _listen(self, endpoint: ReloadingServerEndpoint) -> IListeningPort:
-        ports: list[IListeningPort] = []
-        endpoint.listen(Factory.forProtocol(Protocol)).addCallback(ports.append)
-        assert len(ports) == 1
-        return ports[0]
-
     def test_listensWithTLS(
         self,
         reactor: MemoryReactorClock,
@@ -602,7 +609,7 @@ class TestListening:
         endpoint = _parse(
             reactor, f"tlsreload:8443:{_basic(files)}:interface=127.0.0.1:backlog=9"
         )
-        self._listen(endpoint)
+        _listen(endpoint)
         [(port, tlsFactory, backlog, interface)] = reactor.tcpServers
         assert (port, backlog, interface) == (8443, 9, "127.0.0.1")
         assert isinstance(tlsFactory, TLSMemoryBIOFactory)
@@ -610,36 +617,46 @@ class TestListening:
             assert _servedSerial(tlsFactory, client, reactor) == files[2]
 
     def test_sighupInstalledOnListen(
-        self, reactor: MemoryReactorClock, files: tuple[Path, Path, int]
+        self,
+        files: tuple[Path, Path, int],
+        ca: trustme.CA,
+        tmp_path: Path,
     ) -> None:
         """
         With C{sighup} on (the default), listening, not parsing, installs the
-        process-wide SIGHUP handler for this reactor.
+        process-wide SIGHUP handler, which a real SIGHUP then runs on this
+        reactor to reload the endpoint's files, warning about nothing.
         """
         reactor = ThreadedMemoryReactor()
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}")
-        calls: list[object] = []
-        endpoint._ensureSIGHUP = lambda *args: calls.append(args)
-        assert calls == []
+        assert sighupReloader() is None
         with capturedLogs() as events:
-            self._listen(endpoint)
-        assert calls == [(reactor, endpoint.contextFactory)]
+            _listen(endpoint)
+        reloader = sighupReloader()
+        assert reloader is not None
         assert not [e for e in events if e["log_level"] == LogLevel.warn]
+
+        cert, key, _ = files
+        nextCert, nextKey, nextSerial = writeLeaf(ca, tmp_path, name="next")
+        replaceAtomically(key, nextKey.read_bytes())
+        replaceAtomically(cert, nextCert.read_bytes())
+        os.kill(os.getpid(), signal.SIGHUP)
+        waitFor(lambda: reloader.reloads or None, timeout=5)
+
+        assert endpoint.contextFactory.certificate.serialNumber == nextSerial
 
     def test_sighupWithoutThreadsWarns(
         self, reactor: MemoryReactorClock, files: tuple[Path, Path, int]
     ) -> None:
         """
-        With a reactor that cannot be called from threads, listening warns
-        that SIGHUP reloads will be scheduled on the global reactor, and asks
-        for the handler without a reactor, which means the global one.
+        With a reactor that cannot be called from threads, listening still
+        installs the SIGHUP handler and warns that its reloads will be
+        scheduled on the global reactor.
         """
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}")
-        calls: list[object] = []
-        endpoint._ensureSIGHUP = lambda *args: calls.append(args)
         with capturedLogs() as events:
-            self._listen(endpoint)
-        assert calls == [(None, endpoint.contextFactory)]
+            _listen(endpoint)
+        assert sighupReloader() is not None
         warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
         assert len(warnings) == 1
         assert "scheduled on the global reactor" in warnings[0]
@@ -651,11 +668,10 @@ class TestListening:
         """
         With C{sighup=no}, listening leaves SIGHUP alone.
         """
+        before = signal.getsignal(signal.SIGHUP)
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}:sighup=no")
-        calls: list[object] = []
-        endpoint._ensureSIGHUP = lambda *args: calls.append(args)
-        self._listen(endpoint)
-        assert calls == []
+        _listen(endpoint)
+        assert signal.getsignal(signal.SIGHUP) == before
 
     def test_listenOffMainThread(self, files: tuple[Path, Path, int]) -> None:
         """
@@ -694,24 +710,29 @@ class TestListening:
         """
         cert, key, serial = files
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}:watch=2")
-        port = self._listen(endpoint)
+        port = _listen(endpoint)
         assert verifyObject(IListeningPort, port)
+        # What is returned stands for the real port, tied to the watcher.
+        assert port.getHost() == IPv4Address("TCP", "0.0.0.0", 0)  # noqa: S104
+        port.startListening()
 
         nextCert, nextKey, nextSerial = writeLeaf(ca, tmp_path, name="next")
         replaceAtomically(key, nextKey.read_bytes())
         replaceAtomically(cert, nextCert.read_bytes())
-        reactor.advance(2)
+        [(_, tlsFactory, _, _)] = reactor.tcpServers
+        reactor.advance(1.9)
+        assert _servedSerial(tlsFactory, clientOptions(ca), reactor) == serial
+        reactor.advance(0.1)
         reactor.advance(1)
-        assert endpoint.contextFactory.certificate.serialNumber == nextSerial
+        assert _servedSerial(tlsFactory, clientOptions(ca), reactor) == nextSerial
 
         port.stopListening()
         assert reactor.getDelayedCalls() == []
-        _, _, lastSerial = writeLeaf(ca, tmp_path, name="last")
+        writeLeaf(ca, tmp_path, name="last")
         replaceAtomically(key, (tmp_path / "last.key").read_bytes())
         replaceAtomically(cert, (tmp_path / "last.crt").read_bytes())
         reactor.advance(10)
-        assert endpoint.contextFactory.certificate.serialNumber == nextSerial
-        assert serial != nextSerial != lastSerial
+        assert _servedSerial(tlsFactory, clientOptions(ca), reactor) == nextSerial
 
     def test_intervalReloadsOnATimer(
         self,
@@ -723,7 +744,7 @@ class TestListening:
         nothing else is watched.
         """
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}:interval=30")
-        port = self._listen(endpoint)
+        port = _listen(endpoint)
         reloads: list[object] = []
         original = endpoint.contextFactory.reload
 
@@ -767,7 +788,7 @@ class TestListening:
         Without C{watch} or C{interval}, listening schedules nothing.
         """
         endpoint = _parse(reactor, f"tlsreload:0:{_basic(files)}")
-        self._listen(endpoint)
+        _listen(endpoint)
         assert reactor.getDelayedCalls() == []
 
 

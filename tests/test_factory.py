@@ -6,22 +6,27 @@ client authentication, ALPN, protocol versions, results, callbacks and logs.
 from __future__ import annotations
 
 import datetime
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 from twisted.internet.interfaces import (
     IOpenSSLContextFactory,
     IOpenSSLServerConnectionCreator,
 )
-from twisted.logger import capturedLogs
+from twisted.logger import LogEvent, capturedLogs, formatEvent
 from zope.interface.verify import verifyObject
 
-from txtlsreload import IReloadable, ReloadingContextFactory, ReloadResult
+from txtlsreload import (
+    CredentialError,
+    IReloadable,
+    ReloadingContextFactory,
+    ReloadResult,
+)
 
 from .tlshelpers import (
     assertNoKeyMaterial,
@@ -29,8 +34,10 @@ from .tlshelpers import (
     everythingReported,
     handshake,
     replaceAtomically,
+    servedSerial,
     startThenHandshake,
     writeLeaf,
+    writeWeakRSALeaf,
 )
 
 
@@ -141,6 +148,7 @@ class TestRotation:
         replaceAtomically(keyPath, newKey.read_bytes())
 
         assert factory.reload().certificate.serialNumber == newSerial
+        assert servedSerial(factory, clientOptions(ca)) == newSerial
 
     def test_keyTypeCanChange(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
@@ -176,7 +184,17 @@ class TestConstructorArguments:
         result = factory.reload()
 
         assert result.certificate.serialNumber == newSerial, result
+        assert servedSerial(factory, clientOptions(ca)) == newSerial
         assert factory.files.certificateFile == str(tmp_path / "server.crt")
+
+    def test_bytesFileNameRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A file name given as bytes is refused with a message saying it must
+        be text.
+        """
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        with pytest.raises(TypeError, match="file names must be str, not bytes"):
+            ReloadingContextFactory(bytes(certPath), str(keyPath))  # type: ignore[arg-type]
 
     def test_textPassphraseRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
@@ -235,15 +253,15 @@ class TestReloadResult:
         Reloading identical files installs nothing, says so in the result
         and logs nothing, at any level.
         """
-        factory, _ = served
-        context = factory._installed.context
+        factory, serial = served
+        told: list[ReloadResult] = []
+        factory.addReloadCallbacks(told.append, told.append)
         with capturedLogs() as events:
             result = factory.reload()
 
         assert events == []
-
+        assert told == []
         assert result.succeeded and not result.changed
-        assert factory._installed.context is context
         assert str(result).startswith("unchanged")
 
     def test_rewriteOfSameBytesIsUnchanged(
@@ -304,9 +322,11 @@ class TestExpiry:
             tmp_path,
             notAfter=clock[0] - datetime.timedelta(minutes=1),
         )
+        served = factory.certificate.serialNumber
         result = factory.reload()
         assert result.error is not None
         assert "expired on" in result.error.reason
+        assert servedSerial(factory, clientOptions(ca)) == served
 
     def test_notYetValidRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
@@ -326,7 +346,7 @@ class TestExpiry:
 
         assert result.error is not None
         assert "not valid until" in result.error.reason
-        assert factory.certificate.serialNumber == serial
+        assert servedSerial(factory, clientOptions(ca)) == serial
 
     def test_expiredAcceptedOverWorseExpired(
         self, tmp_path: Path, ca: trustme.CA
@@ -344,6 +364,8 @@ class TestExpiry:
         result = factory.reload()
         assert result.changed
         assert result.certificate.serialNumber == serial
+        # The client checks the chain with the real clock, not the factory's.
+        assert servedSerial(factory, clientOptions(ca, hostname=None)) == serial
 
 
 def _clientAuthFactory(
@@ -538,6 +560,144 @@ class TestClientAuthentication:
             ReloadingContextFactory(str(tmp_path / "missing.pem"), **kwargs)
 
 
+class TestClientAuthenticationModes:
+    """
+    The three client-authentication settings differ in what a handshake does.
+    """
+
+    @pytest.mark.parametrize(
+        "clientAuth, withCertificate, served, seen",
+        [
+            (None, True, True, False),
+            (None, False, True, False),
+            ("optional", True, True, True),
+            ("optional", False, True, False),
+            ("required", True, True, True),
+            ("required", False, False, False),
+        ],
+    )
+    def test_handshakeOutcome(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        clientAuth: str | None,
+        withCertificate: bool,
+        served: bool,
+        seen: bool,
+    ) -> None:
+        """
+        Without client auth the server asks for no certificate; with
+        C{optional} it asks, sees a trusted one and serves clients without;
+        with C{required} it refuses clients without one.
+        """
+        clientCA = trustme.CA()
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        bundle = tmp_path / "clients.pem"
+        bundle.write_bytes(clientCA.cert_pem.bytes())
+        factory = ReloadingContextFactory(
+            str(certPath),
+            str(keyPath),
+            clientCAFile=None if clientAuth is None else str(bundle),
+            clientAuth=clientAuth,  # type: ignore[arg-type]
+        )
+        clientCert = clientCA.issue_cert("c@x") if withCertificate else None
+
+        result = handshake(factory, clientOptions(ca, clientCert=clientCert))
+
+        assert (result.roundTrip(b"x") == b"x") is served
+        assert (result.clientCertificateSeenByServer is not None) is seen
+
+
+class TestChain:
+    """
+    Intermediates in the files are sent, so clients need only the root.
+    """
+
+    @pytest.mark.parametrize("layout", ["combined", "extraChainFile"])
+    def test_rootOnlyClientAcceptsChainBeforeAndAfterRotation(
+        self, tmp_path: Path, ca: trustme.CA, layout: str
+    ) -> None:
+        """
+        A client trusting only the root verifies a leaf issued by an
+        intermediate, given with the leaf or in a separate chain file, both
+        before and after a rotation to a leaf of another intermediate.
+        """
+
+        def write(intermediate: trustme.CA) -> int:
+            certPath, _, serial = writeLeaf(intermediate, tmp_path)
+            if layout == "extraChainFile":
+                leaf, *chain = x509.load_pem_x509_certificates(certPath.read_bytes())
+                certPath.write_bytes(leaf.public_bytes(Encoding.PEM))
+                chainPath.write_bytes(
+                    b"".join(c.public_bytes(Encoding.PEM) for c in chain)
+                )
+            return serial
+
+        chainPath = tmp_path / "chain.pem"
+        firstSerial = write(ca.create_child_ca())
+        factory = ReloadingContextFactory(
+            str(tmp_path / "server.crt"),
+            str(tmp_path / "server.key"),
+            extraChainFile=str(chainPath) if layout == "extraChainFile" else None,
+        )
+        rootOnly = clientOptions(ca)
+        assert servedSerial(factory, rootOnly) == firstSerial
+
+        secondSerial = write(ca.create_child_ca())
+        assert factory.reload().changed
+
+        assert servedSerial(factory, rootOnly) == secondSerial
+
+
+class TestRefusedWeakKey:
+    """
+    A key below OpenSSL's security level (RSA-1024), which OpenSSL would
+    refuse when the context is built, is a refusal like any other: said up
+    front, reported, never raised from a reload.
+    """
+
+    def test_reloadReportsAndKeepsServing(
+        self,
+        served: tuple[ReloadingContextFactory, int],
+        tmp_path: Path,
+        ca: trustme.CA,
+        logEvents: list[LogEvent],
+    ) -> None:
+        """
+        The reload returns a refusal naming the file and the key size, logs
+        it, tells the failure callbacks, and handshakes still get the
+        previous certificate.
+        """
+        factory, serial = served
+        certPath, _, _ = writeWeakRSALeaf(ca, tmp_path)
+        failures: list[ReloadResult] = []
+        factory.addReloadCallbacks(onFailure=failures.append)
+
+        result = factory.reload()
+
+        assert not result.succeeded and not result.changed
+        assert result.error is not None
+        assert result.error.path == str(certPath)
+        assert "RSA key of 1024 bits is too small" in result.error.reason
+        assert failures == [result]
+        refusals = [formatEvent(e) for e in logEvents if e["log_level"].name == "error"]
+        assert len(refusals) == 1 and "1024 bits is too small" in refusals[0]
+        assert servedSerial(factory, clientOptions(ca)) == serial
+
+    def test_startupRefusedWithCredentialError(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        At start-up the same files raise L{CredentialError} naming the
+        certificate file and the key size.
+        """
+        certPath, keyPath, _ = writeWeakRSALeaf(ca, tmp_path)
+        with pytest.raises(CredentialError) as raised:
+            ReloadingContextFactory(str(certPath), str(keyPath))
+        assert raised.value.path == str(certPath)
+        assert "RSA key of 1024 bits is too small" in raised.value.reason
+
+
 class TestProtocols:
     """
     What Twisted's TLS defaults promise holds after a swap.
@@ -617,28 +777,6 @@ class TestProtocols:
         assert result.succeeded, result.failureText()
 
 
-class TestServernameCallback:
-    """
-    The callback that swaps contexts never lets an exception out.
-    """
-
-    def test_brokenStateIsLoggedNotRaised(
-        self, served: tuple[ReloadingContextFactory, int], ca: trustme.CA
-    ) -> None:
-        """
-        If switching the connection fails, the failure is logged and the
-        handshake ends with an ordinary TLS alert rather than an exception in
-        the reactor.
-        """
-        factory, _ = served
-        factory._installed = replace(factory._installed, context=None)  # type: ignore[arg-type]
-        with capturedLogs() as events:
-            result = handshake(factory, clientOptions(ca))
-        assert not result.succeeded
-        assert "alert" in result.failureText()
-        assert any("Could not switch" in (e.get("log_format") or "") for e in events)
-
-
 class TestCallbacksAndLogs:
     """
     Reloads are reported to callbacks and as structured log events.
@@ -647,7 +785,8 @@ class TestCallbacksAndLogs:
     def test_callbacks(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
         Success callbacks see installed reloads, failure callbacks refused
-        ones, neither sees an unchanged reload, and removal works.
+        ones, neither sees an unchanged reload, and removal works (twice
+        too).
         """
         certPath, keyPath, _ = writeLeaf(ca, tmp_path)
         factory = ReloadingContextFactory(str(certPath), str(keyPath))
@@ -660,6 +799,7 @@ class TestCallbacksAndLogs:
         factory.reload()
         keyPath.write_bytes(b"")
         factory.reload()
+        remove()
         remove()
         writeLeaf(ca, tmp_path)
         factory.reload()
@@ -682,7 +822,7 @@ class TestCallbacksAndLogs:
         factory.addReloadCallbacks(onSuccess=broken)
         _, _, serial = writeLeaf(ca, tmp_path)
         assert factory.reload().certificate.serialNumber == serial
-        assert factory.certificate.serialNumber == serial
+        assert servedSerial(factory, clientOptions(ca)) == serial
 
     def test_structuredEvents(self, tmp_path: Path, ca: trustme.CA) -> None:
         """

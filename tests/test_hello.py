@@ -6,55 +6,144 @@ C{ssl}.
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from twisted.internet.endpoints import _parse as parseDescription
+from twisted.application.service import MultiService
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import capturedLogs, formatEvent
 from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
-from txtlsreload import CertificateInfo, ReloadingContextFactory
-from txtlsreload._devcert import (
-    DevelopmentCertificate,
-    ensureDevelopmentCertificate,
-)
-from txtlsreload._endpoint import ReloadingServerEndpoint
-from txtlsreload._hello import (
-    DEFAULT_PORT,
-    HelloResource,
-    Options,
-    _hasIPv6,
-    _HelloService,
-    _planListeners,
-    makeService,
-)
+from twisted.plugins.txtlsreload_plugins import tlshelloServiceMaker
+from txtlsreload import CertificateInfo
 
-from .processes import freePort, servedSerial, waitFor
-from .tlshelpers import replaceAtomically, writeLeaf
+from .processes import (
+    ServerProcess,
+    checkRotationOnSIGHUP,
+    httpRoundTrip,
+    servedSerial,
+    startOnFreePort,
+)
+from .tlshelpers import writeLeaf
 
 ROOT = Path(__file__).parent.parent
 
 _TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 _TWIST = [sys.executable, "-m", "twisted"]
 
-# Not every container has IPv6 loopback; tlshello then listens on IPv4 only.
+
+def _hasIPv6() -> bool:
+    """
+    Whether this host can listen on IPv6 loopback: not every container can,
+    and tlshello then listens on IPv4 only.
+    """
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 _IPV6 = _hasIPv6()
+
+
+def _makeService(argv: list[str], **kwargs: Any) -> MultiService:
+    """
+    The service C{twistd tlshello ARGV} runs, made through the plugin as
+    twistd makes it (with C{kwargs} for L{makeService}'s keyword-only
+    parameters).
+    """
+    options = tlshelloServiceMaker.options()
+    options.parseOptions(argv)
+    service = tlshelloServiceMaker.makeService(options, **kwargs)
+    assert isinstance(service, MultiService)
+    return service
+
+
+@dataclass
+class _Started:
+    """
+    A hello service started on a memory reactor, and what it logged.
+    """
+
+    service: MultiService
+    reactor: MemoryReactorClock
+    log: list[str]
+
+    @property
+    def listening(self) -> list[tuple[int, str]]:
+        """
+        The (port, interface) pairs listened on, in order.
+        """
+        return [(port, interface) for port, _, _, interface in self.reactor.tcpServers]
+
+    def servedFiles(self) -> list[tuple[str, str]]:
+        """
+        The certificate and key files of each C{tlsreload:} listener.
+        """
+        return [
+            (
+                endpoint.contextFactory.files.certificateFile,
+                endpoint.contextFactory.files.privateKeyFile,
+            )
+            for endpoint in self.service.rotatable  # type: ignore[attr-defined]
+        ]
+
+    def site(self) -> Site:
+        """
+        The web site behind the first listener.
+        """
+        factory = self.reactor.tcpServers[0][1]
+        site = getattr(factory, "wrappedFactory", factory)
+        assert isinstance(site, Site)
+        return site
+
+
+@pytest.fixture
+def start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noProcessWideSIGHUP: None
+) -> Iterator[Callable[..., _Started]]:
+    """
+    Make and start C{tlshello} services with given arguments on memory
+    reactors, in C{tmp_path}, where the development certificate goes; they
+    are stopped at the end.
+    """
+    monkeypatch.chdir(tmp_path)
+    started: list[MultiService] = []
+
+    def start(argv: list[str], hasIPv6: bool = True) -> _Started:
+        reactor = MemoryReactorClock()
+        with capturedLogs() as events:
+            service = _makeService(argv, reactor=reactor, hasIPv6=lambda: hasIPv6)
+            started.append(service)
+            service.privilegedStartService()
+            service.startService()
+        return _Started(service, reactor, [formatEvent(e) for e in events])
+
+    yield start
+    for service in started:
+        service.stopService()
+
+
+def _devFiles(tmp_path: Path) -> tuple[Path, Path]:
+    directory = tmp_path / "tlshello-dev"
+    return directory / "cert.pem", directory / "key.pem"
 
 
 class TestHelloResource:
@@ -62,23 +151,23 @@ class TestHelloResource:
     The page itself.
     """
 
-    def test_root(self) -> None:
+    def test_root(self, start: Callable[..., _Started]) -> None:
         """
         C{GET /} answers C{Hello, TLS.} and a newline, as plain text.
         """
         request = DummyRequest([b""])
-        body = HelloResource().render(request)
+        body = start([]).site().resource.render(request)
         assert body == b"Hello, TLS.\n"
         assert request.responseHeaders.getRawHeaders(b"content-type") == [
             b"text/plain; charset=utf-8"
         ]
 
-    def test_otherPath(self) -> None:
+    def test_otherPath(self, start: Callable[..., _Started]) -> None:
         """
         Any other path is not found.
         """
         request = DummyRequest([b"favicon.ico"])
-        HelloResource().render(request)
+        start([]).site().resource.render(request)
         assert request.responseCode == 404
 
 
@@ -87,20 +176,18 @@ class TestDevelopmentCertificate:
     The certificate C{tlshello} makes when given none.
     """
 
-    def test_created(self, tmp_path: Path) -> None:
+    def test_created(self, tmp_path: Path, start: Callable[..., _Started]) -> None:
         """
         A self-signed ECDSA P-256 certificate for localhost, 127.0.0.1 and
-        ::1, valid for 90 days, with a key only its owner can read.
+        ::1, valid for 90 days, in ./tlshello-dev with a key only its owner
+        can read, served and announced.
         """
-        directory = tmp_path / "dev"
-        made = ensureDevelopmentCertificate(str(directory))
-        assert made.created
-        assert made.certificateFile == str(directory / "cert.pem")
-        assert os.stat(directory).st_mode & 0o777 == 0o700
-        assert os.stat(made.privateKeyFile).st_mode & 0o777 == 0o600
-        certificate = x509.load_pem_x509_certificate(
-            Path(made.certificateFile).read_bytes()
-        )
+        started = start([])
+        certFile, keyFile = _devFiles(tmp_path)
+        assert started.servedFiles() == [(str(certFile), str(keyFile))] * 2
+        assert os.stat(certFile.parent).st_mode & 0o777 == 0o700
+        assert os.stat(keyFile).st_mode & 0o777 == 0o600
+        certificate = x509.load_pem_x509_certificate(certFile.read_bytes())
         assert certificate.issuer == certificate.subject
         key = certificate.public_key()
         assert isinstance(key, ec.EllipticCurvePublicKey)
@@ -115,42 +202,54 @@ class TestDevelopmentCertificate:
         ]
         validity = certificate.not_valid_after_utc - datetime.now(timezone.utc)
         assert timedelta(days=89) < validity <= timedelta(days=90)
-        assert made.notAfter == certificate.not_valid_after_utc
+        [created] = [line for line in started.log if line.startswith("Created")]
+        assert str(certFile.parent) in created
 
-    def test_reused(self, tmp_path: Path) -> None:
+    def test_reused(self, tmp_path: Path, start: Callable[..., _Started]) -> None:
         """
         A valid certificate already there is used again, untouched.
         """
-        first = ensureDevelopmentCertificate(str(tmp_path))
-        before = Path(first.certificateFile).read_bytes()
-        second = ensureDevelopmentCertificate(str(tmp_path))
-        assert not second.created
-        assert Path(second.certificateFile).read_bytes() == before
+        start([])
+        certFile, _ = _devFiles(tmp_path)
+        before = certFile.read_bytes()
+        again = start([])
+        assert certFile.read_bytes() == before
+        assert not [line for line in again.log if line.startswith("Created")]
 
     @pytest.mark.parametrize(
-        ("later", "problem"),
+        ("validity", "problem"),
         [
-            (timedelta(days=91), "it expired on"),
-            (timedelta(days=89, hours=12), "it expires soon"),
-            (timedelta(days=-1), "it is not valid until"),
+            ({"not_after": -timedelta(days=1)}, "it expired on"),
+            ({"not_after": timedelta(hours=12)}, "it expires soon"),
+            ({"not_before": timedelta(days=1)}, "it is not valid until"),
         ],
     )
     def test_renewedWhenNotValid(
-        self, tmp_path: Path, later: timedelta, problem: str
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        start: Callable[..., _Started],
+        validity: dict[str, timedelta],
+        problem: str,
     ) -> None:
         """
         A certificate that is expired, about to expire, or not valid yet is
         replaced, and the log says why.
         """
-        first = ensureDevelopmentCertificate(str(tmp_path))
-        firstSerial = _serial(first)
-        clock = datetime.now(timezone.utc) + later
-        with _capturedLog() as log:
-            second = ensureDevelopmentCertificate(str(tmp_path), now=lambda: clock)
-        assert second.created
-        assert second.notAfter > clock
-        assert _serial(second) != firstSerial
-        assert any(problem in line and first.certificateFile in line for line in log)
+        start([])
+        certFile, keyFile = _devFiles(tmp_path)
+        now = datetime.now(timezone.utc)
+        leaf = ca.issue_cert(
+            "localhost", **{name: now + delta for name, delta in validity.items()}
+        )
+        certFile.write_bytes(leaf.cert_chain_pems[0].bytes())
+        keyFile.write_bytes(leaf.private_key_pem.bytes())
+
+        again = start([])
+
+        replaced = x509.load_pem_x509_certificate(certFile.read_bytes())
+        assert replaced.issuer == replaced.subject
+        assert any(problem in line and str(certFile) in line for line in again.log)
 
     @pytest.mark.parametrize(
         ("damage", "reason"),
@@ -162,78 +261,60 @@ class TestDevelopmentCertificate:
         ],
     )
     def test_renewedWhenDamaged(
-        self, tmp_path: Path, ca: trustme.CA, damage: str, reason: str
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        start: Callable[..., _Started],
+        damage: str,
+        reason: str,
     ) -> None:
         """
         Files that cannot serve are replaced, and the log says why.
         """
-        first = ensureDevelopmentCertificate(str(tmp_path))
-        keyPath = Path(first.privateKeyFile)
-        certPath = Path(first.certificateFile)
+        start([])
+        certFile, keyFile = _devFiles(tmp_path)
         if damage == "garbageKey":
-            keyPath.write_bytes(b"garbage")
+            keyFile.write_bytes(b"garbage")
         elif damage == "missingKey":
-            keyPath.unlink()
+            keyFile.unlink()
         elif damage == "otherKey":
             _, otherKey, _ = writeLeaf(ca, tmp_path, name="other")
-            keyPath.write_bytes(otherKey.read_bytes())
+            keyFile.write_bytes(otherKey.read_bytes())
         elif damage == "truncatedCertificate":
-            certPath.write_bytes(certPath.read_bytes()[:200])
-        with _capturedLog() as log:
-            second = ensureDevelopmentCertificate(str(tmp_path))
-        assert second.created
-        assert any(reason in line for line in log)
-        assert os.stat(second.privateKeyFile).st_mode & 0o777 == 0o600
+            certFile.write_bytes(certFile.read_bytes()[:200])
+        again = start([])
+        assert any(line.startswith("Created") for line in again.log)
+        assert any(reason in line for line in again.log)
+        assert os.stat(keyFile).st_mode & 0o777 == 0o600
 
 
-class TestPlanListeners:
+class TestListeners:
     """
-    From the command line to endpoint descriptions.
+    From the command line to what is listened on, with which files.
     """
 
-    def _plan(
-        self, argv: list[str], tmp_path: Path, hasIPv6: bool = True
-    ) -> tuple[list[str], str | None, list[str], bool]:
-        options = Options()
-        options.parseOptions(argv)
-        made: list[DevelopmentCertificate] = []
-
-        def development() -> DevelopmentCertificate:
-            made.append(ensureDevelopmentCertificate(str(tmp_path / "dev")))
-            return made[-1]
-
-        plan = _planListeners(options, development, lambda: hasIPv6)
-        assert (plan.development is not None) == bool(made)
-        return plan.descriptions, plan.shortcut, plan.alsoOn, bool(made)
-
-    def test_noOptions(self, tmp_path: Path) -> None:
+    def test_noOptions(self, tmp_path: Path, start: Callable[..., _Started]) -> None:
         """
         No options: the development certificate on localhost port 8443, on
-        IPv4 and IPv6 loopback.
+        IPv4 and IPv6 loopback, from one factory.
         """
-        descriptions, shortcut, alsoOn, development = self._plan([], tmp_path)
-        assert descriptions == []
-        assert development
-        assert shortcut is not None
-        _, keywords = parseDescription(shortcut)
-        assert keywords["port"] == str(DEFAULT_PORT)
-        assert keywords["interface"] == "127.0.0.1"
-        assert keywords["certKey"] == str(tmp_path / "dev" / "cert.pem")
-        assert alsoOn == ["::1"]
+        started = start([])
+        assert started.listening == [(8443, "127.0.0.1"), (8443, "::1")]
+        assert started.servedFiles() == [tuple(map(str, _devFiles(tmp_path)))] * 2
+        first, second = started.service.rotatable  # type: ignore[attr-defined]
+        assert first.contextFactory is second.contextFactory
 
-    def test_noIPv6(self, tmp_path: Path) -> None:
+    def test_noIPv6(self, start: Callable[..., _Started]) -> None:
         """
         Where IPv6 is missing, only IPv4 loopback is used.
         """
-        _, _, alsoOn, _ = self._plan([], tmp_path, hasIPv6=False)
-        assert alsoOn == []
+        assert start([], hasIPv6=False).listening == [(8443, "127.0.0.1")]
 
-    def test_portZero(self, tmp_path: Path) -> None:
+    def test_portZero(self, start: Callable[..., _Started]) -> None:
         """
         Port 0 gets one listener: two would get two different ports.
         """
-        _, _, alsoOn, _ = self._plan(["--port", "0"], tmp_path)
-        assert alsoOn == []
+        assert start(["--port", "0"]).listening == [(0, "127.0.0.1")]
 
     @pytest.mark.parametrize(
         ("argv", "cert", "key"),
@@ -243,103 +324,96 @@ class TestPlanListeners:
             (["--key", "both.pem"], "both.pem", "both.pem"),
         ],
     )
+    @pytest.mark.parametrize("hasIPv6", [True, False], ids=["ipv6", "no-ipv6"])
     def test_certAndKey(
         self,
         tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
+        ca: trustme.CA,
+        start: Callable[..., _Started],
         argv: list[str],
         cert: str,
         key: str,
+        hasIPv6: bool,
     ) -> None:
         """
-        C{--cert}/C{--key} make one listener on every address with absolute
-        file names; a single file serves as both.
+        C{--cert}/C{--key} make one listener on every address (IPv6's
+        C{::} takes IPv4 too) with absolute file names; a single file
+        serves as both; no development certificate is made.
         """
-        monkeypatch.chdir(tmp_path)
-        descriptions, shortcut, alsoOn, development = self._plan(
-            [*argv, "--port", "9443"], tmp_path
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        certPath.rename(tmp_path / "c.pem")
+        keyPath.rename(tmp_path / "k.pem")
+        (tmp_path / "both.pem").write_bytes(
+            (tmp_path / "k.pem").read_bytes() + (tmp_path / "c.pem").read_bytes()
         )
-        assert not development
-        assert descriptions == []
-        assert alsoOn == []
-        assert shortcut is not None
-        _, keywords = parseDescription(shortcut)
-        assert keywords == {
-            "port": "9443",
-            "interface": "::",
-            "certKey": str(tmp_path / cert),
-            "privateKey": str(tmp_path / key),
-        }
 
-    def test_colonsInFileNames(self, tmp_path: Path) -> None:
+        started = start([*argv, "--port", "9443"], hasIPv6=hasIPv6)
+
+        assert started.listening == [(9443, "::" if hasIPv6 else "")]
+        assert started.servedFiles() == [(str(tmp_path / cert), str(tmp_path / key))]
+        assert not (tmp_path / "tlshello-dev").exists()
+
+    def test_colonsInFileNames(
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Started]
+    ) -> None:
         """
-        File names with colons are escaped in the description.
+        File names with colons reach the endpoint intact.
         """
-        _, shortcut, _, _ = self._plan(
-            ["--cert", "/x:y/c.pem", "--ca", "/x:y/ca.pem"], tmp_path
+        directory = tmp_path / "x:y"
+        directory.mkdir()
+        certPath, keyPath, _ = writeLeaf(ca, directory)
+        bundle = directory / "ca.pem"
+        bundle.write_bytes(ca.cert_pem.bytes())
+        started = start(
+            ["--cert", str(certPath), "--key", str(keyPath), "--ca", str(bundle)]
         )
-        assert shortcut is not None
-        _, keywords = parseDescription(shortcut)
-        assert keywords["certKey"] == "/x:y/c.pem"
-        assert keywords["clientCA"] == "/x:y/ca.pem"
+        [endpoint] = started.service.rotatable  # type: ignore[attr-defined]
+        assert endpoint.contextFactory.files.certificateFile == str(certPath)
+        assert endpoint.contextFactory.files.clientCAFile == str(bundle)
 
-    def test_listenOnly(self, tmp_path: Path) -> None:
+    def test_listenOnly(
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Started]
+    ) -> None:
         """
         C{--listen} alone listens there only, and makes no certificate.
         """
-        descriptions, shortcut, _, development = self._plan(
-            ["--listen", "tcp:8080", "--listen", "tlsreload:8443:privateKey=k"],
-            tmp_path,
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        started = start(
+            [
+                "--listen",
+                "tcp:8080",
+                "--listen",
+                f"tlsreload:8443:privateKey={keyPath}:certKey={certPath}",
+            ]
         )
-        assert descriptions == ["tcp:8080", "tlsreload:8443:privateKey=k"]
-        assert shortcut is None
-        assert not development
+        assert started.listening == [(8080, ""), (8443, "")]
+        assert started.servedFiles() == [(str(certPath), str(keyPath))]
+        assert not (tmp_path / "tlshello-dev").exists()
 
-    def test_listenAndPort(self, tmp_path: Path) -> None:
+    def test_listenAndPort(
+        self, tmp_path: Path, start: Callable[..., _Started]
+    ) -> None:
         """
-        C{--listen} with C{--port} listens on both.
+        C{--listen} with C{--port} listens on both, the latter with the
+        development certificate.
         """
-        descriptions, shortcut, _, development = self._plan(
-            ["--listen", "tcp:8080", "--port", "9443"], tmp_path
-        )
-        assert descriptions == ["tcp:8080"]
-        assert shortcut is not None
-        assert development
+        started = start(["--listen", "tcp:8080", "--port", "9443"])
+        assert started.listening == [(8080, ""), (9443, "127.0.0.1"), (9443, "::1")]
+        assert (tmp_path / "tlshello-dev" / "cert.pem").exists()
 
 
 class TestMakeService:
     """
-    The service C{twistd tlshello} runs, made in process without starting.
+    Command lines that cannot work end the program with one line.
     """
-
-    def test_noOptions(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """
-        With no options at all, the service serves a new development
-        certificate in ./tlshello-dev on port 8443 of both loopbacks.
-        """
-        monkeypatch.chdir(tmp_path)
-        options = Options()
-        options.parseOptions([])
-        top = makeService(options)
-        endpoints = top.rotatable  # type: ignore[attr-defined]
-        expected = [(8443, "127.0.0.1")] + ([(8443, "::1")] if _IPV6 else [])
-        assert [(e.port, e.interface) for e in endpoints] == expected
-        assert {id(e.contextFactory) for e in endpoints} == {
-            id(endpoints[0].contextFactory)
-        }
-        assert endpoints[0].contextFactory.files.certificateFile == str(
-            tmp_path / "tlshello-dev" / "cert.pem"
-        )
 
     def test_badFileExits(self, tmp_path: Path) -> None:
         """
         A missing file ends the program with a one-line message naming the
         file and the reason, not a traceback.
         """
-        options = Options()
-        options.parseOptions(["--cert", str(tmp_path / "nope.pem")])
         with pytest.raises(SystemExit) as raised:
-            makeService(options)
+            _makeService(["--cert", str(tmp_path / "nope.pem")])
         assert raised.value.code == f"tlshello: {tmp_path}/nope.pem: file not found"
 
     @pytest.mark.parametrize(
@@ -358,10 +432,8 @@ class TestMakeService:
         when it came with C{--cert} and no C{--key}, how to give the key.
         """
         cert, _, _ = writeLeaf(ca, tmp_path)
-        options = Options()
-        options.parseOptions([a.format(cert=cert) for a in argv])
         with pytest.raises(SystemExit) as raised:
-            makeService(options)
+            _makeService([a.format(cert=cert) for a in argv])
         message = f"tlshello: {cert}: holds a certificate but no private key"
         if hint:
             message += " (give the key with --key)"
@@ -372,10 +444,8 @@ class TestMakeService:
         A wrong C{--listen} description ends the program with a message
         quoting it and saying what is wrong.
         """
-        options = Options()
-        options.parseOptions(["--listen", "tlsreload:8443:privateKey=k:color=blue"])
         with pytest.raises(SystemExit) as raised:
-            makeService(options)
+            _makeService(["--listen", "tlsreload:8443:privateKey=k:color=blue"])
         assert str(raised.value.code).startswith(
             "tlshello: --listen tlsreload:8443:privateKey=k:color=blue:"
             " tlsreload: unknown key 'color'"
@@ -388,54 +458,56 @@ class TestStartupHints:
     """
 
     def _startupLog(
-        self, tmp_path: Path, ca: trustme.CA, development: bool, clientCA: bool
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        start: Callable[..., _Started],
+        development: bool,
+        clientCA: bool,
     ) -> tuple[list[str], str, str, str]:
         """
-        Start a hello service on a memory reactor, serving the development
-        certificate or one from C{ca}, with or without a client CA bundle.
+        Start tlshello on port 9443 of a memory reactor, serving the
+        development certificate or one from C{ca}, with or without a client
+        CA bundle.
 
         @return: The log, and the certificate, key and client CA files.
         """
-        made = None
+        argv = ["--port", "9443"]
         if development:
-            made = ensureDevelopmentCertificate(str(tmp_path / "dev"))
-            cert, key = made.certificateFile, made.privateKeyFile
+            cert, key = map(str, _devFiles(tmp_path))
         else:
             certPath, keyPath, _ = writeLeaf(ca, tmp_path)
             cert, key = str(certPath), str(keyPath)
+            argv += ["--cert", cert, "--key", key]
         clientCAFile = tmp_path / "CA.pem"
         clientCAFile.write_bytes(trustme.CA().cert_pem.bytes())
-        factory = ReloadingContextFactory(
-            cert, key, clientCAFile=str(clientCAFile) if clientCA else None
-        )
-        endpoint = ReloadingServerEndpoint(MemoryReactorClock(), factory, 9443)
-        # Never touch this test process's SIGHUP handling.
-        endpoint._ensureSIGHUP = lambda reactor, reloadable: None  # type: ignore[method-assign,assignment]
-        top = _HelloService(made)
-        top.addListener(endpoint, Site(HelloResource()), "tlsreload:9443")
-        with _capturedLog() as log:
-            top.privilegedStartService()
-            top.startService()
-        top.stopService()
-        return log, cert, key, str(clientCAFile)
+        if clientCA:
+            argv += ["--ca", str(clientCAFile)]
+        return start(argv).log, cert, key, str(clientCAFile)
 
-    def test_tryWithoutClientCertificates(self, tmp_path: Path, ca: trustme.CA) -> None:
+    def test_tryWithoutClientCertificates(
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Started]
+    ) -> None:
         """
         Without C{--ca}, the suggested curl command trusts the development
         certificate and needs nothing more.
         """
-        log, cert, _, _ = self._startupLog(tmp_path, ca, True, clientCA=False)
+        log, cert, _, _ = self._startupLog(tmp_path, ca, start, True, clientCA=False)
         tries = [line for line in log if "Try: curl" in line]
         assert len(tries) == 1
         assert tries[0].endswith(f"Try: curl --cacert {cert} https://localhost:9443/")
 
-    def test_tryWithClientCertificates(self, tmp_path: Path, ca: trustme.CA) -> None:
+    def test_tryWithClientCertificates(
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Started]
+    ) -> None:
         """
         With C{--ca}, the suggested curl command also presents a client
         certificate, and says where it must come from: without one the
         server refuses the handshake.
         """
-        log, cert, _, clientCA = self._startupLog(tmp_path, ca, True, clientCA=True)
+        log, cert, _, clientCA = self._startupLog(
+            tmp_path, ca, start, True, clientCA=True
+        )
         tries = [line for line in log if "Try: curl" in line]
         assert len(tries) == 1
         assert (
@@ -447,14 +519,21 @@ class TestStartupHints:
     @pytest.mark.parametrize("development", [True, False])
     @pytest.mark.parametrize("clientCA", [False, True])
     def test_rotate(
-        self, tmp_path: Path, ca: trustme.CA, development: bool, clientCA: bool
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        start: Callable[..., _Started],
+        development: bool,
+        clientCA: bool,
     ) -> None:
         """
         The rotation hint names the certificate and key to replace; a client
         CA bundle is mentioned after them, as a file that may change, not
         as part of every rotation.
         """
-        log, cert, key, bundle = self._startupLog(tmp_path, ca, development, clientCA)
+        log, cert, key, bundle = self._startupLog(
+            tmp_path, ca, start, development, clientCA
+        )
         also = (
             f" (and the client CA bundle {bundle}, if it changes)" if clientCA else ""
         )
@@ -468,55 +547,6 @@ class TestStartupHints:
 # End to end: real processes, real clients.
 
 
-class _Server:
-    """
-    A server process whose output goes to a file the test can read while it
-    runs.
-    """
-
-    def __init__(self, argv: list[str], cwd: Path) -> None:
-        self.logPath = cwd / f"server-{len(list(cwd.glob('server-*.log')))}.log"
-        self._logFile = self.logPath.open("wb")
-        self.process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=_environment(),
-            stdout=self._logFile,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def log(self) -> str:
-        return self.logPath.read_text("utf-8", "replace")
-
-    def waitForLog(self, pattern: str, count: int = 1) -> str:
-        """
-        Wait until C{pattern} (a regular expression) occurs C{count} times in
-        the log, and return the log.
-        """
-
-        def found() -> str | None:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited early:\n{self.log}")
-            log = self.log
-            return log if len(re.findall(pattern, log)) >= count else None
-
-        return waitFor(found)
-
-    def hangUp(self) -> None:
-        os.kill(self.process.pid, signal.SIGHUP)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._logFile.close()
-
-
 def _environment() -> dict[str, str]:
     """
     The test's environment, with the source tree first on the path so that
@@ -527,23 +557,6 @@ def _environment() -> dict[str, str]:
     paths = [str(ROOT), *filter(None, [environment.get("PYTHONPATH")])]
     environment["PYTHONPATH"] = os.pathsep.join(paths)
     return environment
-
-
-@pytest.fixture
-def servers() -> Iterator[Callable[[list[str], Path], _Server]]:
-    """
-    Start server processes; every one is stopped at the end of the test.
-    """
-    started: list[_Server] = []
-
-    def start(argv: list[str], cwd: Path) -> _Server:
-        server = _Server(argv, cwd)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def _context(caFile: Path | None, sni: bool = True) -> ssl.SSLContext:
@@ -604,18 +617,6 @@ def _curl(url: str, caFile: Path, *extra: str) -> str:
     ).stdout
 
 
-def _peerSerial(connection: http.client.HTTPSConnection) -> int:
-    sock = connection.sock
-    assert isinstance(sock, ssl.SSLSocket)
-    der = sock.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der).serial_number
-
-
-def _waitForSerial(port: int, caFile: Path, serial: int) -> None:
-    waitFor(lambda: True if _serialOverSSL(port, caFile) == serial else None)
-
-
 # Each way of running: the command after the Python executable, and the path
 # and body the HTTP requests expect.
 _RUNNERS = {
@@ -659,81 +660,52 @@ class TestRotationEndToEnd:
         runner: str,
         tmp_path: Path,
         ca: trustme.CA,
-        servers: Callable[[list[str], Path], _Server],
+        servers: Callable[..., ServerProcess],
     ) -> None:
         """
-        After the files are replaced and SIGHUP sent, new handshakes (curl,
-        openssl s_client, CPython, with and without SNI) get the new
-        certificate, a keep-alive connection opened before keeps working on
-        the old one, and the log shows the new serial and notAfter; a broken
-        file then is refused with its reason while the certificate keeps
-        being served.
+        Told port 0, it logs the port it got and rotates as
+        L{checkRotationOnSIGHUP} requires; curl and C{openssl s_client}
+        (with and without SNI) get the new certificate, and the log shows
+        its serial and notAfter.
         """
         command, arguments, path, body = _RUNNERS[runner]
         caFile = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(caFile))
-        cert, key, firstSerial = writeLeaf(ca, tmp_path)
+        cert, key, _ = writeLeaf(ca, tmp_path)
         root = tmp_path / "root"
         root.mkdir()
         (root / "hello.txt").write_text("hello from a file\n")
-        port = freePort()
-        description = (
-            f"tlsreload:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}"
-        )
         values = {
-            "port": str(port),
+            "port": "0",
             "cert": str(cert),
             "key": str(key),
             "root": str(root),
-            "description": description,
+            "description": (
+                f"tlsreload:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+            ),
         }
-        server = servers([*command, *(a.format(**values) for a in arguments)], tmp_path)
-        waitFor(lambda: _serialOverSSL(port, caFile))
-        assert _serialOverSSL(port, caFile) == firstSerial
-
-        keptAlive = http.client.HTTPSConnection(
-            "localhost", port, context=_context(caFile), timeout=10
+        server = servers(
+            [*command, *(a.format(**values) for a in arguments)],
+            cwd=tmp_path,
+            env=_environment(),
         )
-        try:
-            keptAlive.request("GET", path)
-            response = keptAlive.getresponse()
-            assert (response.status, response.read().decode()) == (200, body)
-            assert _peerSerial(keptAlive) == firstSerial
-            keptSocket = keptAlive.sock
+        port = server.listeningPort()
 
-            nextCert, nextKey, nextSerial = writeLeaf(ca, tmp_path, name="next")
-            replaceAtomically(key, nextKey.read_bytes())
-            replaceAtomically(cert, nextCert.read_bytes())
-            server.hangUp()
-            _waitForSerial(port, caFile, nextSerial)
+        nextSerial = checkRotationOnSIGHUP(
+            server, port, ca, cert, key, httpRoundTrip(path, body)
+        )
 
-            assert _serialOverSSL(port, caFile, sni=False) == nextSerial
-            assert _serialOverOpenSSL(port, caFile, sni=True) == nextSerial
-            assert _serialOverOpenSSL(port, caFile, sni=False) == nextSerial
-            assert _curl(f"https://localhost:{port}{path}", caFile) == body
-
-            keptAlive.request("GET", path)
-            response = keptAlive.getresponse()
-            assert (response.status, response.read().decode()) == (200, body)
-            assert keptAlive.sock is keptSocket
-            assert _peerSerial(keptAlive) == firstSerial
-        finally:
-            keptAlive.close()
-
+        assert _serialOverOpenSSL(port, caFile, sni=True) == nextSerial
+        assert _serialOverOpenSSL(port, caFile, sni=False) == nextSerial
+        assert _curl(f"https://localhost:{port}{path}", caFile) == body
         nextInfo = CertificateInfo.fromCertificate(
-            x509.load_pem_x509_certificate(nextCert.read_bytes())
+            x509.load_pem_x509_certificate((tmp_path / "next.crt").read_bytes())
         )
-        log = server.waitForLog(
-            re.escape(
-                f"serial {nextInfo.serialHex}, notAfter {nextInfo.notAfter.isoformat()}"
-            )
+        assert nextInfo.serialNumber == nextSerial
+        assert (
+            f"serial {nextInfo.serialHex}, notAfter {nextInfo.notAfter.isoformat()}"
+            in server.log
         )
-
-        key.write_bytes(b"-----BEGIN PRIVATE KEY-----\ntruncated")
-        server.hangUp()
-        log = server.waitForLog("TLS reload refused")
-        assert f"{key}: truncated PEM data" in log
-        assert _serialOverSSL(port, caFile) == nextSerial
 
 
 class TestHelloEndToEnd:
@@ -742,17 +714,21 @@ class TestHelloEndToEnd:
     """
 
     def test_developmentCertificate(
-        self, tmp_path: Path, servers: Callable[[list[str], Path], _Server]
+        self, tmp_path: Path, servers: Callable[..., ServerProcess]
     ) -> None:
         """
         It makes a development certificate, serves https://localhost/ on
         IPv4 and IPv6 with it, logs the URL, the certificate and how to
         rotate it; started again, it reuses the same certificate.
         """
-        port = freePort()
-        command = [*_TWISTD, "-n", "--pidfile=", "tlshello", "--port", str(port)]
-        server = servers(command, tmp_path)
-        log = server.waitForLog(r"kill -HUP \d+")
+
+        def start(port: int) -> ServerProcess:
+            command = [*_TWISTD, "-n", "--pidfile=", "tlshello", "--port", str(port)]
+            return servers(command, cwd=tmp_path, env=_environment())
+
+        # Two listeners (both loopbacks) need one fixed port number.
+        server, port = startOnFreePort(start, r"kill -HUP \d+")
+        log = server.log
         certFile = tmp_path / "tlshello-dev" / "cert.pem"
         keyFile = tmp_path / "tlshello-dev" / "key.pem"
         assert os.stat(keyFile).st_mode & 0o777 == 0o600
@@ -777,13 +753,12 @@ class TestHelloEndToEnd:
         assert f"Listening on 127.0.0.1:{port}: https://localhost:{port}/" in log
         assert f"curl --cacert {certFile} https://localhost:{port}/" in log
         assert f"replace {certFile} and {keyFile} and run:" in log
-        assert f"kill -HUP {server.process.pid}" in log
+        assert f"kill -HUP {server.pid}" in log
         assert "Created a self-signed development certificate" in log
 
         server.stop()
-        again = servers(command, tmp_path)
-        log = again.waitForLog(r"kill -HUP \d+")
-        assert "Created" not in log
+        again, port = startOnFreePort(start, r"kill -HUP \d+")
+        assert "Created" not in again.log
         assert _serialOverSSL(port, certFile) == serial
 
 
@@ -911,24 +886,56 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-class _capturedLog:
+class TestListenerAnnouncements:
     """
-    Collect the formatted text of every log event while in a C{with} block.
+    What C{tlshello} says about listeners given with C{--listen}.
     """
 
-    def __enter__(self) -> list[str]:
-        self.lines: list[str] = []
-        globalLogPublisher.addObserver(self._observe)
-        return self.lines
+    def test_unixListener(self, tmp_path: Path, start: Callable[..., _Started]) -> None:
+        """
+        A UNIX socket listener is announced by its path.
+        """
+        socketPath = tmp_path / "hello.sock"
+        log = start(["--listen", f"unix:{socketPath}"]).log
+        assert [
+            line for line in log if "Listening on" in line and str(socketPath) in line
+        ]
 
-    def __exit__(self, *exc: object) -> None:
-        globalLogPublisher.removeObserver(self._observe)
+    def test_noRotationHintWithoutSIGHUP(
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Started]
+    ) -> None:
+        """
+        With SIGHUP turned off for every listener, no rotation hint is given:
+        C{kill -HUP} would not rotate anything.
+        """
+        cert, key, _ = writeLeaf(ca, tmp_path)
+        log = start(
+            ["--listen", f"tlsreload:8443:privateKey={key}:certKey={cert}:sighup=no"]
+        ).log
+        assert [line for line in log if "Listening on" in line]
+        assert not [line for line in log if "To rotate" in line]
 
-    def _observe(self, event: LogEvent) -> None:
-        self.lines.append(formatEvent(event))
-
-
-def _serial(made: DevelopmentCertificate) -> int:
-    return x509.load_pem_x509_certificate(
-        Path(made.certificateFile).read_bytes()
-    ).serial_number
+    def test_twoClientCABundles(
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Started]
+    ) -> None:
+        """
+        Two listeners with different client CA bundles get both named, as
+        files that may change.
+        """
+        argv = []
+        bundles = []
+        for name in ("a", "b"):
+            directory = tmp_path / name
+            directory.mkdir()
+            cert, key, _ = writeLeaf(ca, directory)
+            bundle = directory / "clients.pem"
+            bundle.write_bytes(trustme.CA().cert_pem.bytes())
+            bundles.append(str(bundle))
+            argv += [
+                "--listen",
+                f"tlsreload:0:privateKey={key}:certKey={cert}:clientCA={bundle}",
+            ]
+        [hint] = [line for line in start(argv).log if "To rotate" in line]
+        assert (
+            f"(and the client CA bundles {bundles[0]} and {bundles[1]}, if they change)"
+        ) in hint

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from .processes import freePort, servedSerial, waitFor
+from .processes import ServerProcess, servedSerial
 from .tlshelpers import writeLeaf
 
 ROOT = Path(__file__).parent.parent
@@ -182,20 +182,15 @@ print(sys.modules["twisted.plugins.txtlsreload_plugins"].__file__)
         The installed C{twistd tlshello} serves the given certificate.
         """
         cert, key, serial = writeLeaf(ca, tmp_path)
-        port = freePort()
-        log = (tmp_path / "tlshello.log").open("wb")
         twistd = [installed.bin / "twistd", "-n", "--pidfile="]
-        process = subprocess.Popen(
-            [*twistd, "tlshello", "--port", str(port), "--cert", cert, "--key", key],
+        server = ServerProcess(
+            [*twistd, "tlshello", "--port", "0", "--cert", cert, "--key", key],
+            tmp_path / "tlshello.log",
             cwd=installed.outside,
             env=_cleanEnvironment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
         )
         try:
-            caPem = ca.cert_pem.bytes()
-            assert waitFor(lambda: servedSerial(port, caPem)) == serial
+            port = server.listeningPort()
+            assert servedSerial(port, ca.cert_pem.bytes()) == serial
         finally:
-            process.terminate()
-            process.wait(10)
-            log.close()
+            server.stop()

@@ -1,11 +1,12 @@
 """
-Tests for reading and checking credential files (L{txtlsreload._loading}),
-seen through the public constructor and L{CredentialError}.
+Tests for reading and checking credential files, seen through the public
+constructor of L{txtlsreload.ReloadingContextFactory} and L{CredentialError}.
 """
 
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 from pathlib import Path
 
@@ -13,16 +14,19 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 
 from txtlsreload import CredentialError, ReloadingContextFactory
 
+from .processes import runUnprivileged, unprivilegedDirectory
 from .tlshelpers import (
     assertNoKeyMaterial,
     clientOptions,
     everythingReported,
     handshake,
+    servedSerial,
     writeLeaf,
+    writeWeakRSALeaf,
 )
 
 
@@ -57,27 +61,22 @@ _KEY_FORMATS = {
     "rsa-pkcs8": (
         lambda: rsa.generate_private_key(65537, 2048),
         serialization.PrivateFormat.PKCS8,
-        b"-----BEGIN PRIVATE KEY-----",
     ),
     "rsa-pkcs1": (
         lambda: rsa.generate_private_key(65537, 2048),
         serialization.PrivateFormat.TraditionalOpenSSL,
-        b"-----BEGIN RSA PRIVATE KEY-----",
     ),
     "ecdsa-pkcs8": (
         lambda: ec.generate_private_key(ec.SECP256R1()),
         serialization.PrivateFormat.PKCS8,
-        b"-----BEGIN PRIVATE KEY-----",
     ),
     "ecdsa-sec1": (
         lambda: ec.generate_private_key(ec.SECP384R1()),
         serialization.PrivateFormat.TraditionalOpenSSL,
-        b"-----BEGIN EC PRIVATE KEY-----",
     ),
     "ed25519-pkcs8": (
         ed25519.Ed25519PrivateKey.generate,
         serialization.PrivateFormat.PKCS8,
-        b"-----BEGIN PRIVATE KEY-----",
     ),
 }
 
@@ -92,13 +91,12 @@ class TestKeyFormats:
         """
         A certificate with a key in this format completes a real handshake.
         """
-        makeKey, keyFormat, header = _KEY_FORMATS[name]
+        makeKey, keyFormat = _KEY_FORMATS[name]
         key = makeKey()
         certificate = _selfSigned(key)
         keyPem = key.private_bytes(  # type: ignore[attr-defined]
             serialization.Encoding.PEM, keyFormat, serialization.NoEncryption()
         )
-        assert keyPem.startswith(header)
         certPath = tmp_path / "cert.pem"
         certPath.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         keyPath = tmp_path / "key.pem"
@@ -281,17 +279,66 @@ def _corrupt(
             "PEM block 2 is an OpenSSL TRUSTED CERTIFICATE",
             {"clientCAFile": str(bundle)},
         )
-    if kind == "unreadable key":
-        if os.geteuid() == 0:
-            pytest.skip("root reads files whatever their mode")
-        keyPath.chmod(0)
-        return keyPath, "permission denied", {}
+    if kind == "two keys":
+        other = ca.issue_cert("other.example").private_key_pem.bytes()
+        keyPath.write_bytes(keyPem + other)
+        return keyPath, "holds 2 private keys; expected exactly one", {}
+    if kind == "OpenSSH key":
+        keyPath.write_bytes(
+            b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n"
+            b"-----END OPENSSH PRIVATE KEY-----\n"
+        )
+        return keyPath, "OpenSSH key format is not supported", {}
+    if kind == "certificate request where the key should be":
+        keyPath.write_bytes(
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"
+            b"-----END CERTIFICATE REQUEST-----\n"
+        )
+        return keyPath, "no private key found", {}
+    if kind == "certificate request in CA bundle":
+        bundle = certPath.parent / "ca.pem"
+        bundle.write_bytes(
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"
+            b"-----END CERTIFICATE REQUEST-----\n"
+        )
+        return (
+            bundle,
+            "PEM block 1 is a CERTIFICATE REQUEST block, not a CA certificate",
+            {"clientCAFile": str(bundle)},
+        )
+    if kind == "DSA key":
+        keyPath.write_bytes(
+            dsa.generate_private_key(1024).private_bytes(  # noqa: S505
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return keyPath, "DSAPrivateKey keys cannot serve TLS", {}
+    if kind == "empty passphrase file":
+        _encryptKey(keyPath, b"right")
+        passphraseFile = certPath.parent / "passphrase.txt"
+        passphraseFile.write_bytes(b"")
+        return (
+            passphraseFile,
+            "passphrase file is empty",
+            {"passphraseFile": str(passphraseFile)},
+        )
+    if kind == "file over 1 MiB":
+        # Valid PEM followed by padding: only the size is wrong.
+        certPath.write_bytes(certPem + b"\n" * (1024 * 1024 + 1 - len(certPem)))
+        return certPath, "file is larger than 1048576 bytes", {}
+    if kind == "RSA-1024 key":
+        weakCert, _, _ = writeWeakRSALeaf(ca, certPath.parent, name="server")
+        return weakCert, "RSA key of 1024 bits is too small", {}
     if kind == "encrypted key without passphrase":
         _encryptKey(keyPath, b"right")
         return keyPath, "no passphrase", {}
     if kind == "encrypted key with wrong passphrase":
         _encryptKey(keyPath, b"right")
-        return keyPath, "wrong passphrase", {"passphrase": b"wrong"}
+        passphraseFile = certPath.parent / "passphrase.txt"
+        passphraseFile.write_bytes(b"wrong\n")
+        return keyPath, "wrong passphrase", {"passphraseFile": str(passphraseFile)}
     if kind == "expired certificate":
         certPath2, keyPath2, _ = writeLeaf(
             ca,
@@ -329,7 +376,6 @@ _BAD_INPUTS = [
     "missing certificate",
     "missing key",
     "directory instead of certificate",
-    "unreadable key",
     "FIFO instead of key",
     "TRUSTED CERTIFICATE in CA bundle",
     "encrypted key without passphrase",
@@ -337,6 +383,14 @@ _BAD_INPUTS = [
     "expired certificate",
     "garbage CA bundle",
     "CA bundle without certificates",
+    "file over 1 MiB",
+    "RSA-1024 key",
+    "two keys",
+    "OpenSSH key",
+    "certificate request where the key should be",
+    "certificate request in CA bundle",
+    "DSA key",
+    "empty passphrase file",
 ]
 
 
@@ -388,10 +442,15 @@ class TestBadInputOnReload:
         kwargs: dict[str, object] = {}
         if "CA bundle" in kind:
             kwargs = {"clientCAFile": str(bundle), "clientAuth": "optional"}
+        if "passphrase" in kind and "without" not in kind:
+            # A passphrase for a key that is not encrypted is harmless, so
+            # the factory can start with the one the broken files need.
+            passphraseFile = tmp_path / "passphrase.txt"
+            passphraseFile.write_bytes(b"wrong\n")
+            kwargs = {"passphraseFile": str(passphraseFile)}
         factory = ReloadingContextFactory(str(certPath), str(keyPath), **kwargs)  # type: ignore[arg-type]
         badPath, reason, extra = _corrupt(kind, certPath, keyPath, ca)
-        if "passphrase" in extra:
-            factory._passphrase = extra["passphrase"]  # type: ignore[assignment]
+        assert extra.keys() <= kwargs.keys()
 
         failed = factory.reload()
 
@@ -412,7 +471,8 @@ class TestBadInputOnReload:
             keyPath.unlink()
         if bundle.exists():
             bundle.write_bytes(ca.cert_pem.bytes())
-        factory._passphrase = None
+        if "passphraseFile" in kwargs:
+            Path(str(kwargs["passphraseFile"])).write_bytes(b"wrong\n")
         _, _, newSerial = writeLeaf(ca, tmp_path)
         recovered = factory.reload()
 
@@ -421,6 +481,128 @@ class TestBadInputOnReload:
         served = handshake(factory, clientOptions(ca))
         assert served.serverCertificate is not None
         assert served.serverCertificate.serial_number == newSerial
+
+
+class TestSubjectAltNames:
+    """
+    The names a certificate is for, as results and logs report them.
+    """
+
+    def test_everyKindOfName(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        DNS names, IP addresses, URIs (as SPIFFE IDs are) and e-mail
+        addresses are reported with their kind.
+        """
+        key = ec.generate_private_key(ec.SECP256R1())
+        issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+        signer = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(issuer.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(ipaddress.ip_address("::1")),
+                        x509.UniformResourceIdentifier("spiffe://example.org/web"),
+                        x509.RFC822Name("ops@example.org"),
+                    ]
+                ),
+                critical=True,
+            )
+            .sign(signer, _sha256())  # type: ignore[arg-type]
+        )
+        certPath = tmp_path / "cert.pem"
+        keyPath = tmp_path / "key.pem"
+        certPath.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        keyPath.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        assert factory.certificate.subjectAltNames == (
+            "DNS:localhost",
+            "IP:::1",
+            "URI:spiffe://example.org/web",
+            "email:ops@example.org",
+        )
+        assert servedSerial(factory, clientOptions(ca)) == certificate.serial_number
+
+
+class TestFileSize:
+    """
+    Files are read up to 1 MiB: more is refused, not read into memory.
+    """
+
+    def test_fileOfExactlyOneMiBServes(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A valid certificate file padded to exactly 1 MiB is still read and
+        served, on start-up and on reload.
+        """
+
+        def padded(certPath: Path) -> None:
+            pem = certPath.read_bytes()
+            certPath.write_bytes(pem + b"\n" * (1024 * 1024 - len(pem)))
+
+        certPath, keyPath, serial = writeLeaf(ca, tmp_path)
+        padded(certPath)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        assert servedSerial(factory, clientOptions(ca)) == serial
+        _, _, newSerial = writeLeaf(ca, tmp_path)
+        padded(certPath)
+        assert factory.reload().changed
+        assert servedSerial(factory, clientOptions(ca)) == newSerial
+
+
+class TestUnreadableFiles:
+    """
+    A file the process may not read is refused with "permission denied";
+    the checks run in a child that gave up root, which reads anything.
+    """
+
+    @pytest.mark.parametrize("when", ["startup", "reload"])
+    @pytest.mark.parametrize("which", ["certificate", "key"])
+    def test_permissionDenied(self, ca: trustme.CA, when: str, which: str) -> None:
+        """
+        An unreadable certificate or key stops the start, or is refused on
+        reload while the previous certificate is still served.
+        """
+        with unprivilegedDirectory() as directory:
+            certPath, keyPath, serial = writeLeaf(ca, directory)
+            unreadable = certPath if which == "certificate" else keyPath
+
+            def scenario() -> tuple[str, str, int | None]:
+                if when == "startup":
+                    unreadable.chmod(0)
+                    with pytest.raises(CredentialError) as raised:
+                        ReloadingContextFactory(str(certPath), str(keyPath))
+                    return raised.value.path, raised.value.reason, None
+                factory = ReloadingContextFactory(str(certPath), str(keyPath))
+                writeLeaf(ca, directory, name="next")
+                os.replace(directory / "next.crt", certPath)
+                os.replace(directory / "next.key", keyPath)
+                unreadable.chmod(0)
+                result = factory.reload()
+                assert result.error is not None
+                return (
+                    result.error.path,
+                    result.error.reason,
+                    servedSerial(factory, clientOptions(ca)),
+                )
+
+            path, reason, stillServed = runUnprivileged(scenario, directory)
+
+        assert (path, reason) == (str(unreadable), "permission denied")
+        assert stillServed == (None if when == "startup" else serial)
 
 
 def _refusedKey(keyPath: Path) -> list[Path]:
@@ -438,18 +620,22 @@ class TestCABundle:
 
     def test_everyCAIsLoaded(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
-        A bundle of three CAs yields three trusted CAs, not two.
+        A bundle of three CAs (after a comment) trusts all three, not two:
+        a client of each is served.
         """
         certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        clientCAs = [trustme.CA() for _ in range(3)]
         bundle = tmp_path / "bundle.pem"
         bundle.write_bytes(
             b"# a comment before the first block\n"
-            + b"\n".join(trustme.CA().cert_pem.bytes() for _ in range(3))
+            + b"\n".join(clientCA.cert_pem.bytes() for clientCA in clientCAs)
         )
         factory = ReloadingContextFactory(
             str(certPath), str(keyPath), clientCAFile=str(bundle)
         )
-        assert len(factory._installed.credentials.clientCAs) == 3
+        for clientCA in clientCAs:
+            client = clientOptions(ca, clientCert=clientCA.issue_cert("c@x"))
+            assert handshake(factory, client).roundTrip(b"x") == b"x"
 
 
 class TestDamagedKey:

@@ -5,16 +5,18 @@ rotates, and CI runs the README's test command.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import ssl
-import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import trustme
 
-from .processes import freePort, servedSerial, startPython, stop, waitFor
+from .processes import (
+    ServerProcess,
+    checkRotationOnSIGHUP,
+    httpRoundTrip,
+    python,
+)
 from .tlshelpers import writeLeaf
 
 ROOT = Path(__file__).parent.parent
@@ -45,34 +47,17 @@ class TestReadme:
         testCommand = _codeBlocks(readme, "sh")[1].strip()
         assert testCommand in (ROOT / ".ci" / "run").read_text()
 
-    def test_exampleServesAndRotates(self, tmp_path: Path, ca: trustme.CA) -> None:
+    def test_exampleServesAndRotates(
+        self, tmp_path: Path, ca: trustme.CA, servers: Callable[..., ServerProcess]
+    ) -> None:
         """
-        The example serves its page over TLS, logs a refused reload with
-        its reason, and a SIGHUP after the fix rotates its certificate.
+        The example, told port 0, logs the port it got, serves its page over
+        TLS and rotates on SIGHUP as L{checkRotationOnSIGHUP} requires.
         """
-        certPath, keyPath, oldSerial = writeLeaf(ca, tmp_path)
-        port = freePort()
-        server = startPython([str(EXAMPLE), str(certPath), str(keyPath), str(port)])
-        caPem = ca.cert_pem.bytes()
-        context = ssl.create_default_context(cadata=caPem.decode())
-        try:
-            body = waitFor(
-                lambda: urllib.request.urlopen(
-                    f"https://localhost:{port}/", context=context, timeout=5
-                ).read()
-            )
-            assert body == b"Hello, TLS.\n"
-            assert servedSerial(port, caPem) == oldSerial
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        server = servers(python(EXAMPLE, certPath, keyPath, "0"))
+        port = server.listeningPort()
 
-            certPath.write_bytes(b"garbage")
-            os.kill(server.pid, signal.SIGHUP)
-            waitFor(lambda: servedSerial(port, caPem) == oldSerial or None)
-
-            _, _, newSerial = writeLeaf(ca, tmp_path)
-            os.kill(server.pid, signal.SIGHUP)
-
-            waitFor(lambda: servedSerial(port, caPem) == newSerial or None)
-        finally:
-            output = stop(server)
-        assert f"TLS reload refused: {certPath}: no PEM data found" in output
-        assert output.count("TLS certificate loaded") == 2
+        checkRotationOnSIGHUP(
+            server, port, ca, certPath, keyPath, httpRoundTrip("/", "Hello, TLS.\n")
+        )

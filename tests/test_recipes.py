@@ -13,12 +13,10 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 import pytest
 import trustme
@@ -28,7 +26,7 @@ from twisted.logger import LogEvent, formatEvent
 from txtlsreload import ReloadingClientCredentials, ReloadingContextFactory
 
 from .peers import Peer, PythonPeer, clientSerialIn, writeCA, writeClient
-from .processes import clientContext, freePort, servedSerial, waitFor
+from .processes import ServerProcess, clientContext, servedSerial, waitFor
 from .tlshelpers import handshake, replaceAtomically, writeLeaf
 
 ROOT = Path(__file__).parent.parent
@@ -38,58 +36,22 @@ EXAMPLES = DOCS / "examples"
 _TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
-class _Process:
-    """
-    A program started for a test, its output collected in a file.
-    """
-
-    def __init__(self, argv: list[str], cwd: Path | None = None) -> None:
-        # The source tree first on the path, so that Twisted finds the
-        # plugins in twisted/plugins whether or not the project is installed.
-        path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-        self._output: IO[bytes] = tempfile.TemporaryFile()
-        self._text: str | None = None
-        self.process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-        )
-
-    def signal(self, number: int) -> None:
-        self.process.send_signal(number)
-
-    def stop(self) -> str:
-        if self._text is not None:
-            return self._text
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._output.seek(0)
-        self._text = self._output.read().decode("utf-8", "replace")
-        self._output.close()
-        return self._text
-
-
 @pytest.fixture
-def start() -> Iterator[Callable[..., _Process]]:
+def start(
+    servers: Callable[..., ServerProcess],
+) -> Callable[..., ServerProcess]:
     """
-    Start programs; every one is stopped at the end of the test.
+    Start programs with the source tree first on the path, so that Twisted
+    finds the plugins in twisted/plugins whether or not the project is
+    installed; every one is stopped at the end of the test.
     """
-    started: list[_Process] = []
 
-    def run(argv: list[str], cwd: Path | None = None) -> _Process:
-        started.append(_Process(argv, cwd))
-        return started[-1]
+    def run(argv: list[str], cwd: Path | None = None) -> ServerProcess:
+        path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+        return servers(argv, cwd=cwd, env=environment)
 
-    yield run
-    for process in started:
-        process.stop()
+    return run
 
 
 def _get(url: str, caPem: bytes) -> tuple[int, str]:
@@ -234,7 +196,7 @@ class TestHealthCheck:
     """
 
     def test_failedReloadOnHealthPage(
-        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Process]
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., ServerProcess]
     ) -> None:
         """
         The page says 200 and "loaded" at first, 503 with the file and the
@@ -242,16 +204,16 @@ class TestHealthCheck:
         and 200 again after a good one, counting the refusal.
         """
         certPath, keyPath, _ = writeLeaf(ca, tmp_path)
-        port = freePort()
         server = start(
             [
                 sys.executable,
                 str(EXAMPLES / "health_site.py"),
                 str(certPath),
                 str(keyPath),
-                str(port),
+                "0",
             ]
         )
+        port = server.listeningPort()
         caPem = ca.cert_pem.bytes()
         url = f"https://localhost:{port}/healthz"
         status, body = waitFor(lambda: _get(url, caPem))
@@ -301,7 +263,7 @@ class TestKubernetes:
     """
 
     def test_secretVolumeUpdatePickedUp(
-        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Process]
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., ServerProcess]
     ) -> None:
         """
         C{twistd web} listening on the recipe's description serves the
@@ -310,20 +272,21 @@ class TestKubernetes:
         volume = tmp_path / "tls"
         volume.mkdir()
         first = _secretVolume(volume, ca, 1)
-        port = freePort()
         description = (
-            f"tlsreload:{port}:privateKey={volume}/tls.key"
-            f":certKey={volume}/tls.crt:watch=30"
+            f"tlsreload:0:privateKey={volume}/tls.key:certKey={volume}/tls.crt:watch=30"
         )
         page = (DOCS / "recipes.rst").read_text()
         assert (
-            description.replace(str(volume), "/etc/tls").replace(str(port), "8443")
+            description.replace(str(volume), "/etc/tls").replace(
+                "tlsreload:0:", "tlsreload:8443:"
+            )
             in page
         )
-        start(
+        server = start(
             [*_TWISTD, "-n", "--pidfile=", "web", "--listen", description],
             tmp_path,
         )
+        port = server.listeningPort()
         caPem = ca.cert_pem.bytes()
         assert waitFor(lambda: servedSerial(port, caPem)) == first
         second = _secretVolume(volume, ca, 2)
@@ -336,7 +299,7 @@ class TestKlein:
     """
 
     def test_kleinServesAndRotates(
-        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Process]
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., ServerProcess]
     ) -> None:
         """
         The Klein example answers over TLS, and serves new files as soon as
@@ -344,16 +307,16 @@ class TestKlein:
         """
         pytest.importorskip("klein")
         certPath, keyPath, firstSerial = writeLeaf(ca, tmp_path)
-        port = freePort()
-        start(
+        server = start(
             [
                 sys.executable,
                 str(EXAMPLES / "klein_site.py"),
                 str(certPath),
                 str(keyPath),
-                str(port),
+                "0",
             ]
         )
+        port = server.listeningPort()
         caPem = ca.cert_pem.bytes()
         status, body = waitFor(lambda: _get(f"https://localhost:{port}/", caPem))
         assert (status, body) == (200, "Hello from Klein, over TLS.\n")
@@ -437,7 +400,7 @@ class TestHTTP2:
     """
 
     def test_h2NegotiatedAcrossRotation(
-        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., _Process]
+        self, tmp_path: Path, ca: trustme.CA, start: Callable[..., ServerProcess]
     ) -> None:
         """
         With Twisted's http2 extra installed, a client offering h2 gets h2,
@@ -445,7 +408,6 @@ class TestHTTP2:
         """
         pytest.importorskip("h2")
         certPath, keyPath, firstSerial = writeLeaf(ca, tmp_path)
-        port = freePort()
         server = start(
             [
                 *_TWISTD,
@@ -453,10 +415,11 @@ class TestHTTP2:
                 "--pidfile=",
                 "web",
                 "--listen",
-                f"tlsreload:{port}:privateKey={keyPath}:certKey={certPath}",
+                f"tlsreload:0:privateKey={keyPath}:certKey={certPath}",
             ],
             tmp_path,
         )
+        port = server.listeningPort()
         context = clientContext(ca.cert_pem.bytes())
         context.set_alpn_protocols(["h2", "http/1.1"])
 

@@ -7,29 +7,31 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
 import pytest
 import trustme
-from zope.interface import implementer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import LogEvent
 
-from txtlsreload import ReloadingContextFactory, _sighup, reloadOnSIGHUP
-from txtlsreload._registry import registered
+from txtlsreload import (
+    ReloadingContextFactory,
+    ReloadingServerEndpoint,
+    reloadOnSIGHUP,
+)
 
 from .processes import (
     SCRIPTS,
-    clientContext,
-    servedSerial,
-    startPython,
-    stop,
+    ServerProcess,
+    checkRotationOnSIGHUP,
+    echoRoundTrip,
+    python,
     waitFor,
 )
-from .reactors import CallsFromThreads
-from .tlshelpers import writeLeaf
+from .reactors import CallsFromThreads, ThreadedMemoryReactor, sighupReloader
+from .tlshelpers import RecordingReloadable, writeLeaf
 
 
 @pytest.fixture
@@ -89,29 +91,24 @@ class TestInProcess:
         self, tmp_path: Path, ca: trustme.CA, previousHandler: list[int]
     ) -> None:
         """
-        Five signals that arrive before the reactor runs make one reload; a
-        signal after that reload makes another.
+        Five signals that arrive before the reactor runs make one reload,
+        which serves the new files; a signal after that reload makes
+        another; the previous handler sees every signal.
         """
-        reloads: list[int] = []
-
-        @implementer()
-        class Counting:
-            def reload(self) -> None:
-                reloads.append(1)
-
-            def watchedPaths(self) -> list[str]:
-                return []
-
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
         queue = CallsFromThreads()
-        reloader = reloadOnSIGHUP([Counting()], reactor=queue)  # type: ignore[list-item, arg-type]
+        reloader = reloadOnSIGHUP([factory], reactor=queue)  # type: ignore[arg-type]
         try:
+            _, _, newSerial = writeLeaf(ca, tmp_path)
             for _ in range(5):
                 _raiseSIGHUP()
             queue.runUntilIdle()
-            assert len(reloads) == 1
+            assert reloader.reloads == 1
+            assert factory.certificate.serialNumber == newSerial
             _raiseSIGHUP()
             queue.runUntilIdle()
-            assert len(reloads) == 2
+            assert reloader.reloads == 2
             assert len(previousHandler) == 6
         finally:
             reloader.uninstall()
@@ -132,6 +129,75 @@ class TestInProcess:
         assert signal.getsignal(signal.SIGHUP) == before
         assert queue.calls == []
         assert previousHandler == [signal.SIGHUP]
+
+    def test_installAndUninstallTwice(self, previousHandler: list[int]) -> None:
+        """
+        Installing an installed reloader and uninstalling an uninstalled one
+        change nothing: one signal still reloads once, and afterwards the
+        previous handler is back.
+        """
+        before = signal.getsignal(signal.SIGHUP)
+        queue = CallsFromThreads()
+        reloader = reloadOnSIGHUP([], reactor=queue)  # type: ignore[arg-type]
+        reloader.install()
+        _raiseSIGHUP()
+        queue.runUntilIdle()
+        assert reloader.reloads == 1
+        reloader.uninstall()
+        reloader.uninstall()
+        assert signal.getsignal(signal.SIGHUP) == before
+
+    def test_uninstalledUnderAnotherHandler(self, previousHandler: list[int]) -> None:
+        """
+        Uninstalling a reloader that another handler was installed over
+        leaves that handler in place; when it chains to the reloader, the
+        signal reaches the previous handler but reloads nothing.
+        """
+        queue = CallsFromThreads()
+        reloader = reloadOnSIGHUP([], reactor=queue)  # type: ignore[arg-type]
+        chained = signal.getsignal(signal.SIGHUP)
+        assert callable(chained)
+        seen: list[int] = []
+
+        def onTop(signum: int, frame: FrameType | None) -> None:
+            seen.append(signum)
+            chained(signum, frame)
+
+        signal.signal(signal.SIGHUP, onTop)
+        reloader.uninstall()
+        assert signal.getsignal(signal.SIGHUP) == onTop
+        _raiseSIGHUP()
+        queue.runUntilIdle()
+        assert seen == [signal.SIGHUP]
+        assert previousHandler == [signal.SIGHUP]
+        assert reloader.reloads == 0
+
+    def test_reloadThatRaisesIsLogged(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        previousHandler: list[int],
+        logEvents: list[LogEvent],
+    ) -> None:
+        """
+        A reloadable that raises is logged with its traceback, and the
+        others are still reloaded.
+        """
+        broken = RecordingReloadable(tmp_path / "x.pem")
+        broken.raiseError = True
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        queue = CallsFromThreads()
+        reloader = reloadOnSIGHUP([broken, factory], reactor=queue)  # type: ignore[arg-type, list-item]
+        try:
+            _, _, newSerial = writeLeaf(ca, tmp_path)
+            _raiseSIGHUP()
+            queue.runUntilIdle()
+        finally:
+            reloader.uninstall()
+        assert factory.certificate.serialNumber == newSerial
+        failures = [e["log_failure"] for e in logEvents if e.get("log_failure")]
+        assert len([f for f in failures if f.check(RuntimeError)]) == 1
 
     def test_noReinstall(self, previousHandler: list[int]) -> None:
         """
@@ -159,7 +225,6 @@ class TestInProcess:
             ReloadingContextFactory(*map(str, writeLeaf(ca, d)[:2]))
             for d in (first, second)
         ]
-        assert all(f in registered() for f in factories)
         serials = [writeLeaf(ca, d)[2] for d in (first, second)]
         queue = CallsFromThreads()
         reloader = reloadOnSIGHUP(reactor=queue)  # type: ignore[arg-type]
@@ -176,33 +241,39 @@ class TestProcessWide:
     The one handler that C{tlsreload:} endpoints share.
     """
 
-    def test_onlyOptedInReloaded(
-        self, tmp_path: Path, ca: trustme.CA, previousHandler: list[int]
-    ) -> None:
+    @pytest.mark.usefixtures("noProcessWideSIGHUP")
+    def test_onlyOptedInReloaded(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
-        The shared handler reloads what asked for it and leaves alone a
-        factory that did not (an endpoint with C{sighup=no}), although both
-        live in the same process.
+        A real SIGHUP reloads the endpoints that listened with C{sighup} on
+        and leaves alone one with C{sighup=no}, although all live in the
+        same process.
         """
-        optedIn, optedOut = tmp_path / "in", tmp_path / "out"
-        optedIn.mkdir()
-        optedOut.mkdir()
-        inFactory = ReloadingContextFactory(*map(str, writeLeaf(ca, optedIn)[:2]))
-        outFactory = ReloadingContextFactory(*map(str, writeLeaf(ca, optedOut)[:2]))
-        outSerial = outFactory.certificate.serialNumber
-        queue = CallsFromThreads()
-        _sighup.ensureProcessWideSIGHUP(queue, inFactory)  # type: ignore[arg-type]
-        try:
-            newIn = writeLeaf(ca, optedIn)[2]
-            writeLeaf(ca, optedOut)
-            _raiseSIGHUP()
-            queue.runUntilIdle()
-        finally:
-            assert _sighup._processWide is not None
-            _sighup._processWide.uninstall()
-            _sighup._processWideReloadables.discard(inFactory)
-        assert inFactory.certificate.serialNumber == newIn
-        assert outFactory.certificate.serialNumber == outSerial
+        reactor = ThreadedMemoryReactor()
+        endpoints = {}
+        for name, sighup in [("in", True), ("also-in", True), ("out", False)]:
+            directory = tmp_path / name
+            directory.mkdir()
+            cert, key, _ = writeLeaf(ca, directory)
+            endpoints[name] = ReloadingServerEndpoint(
+                reactor,
+                ReloadingContextFactory(str(cert), str(key)),
+                0,
+                sighup=sighup,
+            )
+            endpoints[name].listen(Factory.forProtocol(Protocol))
+        before = {n: e.contextFactory.certificate for n, e in endpoints.items()}
+        written = {n: writeLeaf(ca, tmp_path / n)[2] for n in endpoints}
+        reloader = sighupReloader()
+        assert reloader is not None
+
+        # This reactor runs what the handler hands it at once.
+        _raiseSIGHUP()
+        waitFor(lambda: reloader.reloads or None, timeout=5)
+
+        served = {n: e.contextFactory.certificate for n, e in endpoints.items()}
+        assert served["in"].serialNumber == written["in"]
+        assert served["also-in"].serialNumber == written["also-in"]
+        assert served["out"] == before["out"]
 
 
 class TestEndToEnd:
@@ -211,89 +282,28 @@ class TestEndToEnd:
     """
 
     @pytest.mark.parametrize("how", ["listenSSL", "endpoint", "wrap"])
-    def test_rotationOnSIGHUP(self, tmp_path: Path, ca: trustme.CA, how: str) -> None:
+    def test_rotationOnSIGHUP(
+        self,
+        tmp_path: Path,
+        ca: trustme.CA,
+        how: str,
+        servers: Callable[..., ServerProcess],
+    ) -> None:
         """
         With C{listenSSL}, C{SSL4ServerEndpoint} or C{wrapServerTLS}, SIGHUP
-        makes new handshakes (with and without SNI) get the new certificate,
-        an open connection keeps working, and the program's own SIGHUP
-        handler still runs.
+        rotates as L{checkRotationOnSIGHUP} requires, and the program's own
+        SIGHUP handler still runs, once per signal.
         """
-        certPath, keyPath, oldSerial = writeLeaf(ca, tmp_path)
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path)
         portFile = tmp_path / "port"
         marker = tmp_path / "marker"
-        caPem = ca.cert_pem.bytes()
-        server = startPython(
-            [
-                str(SCRIPTS / "sighup_server.py"),
-                str(certPath),
-                str(keyPath),
-                str(portFile),
-                str(marker),
-                how,
-            ]
-        )
-        try:
-            port = waitFor(lambda: int(portFile.read_text()) or None)
-            assert servedSerial(port, caPem) == oldSerial
-            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-            openConnection = clientContext(caPem).wrap_socket(
-                raw, server_hostname="localhost"
+        server = servers(
+            python(
+                SCRIPTS / "sighup_server.py", certPath, keyPath, portFile, marker, how
             )
-            openConnection.sendall(b"before")
-            assert openConnection.recv(100) == b"before"
-
-            _, _, newSerial = writeLeaf(ca, tmp_path)
-            os.kill(server.pid, signal.SIGHUP)
-
-            waitFor(lambda: servedSerial(port, caPem) == newSerial or None)
-            assert servedSerial(port, caPem, serverName=None) == newSerial
-            openConnection.sendall(b"after")
-            assert openConnection.recv(100) == b"after"
-            assert marker.read_text() == "previous handler called\n"
-            openConnection.close()
-        finally:
-            output = stop(server)
-        assert output.count("TLS certificate loaded") == 2
-
-    def test_badFileKeepsServing(self, tmp_path: Path, ca: trustme.CA) -> None:
-        """
-        A SIGHUP while the key is broken logs why and keeps the old
-        certificate; a SIGHUP after fixing it rotates.
-        """
-        certPath, keyPath, oldSerial = writeLeaf(ca, tmp_path)
-        portFile = tmp_path / "port"
-        caPem = ca.cert_pem.bytes()
-        server = startPython(
-            [
-                str(SCRIPTS / "sighup_server.py"),
-                str(certPath),
-                str(keyPath),
-                str(portFile),
-                str(tmp_path / "marker"),
-                "endpoint",
-            ]
         )
-        try:
-            port = waitFor(lambda: int(portFile.read_text()) or None)
-            _, _, newSerial = writeLeaf(ca, tmp_path)
-            keyPath.write_bytes(b"-----BEGIN PRIVATE KEY-----\ntrunc")
-            os.kill(server.pid, signal.SIGHUP)
-            waitFor(lambda: (tmp_path / "marker").exists() or None)
-            assert servedSerial(port, caPem) == oldSerial
+        port = waitFor(lambda: int(portFile.read_text()))
 
-            writeLeaf(ca, tmp_path)
-            newSerial = waitFor(lambda: _resignal(server.pid, port, caPem, oldSerial))
-        finally:
-            output = stop(server)
-        assert str(keyPath) in output
-        assert "truncated PEM data" in output
-        assert newSerial != oldSerial
+        checkRotationOnSIGHUP(server, port, ca, certPath, keyPath, echoRoundTrip)
 
-
-def _resignal(pid: int, port: int, caPem: bytes, oldSerial: int) -> int | None:
-    os.kill(pid, signal.SIGHUP)
-    try:
-        serial = servedSerial(port, caPem)
-    except ssl.SSLError:
-        return None
-    return serial if serial != oldSerial else None
+        assert marker.read_text() == "previous handler called\n" * 2

@@ -7,12 +7,10 @@ names over HTTP/1.1 and HTTP/2 through a rotation.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ from txtlsreload import (
     ReloadingServerEndpoint,
 )
 
-from .processes import freePort, servedSerial, waitFor
+from .processes import ServerProcess, servedSerial, waitFor
 from .tlshelpers import replaceAtomically, serialOf
 
 ROOT = Path(__file__).parent.parent
@@ -142,32 +140,16 @@ class TestDescriptions:
             )
 
 
-@pytest.fixture
-def serve() -> Iterator[object]:
+def _environment() -> dict[str, str]:
     """
-    Start server processes (stopped at the end of the test); each returns
-    the process and a function reading its output so far.
+    The test's environment, with the source tree first on the path so that
+    Twisted finds the plugins in C{twisted/plugins} there.
     """
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(argv: list[str], cwd: Path) -> tuple[subprocess.Popen[bytes], object]:
-        environment = dict(os.environ)
-        # The source tree first, so Twisted finds our plugins there.
-        environment["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(ROOT), environment.get("PYTHONPATH")])
-        )
-        output = tempfile.NamedTemporaryFile(dir=cwd, delete=False)
-        process = subprocess.Popen(
-            argv, cwd=cwd, env=environment, stdout=output, stderr=subprocess.STDOUT
-        )
-        started.append(process)
-        return process, lambda: Path(output.name).read_text("utf-8", "replace")
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(10)
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), environment.get("PYTHONPATH")])
+    )
+    return environment
 
 
 def _curl(port: int, name: str, caFile: Path, *extra: str) -> str:
@@ -216,7 +198,7 @@ class TestEndToEnd:
         tmp_path: Path,
         ca: trustme.CA,
         certificates: tuple[Path, dict[str, int]],
-        serve: object,
+        servers: Callable[..., ServerProcess],
     ) -> None:
         """
         Each name gets its certificate over HTTP/2 (curl --http2) and
@@ -228,7 +210,6 @@ class TestEndToEnd:
         directory, serials = certificates
         caFile = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(caFile))
-        port = freePort()
         if runner == "twistd web --listen":
             argv = [
                 *_TWISTD,
@@ -238,7 +219,7 @@ class TestEndToEnd:
                 "--path",
                 str(tmp_path),
                 "--listen",
-                f"tlsreload:{port}:interface=127.0.0.1:certificates={directory}",
+                f"tlsreload:0:interface=127.0.0.1:certificates={directory}",
             ]
         else:
             argv = [
@@ -247,11 +228,12 @@ class TestEndToEnd:
                 "--pidfile=",
                 "tlshello",
                 "--port",
-                str(port),
+                "0",
                 "--certificates",
                 str(directory),
             ]
-        process, log = serve(argv, tmp_path)  # type: ignore[operator]
+        server = servers(argv, cwd=tmp_path, env=_environment())
+        port = server.listeningPort()
         caPem = caFile.read_bytes()
         waitFor(lambda: servedSerial(port, caPem, "a.example"))
         for name, serial in serials.items():
@@ -260,13 +242,13 @@ class TestEndToEnd:
             assert _curl(port, name, caFile, "--http1.1") == "1.1 200"
 
         renewed = _writePair(directory, "a.example", ca)
-        os.kill(process.pid, signal.SIGHUP)
+        server.hangUp()
         waitFor(
             lambda: True if servedSerial(port, caPem, "a.example") == renewed else None
         )
         assert servedSerial(port, caPem, "b.example") == serials["b.example"]
         assert _curl(port, "a.example", caFile, "--http2") == "2 200"
-        assert "1 replaced" in log()  # type: ignore[operator]
+        server.waitForLog("1 replaced")
 
 
 class TestCheck:

@@ -1,5 +1,5 @@
 """
-Tests for L{txtlsreload._watching.FileWatcher}: what it reloads and when,
+Tests for L{txtlsreload.FileWatcher}: what it reloads and when,
 driven by a L{Clock} over real certificate files (the polling side; the
 inotify side is in C{test_watching_fs}).
 """
@@ -16,45 +16,24 @@ from twisted.internet.task import Clock
 from twisted.logger import LogEvent
 from zope.interface import implementer
 
-from txtlsreload import IReloadable, ReloadingContextFactory, ReloadResult
-from txtlsreload._watching import DEFAULT_DEBOUNCE, FileWatcher, watchFiles
+from txtlsreload import (
+    FileWatcher,
+    IReloadable,
+    ReloadingContextFactory,
+    ReloadResult,
+    watchFiles,
+)
 
-from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
+from .tlshelpers import (
+    RecordingReloadable,
+    issue,
+    loud,
+    replaceAtomically,
+    servedBy,
+    writeLeaf,
+)
 
 POLL = 10.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """
-    What a fake reload reports.
-    """
-
-    succeeded: bool
-    changed: bool = False
-
-
-@implementer(IReloadable)
-class RecordingReloadable:
-    """
-    Records when it was asked to reload, and says what it is told to say.
-    """
-
-    def __init__(self, clock: Clock, paths: list[Path]) -> None:
-        self.clock = clock
-        self.paths = paths
-        self.calls: list[float] = []
-        self.succeed = True
-        self.raiseError = False
-
-    def watchedPaths(self) -> list[str]:
-        return [str(path) for path in self.paths]
-
-    def reload(self, quietIfRepeated: bool = False) -> Outcome:
-        self.calls.append(self.clock.seconds())
-        if self.raiseError:
-            raise RuntimeError("broken reloadable")
-        return Outcome(self.succeed)
 
 
 @pytest.fixture
@@ -65,7 +44,7 @@ def recording(tmp_path: Path) -> RecordingReloadable:
     """
     path = tmp_path / "cert.pem"
     path.write_bytes(b"x")
-    return RecordingReloadable(Clock(), [path])
+    return RecordingReloadable(path, clock=Clock())
 
 
 @dataclass
@@ -97,38 +76,11 @@ def served(tmp_path: Path, ca: trustme.CA) -> Served:
     return Served(factory, certPath, keyPath, serial, successes, failures)
 
 
-def loud(events: list[LogEvent]) -> list[str]:
-    """
-    The txtlsreload events at info level or above, as text.
-    """
-    return [
-        f"{event['log_level'].name}: {event.get('log_format')}"
-        for event in events
-        if event.get("log_namespace", "").startswith("txtlsreload")
-        and event["log_level"].name in ("info", "warn", "error", "critical")
-    ]
-
-
-def issue(ca: trustme.CA, directory: Path) -> tuple[bytes, bytes, int]:
-    """
-    A new certificate and key from C{ca}, as bytes, not yet in place.
-    """
-    directory.mkdir(exist_ok=True)
-    certPath, keyPath, serial = writeLeaf(ca, directory)
-    return certPath.read_bytes(), keyPath.read_bytes(), serial
-
-
 def servedSerial(served: Served, ca: trustme.CA) -> int:
     """
-    The serial a real client gets in a real handshake, after checking that
-    the factory reports the same.
+    The serial a real client gets in a real handshake with the factory.
     """
-    result = handshake(served.factory, clientOptions(ca))
-    assert result.succeeded, result.failureText()
-    assert result.serverCertificate is not None
-    serial = result.serverCertificate.serial_number
-    assert served.factory.certificate.serialNumber == serial
-    return serial
+    return servedBy(served.factory, ca)
 
 
 def watching(reloadable: IReloadable, clock: Clock, **kwargs: object) -> FileWatcher:
@@ -150,29 +102,6 @@ class TestPolling:
     """
     The poll notices changes by the files' identity and reloads for them.
     """
-
-    @pytest.mark.parametrize("atomically", [True, False], ids=["rename", "in-place"])
-    def test_pollPicksUpRotation(
-        self, served: Served, ca: trustme.CA, tmp_path: Path, atomically: bool
-    ) -> None:
-        """
-        A new certificate and key are served from the first poll after they
-        were written, and not before.
-        """
-        clock = Clock()
-        watcher = watching(served.factory, clock)
-        cert, key, newSerial = issue(ca, tmp_path / "next")
-        for path, data in ((served.certPath, cert), (served.keyPath, key)):
-            if atomically:
-                replaceAtomically(path, data)
-            else:
-                path.write_bytes(data)
-        clock.advance(POLL - 0.01)
-        assert servedSerial(served, ca) == served.serial
-        clock.advance(0.01)
-        assert servedSerial(served, ca) == newSerial
-        assert [r.certificate.serialNumber for r in served.successes] == [newSerial]
-        watcher.stop()
 
     def test_unchangedFilesAreNotRead(self, recording: RecordingReloadable) -> None:
         """
@@ -206,7 +135,7 @@ class TestPolling:
         path = tmp_path / "cert.pem"
         path.write_bytes(b"x")
         os.chmod(path, 0o644)
-        reloadable = RecordingReloadable(clock, [path])
+        reloadable = RecordingReloadable(path, clock=clock)
         watcher = watching(reloadable, clock)
         change(path)  # type: ignore[operator]
         clock.advance(POLL)
@@ -226,52 +155,12 @@ class TestPolling:
         os.utime(second, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         link = tmp_path / "cert.pem"
         link.symlink_to(first.name)
-        reloadable = RecordingReloadable(clock, [link])
+        reloadable = RecordingReloadable(link, clock=clock)
         watcher = watching(reloadable, clock)
         link.unlink()
         link.symlink_to(second.name)
         clock.advance(POLL)
         assert reloadable.calls == [0, POLL]
-        watcher.stop()
-
-
-class TestNoOpRewrite:
-    """
-    Rewriting the same bytes, or reloading for no reason, changes nothing
-    and says nothing at info level.
-    """
-
-    @pytest.mark.parametrize("atomically", [True, False], ids=["rename", "in-place"])
-    def test_identicalRewrite(
-        self,
-        served: Served,
-        ca: trustme.CA,
-        logEvents: list[LogEvent],
-        atomically: bool,
-    ) -> None:
-        """
-        Identical bytes written again are read and hashed but build no new
-        context: no success callback, nothing logged at info or above.
-        """
-        clock = Clock()
-        watcher = watching(served.factory, clock)
-        logEvents.clear()
-        for path in (served.certPath, served.keyPath):
-            data = path.read_bytes()
-            if atomically:
-                replaceAtomically(path, data)
-            else:
-                path.write_bytes(data)
-        contextBefore = served.factory._installed.context
-        reloadsBefore = watcher.reloads
-        clock.advance(POLL)
-        assert watcher.reloads == reloadsBefore + 1
-        assert served.factory.lastResult.succeeded
-        assert not served.factory.lastResult.changed
-        assert served.factory._installed.context is contextBefore
-        assert served.successes == []
-        assert loud(logEvents) == []
-        assert servedSerial(served, ca) == served.serial
         watcher.stop()
 
 
@@ -315,8 +204,8 @@ class TestHalfDoneRotation:
         assert [r.certificate.serialNumber for r in served.successes] == [newSerial]
         assert not watcher.failing
         assert servedSerial(served, ca) == newSerial
-        # Only the poll is left: no retry is pending after success.
-        assert [call.func for call in clock.getDelayedCalls()] == [watcher._poll]
+        # Only the next poll is left: no retry is pending after success.
+        assert [call.getTime() for call in clock.getDelayedCalls()] == [2 * POLL]
         watcher.stop()
 
     def test_retriesLogOneError(
@@ -495,47 +384,6 @@ class TestBackoff:
         watcher.stop()
 
 
-class TestDebounce:
-    """
-    Change notices are gathered into one reload.
-    """
-
-    def test_burstBecomesOneReload(self, served: Served, ca: trustme.CA) -> None:
-        """
-        Notices arriving less than the debounce delay apart lead to one
-        reload, that long after the last one.
-        """
-        clock = Clock()
-        watcher = watching(served.factory, clock)
-        directory = str(served.certPath.parent)
-        before = watcher.reloads
-        for _ in range(5):
-            watcher._directoryEvent(directory, None)
-            clock.advance(DEFAULT_DEBOUNCE / 2)
-            watcher._directoryEvent(directory, None)
-        assert watcher.reloads == before
-        clock.advance(DEFAULT_DEBOUNCE)
-        assert watcher.reloads == before + 1
-        watcher.stop()
-
-    def test_steadyStreamIsCapped(
-        self, tmp_path: Path, recording: RecordingReloadable
-    ) -> None:
-        """
-        A steady stream of notices delays the reload by at most twenty
-        debounce periods.
-        """
-        reloadable = recording
-        clock = reloadable.clock
-        watcher = watching(reloadable, clock, debounce=0.1)
-        for _ in range(100):
-            watcher._directoryEvent(str(tmp_path), None)
-            clock.advance(0.05)
-        assert reloadable.calls[0] == 0
-        assert 2.0 - 0.1 <= reloadable.calls[1] <= 2.0
-        watcher.stop()
-
-
 class TestReloadInterval:
     """
     C{reloadInterval} reloads on a timer whatever the files look like.
@@ -586,9 +434,7 @@ class TestLifecycle:
     Starting, stopping and starting again.
     """
 
-    @pytest.mark.parametrize(
-        "state", ["idle", "debouncing", "retrying", "interval"], ids=str
-    )
+    @pytest.mark.parametrize("state", ["idle", "retrying", "interval"], ids=str)
     def test_stopCancelsEveryTimer(
         self, tmp_path: Path, recording: RecordingReloadable, state: str
     ) -> None:
@@ -602,8 +448,6 @@ class TestLifecycle:
         watcher = watching(
             reloadable, clock, reloadInterval=5 if state == "interval" else 0
         )
-        if state == "debouncing":
-            watcher._directoryEvent(str(tmp_path), None)
         assert clock.getDelayedCalls()
         watcher.stop()
         assert clock.getDelayedCalls() == []
@@ -637,12 +481,27 @@ class TestLifecycle:
         Starting a running watcher is a mistake and says so.
         """
         clock = Clock()
-        reloadable = RecordingReloadable(clock, [tmp_path / "cert.pem"])
+        reloadable = RecordingReloadable(tmp_path / "cert.pem", clock=clock)
         watcher = watching(reloadable, clock)
         with pytest.raises(RuntimeError, match="already running"):
             watcher.start()
         watcher.stop()
         watcher.stop()
+
+    def test_globalReactorByDefault(self, recording: RecordingReloadable) -> None:
+        """
+        Without a reactor the watcher uses the global one: starting reloads
+        once and schedules the poll there; stopping cancels it.
+        """
+        from twisted.internet import reactor
+
+        before = len(reactor.getDelayedCalls())  # type: ignore[attr-defined]
+        watcher = FileWatcher(recording, POLL, useInotify=False)
+        watcher.start()
+        assert recording.reloads == 1
+        assert len(reactor.getDelayedCalls()) == before + 1  # type: ignore[attr-defined]
+        watcher.stop()
+        assert len(reactor.getDelayedCalls()) == before  # type: ignore[attr-defined]
 
     def test_watchFilesStarts(self, served: Served) -> None:
         """
@@ -685,7 +544,7 @@ class TestLifecycle:
         Intervals and delays out of range are refused at construction.
         """
         clock = Clock()
-        reloadable = RecordingReloadable(clock, [tmp_path / "cert.pem"])
+        reloadable = RecordingReloadable(tmp_path / "cert.pem", clock=clock)
         arguments: dict[str, object] = {"pollInterval": POLL, **kwargs}
         with pytest.raises(ValueError):
             FileWatcher(reloadable, reactor=clock, **arguments)  # type: ignore[arg-type]

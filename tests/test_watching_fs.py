@@ -1,5 +1,5 @@
 """
-Tests for L{txtlsreload._watching.FileWatcher} on the real filesystem: the
+Tests for L{txtlsreload.FileWatcher} on the real filesystem: the
 ways tools and Kubernetes replace certificate files, each picked up by real
 inotify events and, separately, by polling alone.
 
@@ -22,12 +22,22 @@ import pytest
 import trustme
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent
-from zope.interface import implementer
 
-from txtlsreload import IReloadable, ReloadingContextFactory, ReloadResult, _inotify
-from txtlsreload._watching import FileWatcher, watchFiles
+from txtlsreload import (
+    FileWatcher,
+    ReloadingContextFactory,
+    ReloadResult,
+    watchFiles,
+)
 
-from .tlshelpers import clientOptions, handshake, replaceAtomically, writeLeaf
+from .tlshelpers import (
+    RecordingReloadable,
+    issue,
+    loud,
+    replaceAtomically,
+    writeLeaf,
+)
+from .tlshelpers import servedBy as servedSerial
 
 POLL = 1000.0
 
@@ -60,41 +70,13 @@ def inotifyDescriptors() -> int:
     return count
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """
-    What L{CountingReloadable} reports.
-    """
-
-    succeeded: bool = True
-    changed: bool = False
-
-
-@implementer(IReloadable)
-class CountingReloadable:
-    """
-    Counts its reloads, which always succeed, for paths that need not hold
-    certificates (or exist yet).
-    """
-
-    def __init__(self, *paths: Path) -> None:
-        self.paths = paths
-        self.reloads = 0
-
-    def watchedPaths(self) -> list[str]:
-        return [str(path) for path in self.paths]
-
-    def reload(self, quietIfRepeated: bool = False) -> Outcome:
-        self.reloads += 1
-        return Outcome()
-
-
 def kernelWatches(reactor: MemoryReactorClock) -> dict[int, int]:
     """
     The inotify watches the kernel holds for the watchers on C{reactor}: the
     watched directory's inode, and the events asked for.
     """
-    notifier = _inotify._hubs[reactor]._notifier
+    # The shared inotify descriptor is the one thing the reactor reads.
+    [notifier] = reactor.getReaders()
     watches: dict[int, int] = {}
     with open(f"/proc/self/fdinfo/{notifier.fileno()}") as fdinfo:
         for line in fdinfo:
@@ -102,6 +84,13 @@ def kernelWatches(reactor: MemoryReactorClock) -> dict[int, int]:
                 fields = dict(item.split(":", 1) for item in line.split()[1:])
                 watches[int(fields["ino"], 16)] = int(fields["mask"], 16)
     return watches
+
+
+def inodes(directories: set[str]) -> set[int]:
+    """
+    The inode numbers of C{directories}: what the kernel's watches name.
+    """
+    return {os.stat(directory).st_ino for directory in directories}
 
 
 def directoriesOnTheWay(*paths: Path) -> set[str]:
@@ -211,7 +200,6 @@ def harness(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[Harness]
     harness.stopAll()
     assert harness.reactor.getDelayedCalls() == []
     assert harness.reactor.getReaders() == []
-    assert harness.reactor not in _inotify._hubs
     if INOTIFY:
         assert inotifyDescriptors() == descriptors
 
@@ -230,26 +218,6 @@ def record(factory: ReloadingContextFactory) -> Recorded:
     recorded = Recorded()
     factory.addReloadCallbacks(recorded.successes.append, recorded.failures.append)
     return recorded
-
-
-def issue(ca: trustme.CA, staging: Path) -> tuple[bytes, bytes, int]:
-    """
-    A new certificate and key, as bytes, written nowhere that is watched.
-    """
-    staging.mkdir(exist_ok=True)
-    certPath, keyPath, serial = writeLeaf(ca, staging)
-    return certPath.read_bytes(), keyPath.read_bytes(), serial
-
-
-def servedSerial(factory: ReloadingContextFactory, ca: trustme.CA) -> int:
-    """
-    The serial a client gets in a real handshake (and the factory agrees).
-    """
-    result = handshake(factory, clientOptions(ca))
-    assert result.succeeded, result.failureText()
-    assert result.serverCertificate is not None
-    assert factory.certificate.serialNumber == result.serverCertificate.serial_number
-    return result.serverCertificate.serial_number
 
 
 def publishSecret(directory: Path, files: dict[str, bytes], version: int) -> None:
@@ -295,6 +263,7 @@ class TestReplacingFiles:
         live.mkdir()
         certPath, keyPath, oldSerial = writeLeaf(ca, live)
         factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        recorded = record(factory)
         harness.watch(factory)
         cert, key, newSerial = issue(ca, tmp_path / "staging")
         for path, data in ((certPath, cert), (keyPath, key)):
@@ -304,6 +273,7 @@ class TestReplacingFiles:
                 replaceAtomically(path, data)
             else:
                 path.unlink()
+        assert servedSerial(factory, ca) == oldSerial
         if how == "delete-then-create":
             harness.pickUp()
             assert servedSerial(factory, ca) == oldSerial
@@ -311,6 +281,7 @@ class TestReplacingFiles:
             keyPath.write_bytes(key)
         harness.pickUp()
         assert servedSerial(factory, ca) == newSerial
+        assert [r.certificate.serialNumber for r in recorded.successes] == [newSerial]
 
     def test_symlinkToFileElsewhere(
         self, harness: Harness, ca: trustme.CA, tmp_path: Path
@@ -345,6 +316,57 @@ class TestReplacingFiles:
             os.replace(replacement, etc / name)
         harness.pickUp()
         assert servedSerial(factory, ca) == serial
+
+
+class TestPaths:
+    """
+    Paths the watcher has to resolve itself to find what to watch.
+    """
+
+    def test_relativeSymlinkUpwards(
+        self, harness: Harness, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        Files reached through relative symlinks going up a directory
+        (C{../store/tls.crt}) are picked up when the targets change.
+        """
+        store = tmp_path / "store"
+        store.mkdir()
+        realCert, realKey, _ = writeLeaf(ca, store)
+        etc = tmp_path / "etc"
+        etc.mkdir()
+        (etc / "tls.crt").symlink_to(Path("..") / "store" / realCert.name)
+        (etc / "tls.key").symlink_to(Path("..") / "store" / realKey.name)
+        factory = ReloadingContextFactory(str(etc / "tls.crt"), str(etc / "tls.key"))
+        harness.watch(factory)
+        cert, key, serial = issue(ca, tmp_path / "staging")
+        replaceAtomically(realCert, cert)
+        replaceAtomically(realKey, key)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == serial
+
+    def test_pathUnderAFile(self, harness: Harness, tmp_path: Path) -> None:
+        """
+        A path that goes through a regular file (so cannot exist) is
+        watched as far as it can be, and its appearing later is noticed.
+        """
+        blocker = tmp_path / "blocker"
+        blocker.write_bytes(b"not a directory")
+        reloadable = RecordingReloadable(blocker / "cert.pem")
+        harness.watchers.append(
+            watchFiles(
+                reloadable,
+                POLL,
+                harness.reactor,
+                useInotify=harness.mode == "inotify",
+            )
+        )
+        before = reloadable.reloads
+        blocker.unlink()
+        blocker.mkdir()
+        (blocker / "cert.pem").write_bytes(b"x")
+        harness.pickUp()
+        assert reloadable.reloads > before
 
 
 class TestKubernetesSecretVolume:
@@ -406,18 +428,6 @@ class TestKubernetesSecretVolume:
         assert recorded.successes == []
         assert loud(logEvents) == []
         assert servedSerial(factory, ca) == serial
-
-
-def loud(events: list[LogEvent]) -> list[str]:
-    """
-    The txtlsreload events at info level or above, as text.
-    """
-    return [
-        f"{event['log_level'].name}: {event.get('log_format')}"
-        for event in events
-        if event.get("log_namespace", "").startswith("txtlsreload")
-        and event["log_level"].name in ("info", "warn", "error", "critical")
-    ]
 
 
 class TestQuiet:
@@ -717,6 +727,8 @@ class TestInotify:
         delivered (the kernel filters them), and other names coming and
         going reload nothing.
         """
+        from twisted.internet.inotify import IN_MODIFY
+
         harness = Harness("inotify", ca)
         noise = tmp_path / "noise.log"
         noise.write_bytes(b"")
@@ -724,8 +736,8 @@ class TestInotify:
         certPath, keyPath, _ = writeLeaf(ca, tmp_path / "live")
         watcher = harness.watch(ReloadingContextFactory(str(certPath), str(keyPath)))
         watches = kernelWatches(harness.reactor)
-        assert not watches[tmp_path.stat().st_ino] & _inotify._IN_MODIFY
-        assert watches[certPath.parent.stat().st_ino] & _inotify._IN_MODIFY
+        assert not watches[tmp_path.stat().st_ino] & IN_MODIFY
+        assert watches[certPath.parent.stat().st_ino] & IN_MODIFY
         before = watcher.reloads
         noise.write_bytes(b"GET /\n")
         (tmp_path / "other").mkdir()
@@ -754,18 +766,17 @@ class TestInotify:
             cert.symlink_to(realCert)
             harness.watch(ReloadingContextFactory(str(cert), str(key)))
             pairs[name] = (cert, key)
-        hub = _inotify._hubs[harness.reactor]
         everything = directoriesOnTheWay(*pairs["a"], *pairs["b"])
-        assert set(hub._watches) == everything
+        assert set(kernelWatches(harness.reactor)) == inodes(everything)
         assert len(kernelWatches(harness.reactor)) == len(everything)
 
         harness.watchers[0].stop()
         remaining = directoriesOnTheWay(*pairs["b"])
         assert remaining < everything
-        assert set(hub._watches) == remaining
+        assert set(kernelWatches(harness.reactor)) == inodes(remaining)
         assert len(kernelWatches(harness.reactor)) == len(remaining)
         harness.watchers[1].stop()
-        assert harness.reactor not in _inotify._hubs
+        assert harness.reactor.getReaders() == []
         assert inotifyDescriptors() == descriptors
 
     def test_directoryMovedBetweenWatchedPaths(
@@ -781,7 +792,7 @@ class TestInotify:
         (tmp_path / "y").mkdir()
         first, second = tmp_path / "x/one/a.pem", tmp_path / "y/two/b.pem"
         first.write_bytes(b"a")
-        reloadable = CountingReloadable(first, second)
+        reloadable = RecordingReloadable(first, second)
         harness.watchers.append(watchFiles(reloadable, POLL, harness.reactor))
         (tmp_path / "x" / "one").rename(tmp_path / "y" / "two")
         harness.pickUp()
@@ -791,6 +802,64 @@ class TestInotify:
         assert reloadable.reloads > before
         assert harness.now < POLL
         harness.stopAll()
+
+    def test_burstBecomesOneReload(self, ca: trustme.CA, tmp_path: Path) -> None:
+        """
+        Change events arriving less than the debounce delay apart lead to
+        one reload, that long after the last one.
+        """
+        harness = Harness("inotify", ca)
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        reloadable = RecordingReloadable(path, clock=harness.reactor)
+        watcher = harness.watch(reloadable)  # type: ignore[arg-type]
+        before = reloadable.reloads
+        for _ in range(5):
+            path.write_bytes(b"x")
+            assert harness.deliver(wait=5) > 0
+            harness.reactor.advance(watcher.debounce / 2)
+        assert reloadable.reloads == before
+        harness.reactor.advance(watcher.debounce)
+        assert reloadable.reloads == before + 1
+        harness.stopAll()
+
+    def test_steadyStreamIsCapped(self, ca: trustme.CA, tmp_path: Path) -> None:
+        """
+        A steady stream of change events delays the reload by at most twenty
+        debounce periods.
+        """
+        harness = Harness("inotify", ca)
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        reloadable = RecordingReloadable(path, clock=harness.reactor)
+        watcher = FileWatcher(reloadable, POLL, harness.reactor, debounce=0.1)
+        watcher.start()
+        harness.watchers.append(watcher)
+        for _ in range(50):
+            path.write_bytes(b"x")
+            assert harness.deliver(wait=5) > 0
+            harness.reactor.advance(0.05)
+        assert reloadable.calls[0] == 0
+        assert 2.0 - 0.1 <= reloadable.calls[1] <= 2.0
+        harness.stopAll()
+
+    def test_stopWhileDebouncing(self, ca: trustme.CA, tmp_path: Path) -> None:
+        """
+        Stopping a watcher with a change event waiting out its debounce
+        cancels that reload and leaves no timer behind.
+        """
+        harness = Harness("inotify", ca)
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        reloadable = RecordingReloadable(path, clock=harness.reactor)
+        watcher = harness.watch(reloadable)  # type: ignore[arg-type]
+        path.write_bytes(b"y")
+        assert harness.deliver(wait=5) > 0
+        calls = list(reloadable.calls)
+        watcher.stop()
+        assert harness.reactor.getDelayedCalls() == []
+        harness.reactor.pump([1] * 10)
+        assert reloadable.calls == calls
 
     def test_unavailableMeansPolling(
         self,
@@ -817,4 +886,4 @@ class TestInotify:
         assert servedSerial(factory, ca) == serial
         watcher.stop()
         assert reactor.getDelayedCalls() == []
-        assert reactor not in _inotify._hubs
+        assert reactor.getReaders() == []

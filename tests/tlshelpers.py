@@ -18,7 +18,9 @@ from pathlib import Path
 
 import trustme
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from OpenSSL.crypto import X509
 from twisted.internet import ssl as tssl
@@ -34,6 +36,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump, connectedServerAndClient
 from zope.interface import implementer
+
+from txtlsreload import IReloadable, ReloadingContextFactory
 
 
 def writeLeaf(
@@ -62,6 +66,133 @@ def writeLeaf(
     certPath.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     keyPath.write_bytes(leaf.private_key_pem.bytes())
     return certPath, keyPath, serialOf(certPath)
+
+
+def writeWeakRSALeaf(
+    ca: trustme.CA, directory: Path, name: str = "server"
+) -> tuple[Path, Path, int]:
+    """
+    Issue an RSA-1024 leaf for localhost from C{ca} and write C{name}.crt and
+    C{name}.key: a key below OpenSSL's default security level, which it
+    would refuse when a context is built ("ee key too small").
+
+    @return: The certificate path, key path and the leaf's serial number.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 (weak on purpose)
+    issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    signer = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+        )
+        .sign(signer, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    certPath = directory / f"{name}.crt"
+    keyPath = directory / f"{name}.key"
+    certPath.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    keyPath.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certPath, keyPath, certificate.serial_number
+
+
+def servedSerial(server: IOpenSSLServerConnectionCreator, client: object) -> int:
+    """
+    Handshake in memory with C{server} and return the serial of the
+    certificate the client was served; fail if the handshake did not finish.
+    """
+    result = handshake(server, client)
+    assert result.succeeded, result.failureText()
+    assert result.serverCertificate is not None
+    return result.serverCertificate.serial_number
+
+
+def issue(ca: trustme.CA, staging: Path) -> tuple[bytes, bytes, int]:
+    """
+    A new certificate and key from C{ca}, as bytes, written only in
+    C{staging} (created if need be), not yet where anything watches.
+
+    @return: The certificate and key PEM, and the certificate's serial.
+    """
+    staging.mkdir(exist_ok=True)
+    certPath, keyPath, serial = writeLeaf(ca, staging)
+    return certPath.read_bytes(), keyPath.read_bytes(), serial
+
+
+def servedBy(factory: ReloadingContextFactory, ca: trustme.CA) -> int:
+    """
+    The serial a client trusting C{ca} gets from C{factory} in a real
+    handshake, after checking that the factory reports the same.
+    """
+    serial = servedSerial(factory, clientOptions(ca))
+    assert factory.certificate.serialNumber == serial
+    return serial
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """
+    What L{RecordingReloadable} reports: only what a watcher looks at.
+    """
+
+    succeeded: bool = True
+    changed: bool = False
+
+
+@implementer(IReloadable)
+class RecordingReloadable:
+    """
+    A reloadable for watcher tests: records when it was asked to reload
+    (by C{clock}, if given), and succeeds, refuses or raises as told.  Its
+    paths need not hold certificates, or exist.
+    """
+
+    def __init__(self, *paths: Path, clock: Clock | None = None) -> None:
+        self.paths = paths
+        self.clock = clock
+        self.calls: list[float] = []
+        self.succeed = True
+        self.raiseError = False
+
+    @property
+    def reloads(self) -> int:
+        """
+        How many times it was asked to reload.
+        """
+        return len(self.calls)
+
+    def watchedPaths(self) -> list[str]:
+        return [str(path) for path in self.paths]
+
+    def reload(self, quietIfRepeated: bool = False) -> ReloadOutcome:
+        self.calls.append(0.0 if self.clock is None else self.clock.seconds())
+        if self.raiseError:
+            raise RuntimeError("broken reloadable")
+        return ReloadOutcome(self.succeed)
+
+
+def loud(events: list[LogEvent]) -> list[str]:
+    """
+    The txtlsreload events at info level or above, as text.
+    """
+    return [
+        f"{event['log_level'].name}: {event.get('log_format')}"
+        for event in events
+        if event.get("log_namespace", "").startswith("txtlsreload")
+        and event["log_level"].name in ("info", "warn", "error", "critical")
+    ]
 
 
 def serialOf(certPath: Path) -> int:

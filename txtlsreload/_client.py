@@ -376,9 +376,11 @@ class ReloadingClientCredentials:
                 result = self._result(material, changed=True)
         except CredentialError as e:
             result = self._failed(e, current, quietIfRepeated)
-        except Exception as e:
-            # Building options found a problem the checks did not; report it
-            # like any other refusal rather than let it escape.
+        except Exception as e:  # pragma: no cover
+            # Defence in depth: what OpenSSL refuses is turned into a
+            # CredentialError when the material is proven, so nothing known
+            # reaches here; if something does, report it like any other
+            # refusal rather than let it escape.
             result = self._failed(
                 CredentialError(
                     self._mainPath(),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -24,6 +25,7 @@ from ._activity import ReloadRecord, observeReloads
 from ._errors import escapeControls
 from ._inventory import Certificate, Reloadables, inventory
 from ._loading import CertificateInfo
+from ._registry import IReloadable
 
 __all__ = ["ExpiryWarnings", "expiryThreshold", "warnBeforeExpiry"]
 
@@ -129,10 +131,26 @@ class ExpiryWarnings:
         if record.lastResult == "changed" or (
             record.lastResult == "refused" and record.refusalsInARow == 1
         ):
+            if not self._covers(reloadable):
+                return
+            # Only the one that reloaded is described: describing every
+            # reloadable of the process on each reload would make a reload's
+            # cost grow with everything else loaded.
             now = self._reactor.seconds()
-            for entry in inventory(self._reloadables):
-                if entry.reloadable is reloadable and entry.leaf is not None:
+            for entry in inventory([cast(IReloadable, reloadable)]):
+                if entry.leaf is not None:
                     self._look(entry.leaf, now, force=True)
+
+    def _covers(self, reloadable: object) -> bool:
+        """
+        Whether C{reloadable} is among those these warnings look at.
+        """
+        if self._reloadables is None:
+            return True
+        chosen = (
+            self._reloadables() if callable(self._reloadables) else self._reloadables
+        )
+        return any(candidate is reloadable for candidate in chosen)
 
     def _look(
         self, certificate: Certificate, now: float, force: bool

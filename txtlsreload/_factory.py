@@ -525,7 +525,7 @@ class ReloadingContextFactory:
     def _buildContext(
         self, credentials: Credentials, clientAuth: ClientAuth | None
     ) -> SSL.Context:
-        context = buildContext((credentials,), credentials.clientCAs, clientAuth)
+        context = buildContext((credentials,), credentials.openSSLClientCAs, clientAuth)
         if self._sessions is not None:
             # One certificate for every name: one session key for all.
             self._sessions.prepare(context, "")

@@ -31,6 +31,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IListeningPort,
     IProtocolFactory,
+    IReactorTCP,
     IStreamServerEndpoint,
 )
 from twisted.logger import Logger
@@ -538,19 +539,37 @@ def _checkCanListen(endpoint: ReloadingServerEndpoint) -> None:
             ) from None
 
 
-def makeService(options: Options) -> service.IService:
+def makeService(
+    options: Options,
+    *,
+    reactor: IReactorTCP | None = None,
+    hasIPv6: Callable[[], bool] = _hasIPv6,
+) -> service.IService:
     """
     Build the hello server from its command line.
 
     A description or file that cannot be used ends the program with a message
     saying which and why, not with a traceback: this runs only under
     C{twistd} and C{twist}, before anything is listening.
+
+    @param options: The parsed command line.
+    @param reactor: What to listen with; the global reactor (what twistd and
+        twist run) by default.  A program or test that runs the service on
+        another reactor passes it here.
+    @param hasIPv6: Says whether this host can listen on IPv6 loopback; by
+        default, a bind to C{::1} is tried.  Without IPv6 the development
+        certificate is served on IPv4 loopback only.
     """
-    from twisted.internet import reactor
+    if reactor is None:
+        from twisted.internet import reactor as globalReactor
+
+        reactor = IReactorTCP(globalReactor)
 
     try:
         plan = _planListeners(
-            options, lambda: ensureDevelopmentCertificate(DEVELOPMENT_DIRECTORY)
+            options,
+            lambda: ensureDevelopmentCertificate(DEVELOPMENT_DIRECTORY),
+            hasIPv6,
         )
     except (OSError, CredentialError) as e:
         raise SystemExit(

@@ -23,18 +23,22 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 from OpenSSL.crypto import X509
 from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
 
-from ._loading import Credentials, certificatesIn, optionalAbsolutePath, readFile
+from ._loading import (
+    Credentials,
+    certificatesWithOpenSSLIn,
+    optionalAbsolutePath,
+    readFile,
+)
 from ._sessions import SessionMismatch, SessionPolicy
 
 __all__ = [
@@ -83,7 +87,7 @@ class Serving(Protocol):
 
 def buildContext(
     credentials: tuple[Credentials, ...],
-    clientCAs: tuple[x509.Certificate, ...],
+    clientCAs: Sequence[X509],
     clientAuth: ClientAuth | None,
 ) -> SSL.Context:
     """
@@ -93,10 +97,10 @@ def buildContext(
     @param credentials: One set, or several with different key types (RSA
         and ECDSA for one name): OpenSSL then picks, per client, the key the
         client supports.
+    @param clientCAs: The client CAs, as pyOpenSSL objects converted once
+        when they were read.
     """
-    caCerts = None
-    if clientCAs:
-        caCerts = [X509.from_cryptography(ca) for ca in clientCAs]
+    caCerts = list(clientCAs) if clientCAs else None
     common: dict[str, object] = {
         "verify": caCerts is not None,
         "caCerts": caCerts,
@@ -287,7 +291,7 @@ class ClientCABundle:
 
     def __init__(self, path: str | None) -> None:
         self.path = optionalAbsolutePath(path)
-        self.certificates: tuple[x509.Certificate, ...] = ()
+        self.certificates: tuple[X509, ...] = ()
         self._digest: bytes | None = None
 
     def changed(self) -> bool:
@@ -303,6 +307,7 @@ class ClientCABundle:
         digest = hashlib.sha256(data).digest()
         if digest == self._digest:
             return False
-        self.certificates = tuple(certificatesIn(self.path, data, "CA certificate"))
+        _, converted = certificatesWithOpenSSLIn(self.path, data, "CA certificate")
+        self.certificates = tuple(converted)
         self._digest = digest
         return True

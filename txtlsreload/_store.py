@@ -58,9 +58,9 @@ from ._steps import Steps
 
 __all__ = ["ReloadingCertificateStore", "StoreReloadResult", "UnknownNames"]
 
-#: What a store does for clients without SNI or naming a host it has no
-#: certificate for: serve the C{"default"} certificate, or C{"refuse"} the
-#: handshake.
+#: What a store does for clients without SNI or naming a host none of its
+#: certificates has: C{"default"} serves them the default certificate,
+#: C{"refuse"} fails their handshake.
 UnknownNames = Literal["default", "refuse"]
 
 #: How many built contexts a store keeps by default: up to about 300 MiB, and
