@@ -26,7 +26,7 @@ from twisted.internet.testing import MemoryReactorClock
 from txtlsreload import ReloadingContextFactory
 
 from .peers import writeCA
-from .processes import SCRIPTS, startPython, stop, waitFor
+from .processes import SCRIPTS, ServerProcess, python, waitFor
 from .test_sessions import writeNamed
 from .tlshelpers import writeLeaf
 
@@ -137,7 +137,7 @@ class Server:
     A server process and how to make it reload.
     """
 
-    process: subprocess.Popen[bytes]
+    process: ServerProcess
     port: int
     reloads: Path
 
@@ -157,7 +157,7 @@ class Server:
 
 @pytest.fixture
 def startServer(tmp_path: Path, files: Files) -> Iterator[Callable[[str], Server]]:
-    started: list[subprocess.Popen[bytes]] = []
+    started: list[ServerProcess] = []
 
     def start(options: str) -> Server:
         portFile = tmp_path / f"port{len(started)}"
@@ -166,13 +166,9 @@ def startServer(tmp_path: Path, files: Files) -> Iterator[Callable[[str], Server
             f"tlsreload:0:interface=127.0.0.1:certificates={files.root}"
             f":clientCA={files.clientCAs}:clientAuth=optional{options}"
         )
-        process = startPython(
-            [
-                str(SCRIPTS / "sessions_server.py"),
-                description,
-                str(portFile),
-                str(reloads),
-            ]
+        process = ServerProcess(
+            python(SCRIPTS / "sessions_server.py", description, portFile, reloads),
+            tmp_path / f"server{len(started)}.log",
         )
         started.append(process)
         port = waitFor(lambda: int(portFile.read_text()) or None)
@@ -180,7 +176,7 @@ def startServer(tmp_path: Path, files: Files) -> Iterator[Callable[[str], Server
 
     yield start
     for process in started:
-        output = stop(process)
+        output = process.stop()
         assert "Traceback" not in output, output
 
 
