@@ -891,3 +891,71 @@ class TestSettingsAndReports:
 
 def _pem(leaf: trustme.LeafCert) -> bytes:
     return leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes()
+
+
+class TestFilesOnDisk:
+    """
+    What the store makes of unchanged rewrites, broken pairs, loops and
+    junk.
+    """
+
+    @pytest.mark.parametrize("layout", sorted(_LAYOUTS))
+    def test_sameBytesRewrittenParsesNothing(
+        self, tmp_path: Path, ca: trustme.CA, layout: str
+    ) -> None:
+        """
+        Files rewritten with the same bytes are read and hashed, not parsed,
+        and change nothing.
+        """
+        leaf = _issue(ca, "a.example")
+        written = _LAYOUTS[layout](tmp_path, "a", leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        written.write_bytes(written.read_bytes())
+        os.utime(written, ns=(1, 1))
+        result = store.reload()
+        assert (result.changed, result.parsed, result.succeeded) == (False, 0, True)
+
+    @pytest.mark.parametrize("layout", ["certbot", "kubernetes"])
+    def test_brokenPairKeepsLastGood(
+        self, tmp_path: Path, ca: trustme.CA, layout: str
+    ) -> None:
+        """
+        A pair whose key file turns bad is refused, naming the file, and its
+        name keeps its certificate.
+        """
+        leaf = _issue(ca, "a.example")
+        _LAYOUTS[layout](tmp_path, "a", leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        keyFile = (
+            tmp_path / "live" / "a" / "privkey.pem"
+            if layout == "certbot"
+            else tmp_path / "a" / "tls.key"
+        )
+        keyFile.resolve().write_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n")
+        result = store.reload()
+        assert result.error is not None and not result.succeeded
+        assert _served(store, ca, "a.example") == _serial(leaf)
+
+    def test_symlinkLoopEnteredOnce(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A symlink back up the tree does not make the walk loop or find
+        anything twice.
+        """
+        _writeLoose(tmp_path / "d", "a", _issue(ca, "a.example"))
+        (tmp_path / "d" / "loop").symlink_to(tmp_path / "d")
+        store = ReloadingCertificateStore(str(tmp_path / "d"), reactor=_clock())
+        assert list(store.names) == ["a.example"]
+
+    def test_junkCertificateRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A well-framed PEM block that is not a certificate is refused at
+        start-up, naming the file.
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        junk = tmp_path / "junk.pem"
+        junk.write_bytes(
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+        )
+        with pytest.raises(CredentialError, match="not a valid certificate") as raised:
+            ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert raised.value.path == str(junk)
