@@ -66,13 +66,6 @@ class Steps(Generic[R]):
         self._queued: Callable[[], _Run[R]] | None = None
         self._queuedWaiting: list[Deferred[R]] = []
 
-    @property
-    def running(self) -> bool:
-        """
-        A stepped run is in progress.
-        """
-        return self._current is not None
-
     def runNow(self, steps: _Run[R]) -> R:
         """
         Finish any stepped run at once, then run C{steps} to the end.
