@@ -11,6 +11,8 @@ starting these from the endpoint is the only way they get them.
 
 from __future__ import annotations
 
+import sys
+
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 
 from ._expiry import ExpiryWarnings
@@ -29,11 +31,16 @@ def ensureOperations(reactor: object) -> None:
     C{READY=1} is sent once the reactor runs, so that every listener a host
     program sets up before C{reactor.run()} is listening by then.
 
-    @param reactor: Its clock drives the warnings; a reactor without one (a
-        test double) gets none.
+    Only the process's own reactor (the one C{twisted.internet.reactor}
+    installed) starts them: these are process-wide, so an endpoint given
+    another reactor (a test's memory reactor, a private reactor) must not
+    bind them to it.
+
+    @param reactor: The reactor the endpoint listens with; its clock drives
+        the warnings.
     """
     global _started
-    if _started:
+    if _started or not _isTheProcessReactor(reactor):
         return
     _started = True
     clock = IReactorTime(reactor, None)
@@ -47,3 +54,12 @@ def ensureOperations(reactor: object) -> None:
             notifier.ready()
         else:
             core.callWhenRunning(notifier.ready)
+
+
+def _isTheProcessReactor(reactor: object) -> bool:
+    """
+    Whether C{reactor} is the installed global reactor.  Nothing is imported
+    (importing C{twisted.internet.reactor} would install the default one).
+    """
+    installed = sys.modules.get("twisted.internet.reactor")
+    return installed is not None and installed is reactor
