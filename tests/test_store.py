@@ -782,3 +782,180 @@ class TestSIGHUP:
             reloader.uninstall()
             notifier.stopFollowing()
             receiver.close()
+
+
+class TestSettingsAndReports:
+    """
+    The default certificate, client CAs, options, results and queued reloads.
+    """
+
+    def test_defaultAndClientCAsReload(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A renewed default certificate and a new client-CA bundle are picked
+        up by a reload; a broken bundle is refused, naming it, and the old
+        CAs stay trusted.
+        """
+        _writeLoose(tmp_path / "d", "a", _issue(ca, "a.example"))
+        default = tmp_path / "default.pem"
+        default.write_bytes(_pem(_issue(ca, "default.example")))
+        clients, others = trustme.CA(), trustme.CA()
+        bundle = tmp_path / "clients.pem"
+        bundle.write_bytes(clients.cert_pem.bytes())
+        store = ReloadingCertificateStore(
+            str(tmp_path / "d"),
+            str(default),
+            clientCAFile=str(bundle),
+            clientAuth="optional",
+            reactor=_clock(),
+        )
+        assert store.clientCAFile == str(bundle)
+        assert str(default) in store.watchedPaths()
+        renewed = _issue(ca, "default.example")
+        default.write_bytes(_pem(renewed))
+        bundle.write_bytes(others.cert_pem.bytes())
+        result = store.reload()
+        assert result.changed and result.succeeded, str(result)
+        assert store.certificate is not None
+        assert store.certificate.serialNumber == _serial(renewed)
+        client = clientOptions(
+            ca, hostname="a.example", clientCert=others.issue_cert("client")
+        )
+        assert handshake(store, client).succeeded
+
+        bundle.write_bytes(b"not a bundle")
+        refused = store.reload()
+        assert refused.error is not None and refused.error.path == str(bundle)
+        assert "refused" in str(refused)
+        assert store.lastResult is refused
+        assert handshake(store, client).succeeded
+
+    @pytest.mark.parametrize(
+        "options",
+        [{"unknownNames": "maybe"}, {"privateKeyFile": "key.pem"}],
+        ids=["unknownNames", "key-without-certificate"],
+    )
+    def test_contradictionsRefused(
+        self, tmp_path: Path, options: dict[str, str]
+    ) -> None:
+        """
+        Options that make no sense are refused before anything is read.
+        """
+        with pytest.raises(ValueError):
+            ReloadingCertificateStore(str(tmp_path), reactor=_clock(), **options)  # type: ignore[arg-type]
+
+    def test_unchangedResultAndContext(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        An unchanged reload says so; the store also hands out a context for
+        code that asks for one, and names its directory in its repr.
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert str(store.reload()).startswith("unchanged: 1 names")
+        assert isinstance(store.getContext(), SSL.Context)
+        assert str(tmp_path) in repr(store)
+
+    def test_steppedReloadsQueue(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Stepped reloads asked for while one runs are served by one more run
+        after it, which sees their changes.
+        """
+        clock = _clock()
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=clock)
+        first: list[StoreReloadResult] = []
+        later: list[StoreReloadResult] = []
+        store.reloadInSteps().addCallback(first.append)
+        _writeLoose(tmp_path, "b", _issue(ca, "b.example"))
+        store.reloadInSteps().addCallback(later.append)
+        store.reloadInSteps().addCallback(later.append)
+        for _ in range(20):
+            clock.advance(0)
+        assert len(first) == 1 and len(later) == 2
+        assert later[0] is later[1]
+        assert "b.example" in first[0].added + later[0].added
+
+    def test_certbotRootSkipsArchive(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Pointed at /etc/letsencrypt, only live/ is read: old keys and
+        requests under archive/, keys/ and csr/ are left alone.
+        """
+        leaf = _issue(ca, "a.example")
+        _writeCertbot(tmp_path, "a", leaf)
+        (tmp_path / "keys").mkdir()
+        (tmp_path / "keys" / "0000_key-certbot.pem").write_bytes(b"junk")
+        (tmp_path / "csr").mkdir()
+        (tmp_path / "csr" / "0000_csr-certbot.pem").write_bytes(b"junk")
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert _served(store, ca, "a.example") == _serial(leaf)
+
+
+def _pem(leaf: trustme.LeafCert) -> bytes:
+    return leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes()
+
+
+class TestFilesOnDisk:
+    """
+    What the store makes of unchanged rewrites, broken pairs, loops and
+    junk.
+    """
+
+    @pytest.mark.parametrize("layout", sorted(_LAYOUTS))
+    def test_sameBytesRewrittenParsesNothing(
+        self, tmp_path: Path, ca: trustme.CA, layout: str
+    ) -> None:
+        """
+        Files rewritten with the same bytes are read and hashed, not parsed,
+        and change nothing.
+        """
+        leaf = _issue(ca, "a.example")
+        written = _LAYOUTS[layout](tmp_path, "a", leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        written.write_bytes(written.read_bytes())
+        os.utime(written, ns=(1, 1))
+        result = store.reload()
+        assert (result.changed, result.parsed, result.succeeded) == (False, 0, True)
+
+    @pytest.mark.parametrize("layout", ["certbot", "kubernetes"])
+    def test_brokenPairKeepsLastGood(
+        self, tmp_path: Path, ca: trustme.CA, layout: str
+    ) -> None:
+        """
+        A pair whose key file turns bad is refused, naming the file, and its
+        name keeps its certificate.
+        """
+        leaf = _issue(ca, "a.example")
+        _LAYOUTS[layout](tmp_path, "a", leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        keyFile = (
+            tmp_path / "live" / "a" / "privkey.pem"
+            if layout == "certbot"
+            else tmp_path / "a" / "tls.key"
+        )
+        keyFile.resolve().write_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n")
+        result = store.reload()
+        assert result.error is not None and not result.succeeded
+        assert _served(store, ca, "a.example") == _serial(leaf)
+
+    def test_symlinkLoopEnteredOnce(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A symlink back up the tree does not make the walk loop or find
+        anything twice.
+        """
+        _writeLoose(tmp_path / "d", "a", _issue(ca, "a.example"))
+        (tmp_path / "d" / "loop").symlink_to(tmp_path / "d")
+        store = ReloadingCertificateStore(str(tmp_path / "d"), reactor=_clock())
+        assert list(store.names) == ["a.example"]
+
+    def test_junkCertificateRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A well-framed PEM block that is not a certificate is refused at
+        start-up, naming the file.
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        junk = tmp_path / "junk.pem"
+        junk.write_bytes(
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+        )
+        with pytest.raises(CredentialError, match="not a valid certificate") as raised:
+            ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert raised.value.path == str(junk)

@@ -78,13 +78,6 @@ def _stat(path: str) -> _Stat | None:
 _Found = tuple[list[tuple[str, str]], list[str], list[str]]
 
 
-def scan(root: str) -> _Found:
-    """
-    Walk C{root}: L{scanSteps} run to the end.
-    """
-    return drain(scanSteps(root, {}))
-
-
 @dataclass(frozen=True)
 class _Listing:
     """
