@@ -47,6 +47,8 @@ setup(
         # Daphne, Klein and treq: the operating how-tos, which tests run.
         "test": [
             "pytest>=8",
+            # The suite runs on every core (pyproject's addopts: -n auto).
+            "pytest-xdist>=3.5",
             "trustme>=1.2",
             "hypothesis>=6.100",
             "prometheus-client>=0.20",

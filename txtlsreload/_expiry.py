@@ -23,7 +23,7 @@ from twisted.logger import Logger
 
 from ._activity import ReloadRecord, observeReloads
 from ._errors import escapeControls
-from ._inventory import Certificate, Reloadables, inventory
+from ._inventory import Certificate, Entry, Reloadables, inventory
 from ._loading import CertificateInfo
 from ._registry import IReloadable
 
@@ -112,8 +112,8 @@ class ExpiryWarnings:
         now = self._reactor.seconds()
         seen = set()
         for entry in inventory(self._reloadables):
-            if entry.leaf is not None:
-                seen.add(self._look(entry.leaf, now, force=False))
+            for certificate in _served(entry):
+                seen.add(self._look(certificate, now, force=False))
         # Forget certificates no longer in use, so the dictionary stays as
         # small as what is served.
         for key in list(self._lastWarned):
@@ -138,8 +138,8 @@ class ExpiryWarnings:
             # cost grow with everything else loaded.
             now = self._reactor.seconds()
             for entry in inventory([cast(IReloadable, reloadable)]):
-                if entry.leaf is not None:
-                    self._look(entry.leaf, now, force=True)
+                for certificate in _served(entry):
+                    self._look(certificate, now, force=True)
 
     def _covers(self, reloadable: object) -> bool:
         """
@@ -191,6 +191,14 @@ class ExpiryWarnings:
                 role=certificate.role,
             )
         return key
+
+
+def _served(entry: Entry) -> list[Certificate]:
+    """
+    The certificates C{entry} serves or presents (a store serves many), not
+    the CAs it trusts.
+    """
+    return [c for c in entry.certificates if c.role in ("server", "client")]
 
 
 def _duration(seconds: float) -> str:

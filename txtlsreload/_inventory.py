@@ -19,6 +19,7 @@ from ._errors import CredentialError
 from ._factory import ReloadingContextFactory
 from ._loading import CertificateInfo
 from ._registry import IReloadable, registered
+from ._store import ReloadingCertificateStore
 
 __all__ = ["Certificate", "Entry", "Reloadables", "Role", "inventory"]
 
@@ -107,6 +108,8 @@ def _describe(reloadable: object) -> Entry | None:
             error=reloadable.lastResult.error,
             record=recordOf(reloadable),
         )
+    if isinstance(reloadable, ReloadingCertificateStore):
+        return _describeStore(reloadable)
     if isinstance(reloadable, ReloadingClientCredentials):
         clientFiles = reloadable.clientFiles
         named: dict[str, str | None] = {"caCertsFile": reloadable.caCertsFile}
@@ -137,3 +140,30 @@ def _describe(reloadable: object) -> Entry | None:
             record=recordOf(reloadable),
         )
     return None
+
+
+def _describeStore(store: ReloadingCertificateStore) -> Entry:
+    """
+    A certificate store: its default certificate as the leaf, and every
+    distinct certificate it serves (each once, however many names it
+    covers), all under the store's directory.
+    """
+    directory = store.directory
+    default = store.certificate
+    served: dict[str, CertificateInfo] = {}
+    if default is not None:
+        served[default.fingerprintSHA256] = default
+    for info in store.names.values():
+        served.setdefault(info.fingerprintSHA256, info)
+    certificates = [Certificate("server", directory, info) for info in served.values()]
+    leaf = certificates[0] if default is not None else None
+    return Entry(
+        reloadable=store,
+        kind="server",
+        path=directory,
+        files={"certificates": directory, "clientCAFile": store.clientCAFile},
+        leaf=leaf,
+        certificates=tuple(certificates),
+        error=store.lastResult.error,
+        record=recordOf(store),
+    )
