@@ -97,6 +97,7 @@ class TestCertificateSeries:
             path=str(cert),
             subject=info.subject,
             serial=info.serialHex,
+            server_names=",".join(info.subjectAltNames),
         )
         assert samples[NOT_AFTER, leafLabels] == info.notAfter.timestamp()
         assert samples[NOT_BEFORE, leafLabels] == info.notBefore.timestamp()
@@ -292,6 +293,7 @@ class TestReloadSeries:
                 path=str(cert),
                 subject=factory.certificate.subject,
                 serial=factory.certificate.serialHex,
+                server_names=",".join(factory.certificate.subjectAltNames),
             )
             in served
         )

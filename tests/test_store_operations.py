@@ -141,7 +141,7 @@ class TestStoreInViews:
     ) -> None:
         """
         The notAfter metric has a series for each certificate the store
-        serves.
+        serves, labelled with the names it is served for.
         """
         reloadingStore, longSerial, shortSerial = store
         registry = CollectorRegistry()
@@ -155,3 +155,5 @@ class TestStoreInViews:
             line.split('serial="')[1].split('"')[0] for line in lines
         )
         assert serials == sorted([_hex(longSerial), _hex(shortSerial)])
+        names = sorted(line.split('server_names="')[1].split('"')[0] for line in lines)
+        assert names == ["DNS:a.example", "DNS:b.example"]

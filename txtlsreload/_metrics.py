@@ -25,11 +25,14 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from . import _activity
+from ._errors import shortened
 from ._inventory import Reloadables, inventory
 
 __all__ = ["MetricsCollector", "registerDefaultCollector"]
 
-_CERTIFICATE_LABELS = ["role", "path", "subject", "serial"]
+# server_names: the DNS names and IP addresses the certificate is served for
+# (its subjectAltNames), so that a store's series say which sites they are.
+_CERTIFICATE_LABELS = ["role", "path", "subject", "serial", "server_names"]
 _FACTORY_LABELS = ["role", "path"]
 
 
@@ -96,6 +99,7 @@ class MetricsCollector(Collector):
                     certificate.path,
                     certificate.info.subject,
                     certificate.info.serialHex,
+                    shortened(",".join(certificate.info.subjectAltNames), 200),
                 )
                 # Two factories serving the same file would repeat a series,
                 # which scrapers refuse.
