@@ -218,7 +218,7 @@ class TestVerification:
         server = ourServer(ca, tmp_path)
         result = handshake(server, ReloadingClientContextFactory(hostname, str(caFile)))
         assert result.succeeded, result.failureText()
-        assert result.serverProtocol._tlsConnection.get_servername() == expected
+        assert result.serverNameSeenByServer == expected
 
     @pytest.mark.parametrize(
         ("offered", "negotiated"),

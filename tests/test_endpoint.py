@@ -808,5 +808,5 @@ def _servedSerial(
         clock=clock,
     )
     pump.flush()
-    peer = clientProtocol._tlsConnection.get_peer_certificate(as_cryptography=True)
-    return None if peer is None else peer.serial_number
+    peer = clientProtocol.getPeerCertificate()
+    return None if peer is None else peer.to_cryptography().serial_number

@@ -341,8 +341,7 @@ class TestAccepted:
         names = dns("bank.example", "xn--bcher-kva.example")
         result = handshake(serverFor(ca, names), viaFactory(hostname, caFile))
         assert result.succeeded, result.failureText()
-        serverConnection = result.serverProtocol._tlsConnection  # type: ignore[attr-defined]
-        assert serverConnection.get_servername() == sent
+        assert result.serverNameSeenByServer == sent
 
 
 class TestOverLoopback:

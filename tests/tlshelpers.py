@@ -263,6 +263,7 @@ class HandshakeResult:
     negotiatedProtocol: bytes | None = None
     clientCertificateSeenByServer: x509.Certificate | None = None
     clientApp: _Recorder = field(default_factory=_Recorder)
+    serverNameSeenByServer: bytes | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -374,6 +375,26 @@ class _PlainClient:
         return connection
 
 
+@implementer(IOpenSSLServerConnectionCreator)
+class _ConnectionsMade:
+    """
+    Passes the server creator's connections through, keeping each, so that
+    a test can ask OpenSSL (not Twisted's private attributes) what the server
+    saw.
+    """
+
+    def __init__(self, server: IOpenSSLServerConnectionCreator) -> None:
+        self.server = server
+        self.made: list[SSL.Connection] = []
+
+    def serverConnectionForTLS(
+        self, tlsProtocol: TLSMemoryBIOProtocol
+    ) -> SSL.Connection:
+        connection = self.server.serverConnectionForTLS(tlsProtocol)
+        self.made.append(connection)
+        return connection
+
+
 def handshake(
     server: IOpenSSLServerConnectionCreator,
     client: object,
@@ -390,7 +411,8 @@ def handshake(
         else Factory.forProtocol(_Echo)
     )
     clock = Clock()
-    serverFactory = TLSMemoryBIOFactory(server, False, serverWrapped, clock=clock)
+    made = _ConnectionsMade(server)
+    serverFactory = TLSMemoryBIOFactory(made, False, serverWrapped, clock=clock)
     clientFactory = TLSMemoryBIOFactory(
         client, True, Factory.forProtocol(lambda: clientApp), clock=clock
     )
@@ -400,7 +422,7 @@ def handshake(
         clock=clock,
     )
     pump.flush()
-    return _result(clientProtocol, serverProtocol, pump, clientApp)
+    return _result(clientProtocol, serverProtocol, pump, clientApp, made)
 
 
 def _result(
@@ -408,35 +430,41 @@ def _result(
     serverProtocol: TLSMemoryBIOProtocol,
     pump: IOPump,
     clientApp: _Recorder,
+    made: _ConnectionsMade | None = None,
 ) -> HandshakeResult:
     serverCertificate = None
     negotiated = None
-    clientSeen = None
-    tlsConnection: SSL.Connection | None = getattr(
-        clientProtocol, "_tlsConnection", None
-    )
-    if tlsConnection is not None and clientApp.lostReason is None:
-        try:
-            peer = tlsConnection.get_peer_certificate(as_cryptography=True)
-        except SSL.Error:
-            peer = None
+    if clientApp.lostReason is None:
+        peer = _peerOf(clientProtocol)
         serverCertificate = peer
-        negotiated = tlsConnection.get_alpn_proto_negotiated() or None
-    serverConnection = getattr(serverProtocol, "_tlsConnection", None)
-    if serverConnection is not None:
-        try:
-            clientSeen = serverConnection.get_peer_certificate(as_cryptography=True)
-        except SSL.Error:
-            clientSeen = None
+        if peer is not None:
+            negotiated = clientProtocol.negotiatedProtocol
+    serverName = None
+    if made is not None and made.made:
+        serverName = made.made[-1].get_servername()
     return HandshakeResult(
         serverCertificate=serverCertificate,
         clientProtocol=clientProtocol,
         serverProtocol=serverProtocol,
         pump=pump,
         negotiatedProtocol=negotiated,
-        clientCertificateSeenByServer=clientSeen,
+        clientCertificateSeenByServer=_peerOf(serverProtocol),
         clientApp=clientApp,
+        serverNameSeenByServer=serverName,
     )
+
+
+def _peerOf(protocol: TLSMemoryBIOProtocol) -> x509.Certificate | None:
+    """
+    The certificate the other end of C{protocol} presented, through
+    Twisted's public C{ISSLTransport.getPeerCertificate}.
+    """
+    try:
+        peer = protocol.getPeerCertificate()
+    except (SSL.Error, AttributeError):
+        # Before the TLS connection exists, or after it failed.
+        return None
+    return None if peer is None else peer.to_cryptography()
 
 
 def startThenHandshake(
