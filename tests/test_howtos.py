@@ -327,19 +327,20 @@ class TestHostPrograms:
         self, tmp_path: Path, ca: trustme.CA, processes: Callable[..., _Process]
     ) -> None:
         """
-        The Klein example serves its route over C{tlsreload:} and picks up a
-        replaced certificate by itself (C{watch=5}) or on SIGHUP.
+        The Klein example (the recipes page's, which the operating page
+        shows too) serves its route over C{tlsreload:} and picks up a
+        replaced certificate on SIGHUP.
         """
         cert, key, firstSerial = writeLeaf(ca, tmp_path)
         server = processes(
-            [sys.executable, str(EXAMPLES / "klein_app.py"), str(cert), str(key), "0"],
+            [sys.executable, str(EXAMPLES / "klein_site.py"), str(cert), str(key), "0"],
             tmp_path,
             _environment(),
         )
         port = int(server.waitFor(r"Site \(TLS\) starting on (\d+)"))
         caPem = ca.cert_pem.bytes()
         assert (
-            _get(f"https://localhost:{port}/", caPem) == "Hello from Klein over TLS.\n"
+            _get(f"https://localhost:{port}/", caPem) == "Hello from Klein, over TLS.\n"
         )
         assert servedSerial(port, caPem) == firstSerial
         nextCert, nextKey, nextSerial = writeLeaf(ca, tmp_path, name="next")
