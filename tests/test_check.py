@@ -110,6 +110,35 @@ class TestGood:
         assert report["certificate"]["fingerprintSHA256"] == info.fingerprintSHA256
         assert report["certificate"]["daysLeft"] == 10
 
+    def test_clientWithoutCertificate(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A client description with only a CA bundle is good: the line names
+        the bundle, says there is no client certificate and counts the CAs.
+        """
+        caFile = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(caFile))
+        done = _check(f"tlsreload:host=localhost:port=443:caCerts={caFile}")
+        assert done.returncode == 0, done
+        assert done.stdout == (
+            f"ok: {caFile}: no client certificate; trusting 1 CA certificate(s)"
+            f" from {caFile}\n"
+        )
+
+    def test_escapedColonInPath(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A colon escaped with a backslash in a description's path is part of
+        the path, as in Twisted's descriptions.
+        """
+        directory = tmp_path / "a:b"
+        directory.mkdir()
+        cert, key, _ = writeLeaf(ca, directory)
+        escaped = {path: str(path).replace(":", "\\:") for path in (cert, key)}
+        done = _check(
+            f"tlsreload:8443:certKey={escaped[cert]}:privateKey={escaped[key]}"
+        )
+        assert done.returncode == 0, done
+        assert done.stdout.startswith(f"ok: {cert}: ")
+
 
 class TestWarnDays:
     """
@@ -307,6 +336,39 @@ class TestRefused:
         done = _check()
         assert done.returncode == 1
         assert "give a tlsreload: description or --cert" in done.stdout
+
+    @pytest.mark.parametrize(
+        ("description", "options", "reason"),
+        [
+            ("tls:8443", [], "not a tlsreload: description: 'tls:8443'"),
+            (
+                "tlsreload:8443:certKey=server.crt",
+                ["--cert", "server.crt"],
+                "give a description or file options, not both",
+            ),
+        ],
+        ids=["other endpoint", "description and options"],
+    )
+    def test_descriptionMisused(
+        self, description: str, options: list[str], reason: str
+    ) -> None:
+        """
+        Another endpoint's description, or a description together with file
+        options, is refused with status 1 saying which mistake it is.
+        """
+        done = _check(description, *options)
+        assert done.returncode == 1
+        assert done.stdout == f"refused: {reason}\n"
+
+    def test_usageError(self) -> None:
+        """
+        A malformed option is a usage error with status 1, never 2 (which
+        means "expiring"), and argparse's message on standard error.
+        """
+        done = _check("--warn-days", "soon")
+        assert done.returncode == 1
+        assert "argument --warn-days: invalid float value: 'soon'" in done.stderr
+        assert done.stderr.startswith("usage: ")
 
 
 class TestDeployHook:

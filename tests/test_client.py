@@ -67,6 +67,7 @@ from .tlshelpers import (
     handshake,
     replaceAtomically,
     writeLeaf,
+    writeRSAPSSLeaf,
     writeWeakRSALeaf,
 )
 
@@ -369,6 +370,23 @@ class TestClientCertificate:
             ReloadingClientContextFactory("localhost", str(caFile), str(path))
         assert raised.value.path == str(path)
         assert "1024 bits is too small" in raised.value.reason
+
+    def test_keyOpenSSLRefusesRefusedAtLoad(
+        self, tmp_path: Path, ca: trustme.CA, caFile: Path
+    ) -> None:
+        """
+        A client certificate every check accepts but OpenSSL will not put
+        in a context (an RSA-PSS key) is refused when loaded, naming the
+        certificate file and OpenSSL's reason.
+        """
+        certPath, keyPath, _ = writeRSAPSSLeaf(ca, tmp_path, name="client")
+        with pytest.raises(CredentialError) as raised:
+            ReloadingClientContextFactory(
+                "localhost", str(caFile), str(certPath), str(keyPath)
+            )
+        assert raised.value.path == str(certPath)
+        assert raised.value.reason.startswith("OpenSSL refused it: ")
+        assert "no certificate assigned" in raised.value.reason
 
 
 class TestOptions:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,6 +20,8 @@ from twisted.internet.task import Clock
 from twisted.logger import LogEvent, LogLevel, formatEvent
 
 from txtlsreload import ReloadingContextFactory, warnBeforeExpiry
+
+from .tlshelpers import writeLeaf
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -238,3 +241,67 @@ class TestAfterReload:
             assert len(lines()) == 1
         finally:
             warnings.stop()
+
+
+class TestLifecycle:
+    """
+    Starting, stopping and choosing what to look at.
+    """
+
+    def test_startAndStopTwice(self, scene: _Scene, logEvents: list[LogEvent]) -> None:
+        """
+        Starting running warnings again looks no second time, and stopping
+        stopped warnings is harmless: one warning, then none.
+        """
+        factory = scene.factory(90 * DAY, 5 * DAY)
+        lines = _expiryLines(logEvents)
+        warnings = warnBeforeExpiry(scene.clock, [factory])
+        warnings.start()
+        assert warnings.running and len(lines()) == 1
+        warnings.stop()
+        warnings.stop()
+        scene.clock.advance(3 * DAY)
+        assert not warnings.running and len(lines()) == 1
+
+    def test_reloadOfOtherIgnored(
+        self, scene: _Scene, tmp_path: Path, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        Warnings given what to look at say nothing when another factory
+        reloads a certificate close to expiry.
+        """
+        watched = scene.factory(90 * DAY, 60 * DAY)
+        other = _Scene(tmp_path / "other")
+        other.directory.mkdir()
+        unwatched = other.factory(90 * DAY, 60 * DAY)
+        lines = _expiryLines(logEvents)
+        warnings = warnBeforeExpiry(scene.clock, lambda: [watched])
+        try:
+            other.write(90 * DAY, 2 * DAY)
+            assert unwatched.reload().changed
+            assert lines() == []
+        finally:
+            warnings.stop()
+
+    def test_globalReactorByDefault(
+        self, tmp_path: Path, ca: trustme.CA, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        Without a reactor, the global reactor's clock is used: a certificate
+        a day from expiry now is warned about at once, and stopping leaves
+        no call scheduled on the global reactor.
+        """
+        from twisted.internet import reactor
+
+        soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+        certPath, keyPath, _ = writeLeaf(ca, tmp_path, notAfter=soon)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        before = set(reactor.getDelayedCalls())
+        warnings = warnBeforeExpiry(reloadables=[factory])
+        try:
+            [(level, text)] = _expiryLines(logEvents)()
+            assert level == "warn" and str(certPath) in text
+            assert len(set(reactor.getDelayedCalls()) - before) == 1
+        finally:
+            warnings.stop()
+        assert set(reactor.getDelayedCalls()) == before

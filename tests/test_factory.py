@@ -37,6 +37,7 @@ from .tlshelpers import (
     servedSerial,
     startThenHandshake,
     writeLeaf,
+    writeRSAPSSLeaf,
     writeWeakRSALeaf,
 )
 
@@ -696,6 +697,54 @@ class TestRefusedWeakKey:
             ReloadingContextFactory(str(certPath), str(keyPath))
         assert raised.value.path == str(certPath)
         assert "RSA key of 1024 bits is too small" in raised.value.reason
+
+
+class TestRefusedByOpenSSL:
+    """
+    A pair every check accepts but OpenSSL will not put in a context (an
+    RSA-PSS key) is refused when the context is built: reported like any
+    refusal, never raised from a reload.
+    """
+
+    def test_reloadReportsAndKeepsServing(
+        self,
+        served: tuple[ReloadingContextFactory, int],
+        tmp_path: Path,
+        ca: trustme.CA,
+        logEvents: list[LogEvent],
+    ) -> None:
+        """
+        The reload returns a one-line refusal naming the certificate file
+        and OpenSSL's reason, logs it once, and handshakes still get the
+        previous certificate.
+        """
+        factory, serial = served
+        certPath, _, _ = writeRSAPSSLeaf(ca, tmp_path)
+
+        result = factory.reload()
+
+        assert not result.succeeded and not result.changed
+        assert result.error is not None
+        assert result.error.path == str(certPath)
+        assert result.error.reason.startswith("could not build a TLS context: ")
+        assert "no certificate assigned" in result.error.reason
+        assert "\n" not in str(result.error)
+        refusals = [formatEvent(e) for e in logEvents if e["log_level"].name == "error"]
+        assert len(refusals) == 1 and str(certPath) in refusals[0]
+        assert servedSerial(factory, clientOptions(ca)) == serial
+
+    def test_startupRefusedWithCredentialError(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        At start-up the same files raise L{CredentialError} naming the
+        certificate file and OpenSSL's reason.
+        """
+        certPath, keyPath, _ = writeRSAPSSLeaf(ca, tmp_path)
+        with pytest.raises(CredentialError) as raised:
+            ReloadingContextFactory(str(certPath), str(keyPath))
+        assert raised.value.path == str(certPath)
+        assert "could not build a TLS context" in raised.value.reason
 
 
 class TestProtocols:

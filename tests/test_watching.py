@@ -26,6 +26,7 @@ from txtlsreload import (
 
 from .tlshelpers import (
     RecordingReloadable,
+    ReloadOutcome,
     issue,
     loud,
     replaceAtomically,
@@ -548,3 +549,103 @@ class TestLifecycle:
         arguments: dict[str, object] = {"pollInterval": POLL, **kwargs}
         with pytest.raises(ValueError):
             FileWatcher(reloadable, reactor=clock, **arguments)  # type: ignore[arg-type]
+
+
+class _StoppingReloadable(RecordingReloadable):
+    """
+    A reloadable that stops its watcher from inside its C{n}th reload, as a
+    program shutting down from a reload callback would.
+    """
+
+    def __init__(self, path: Path, clock: Clock, n: int) -> None:
+        super().__init__(path, clock=clock)
+        self.n = n
+        self.watcher: FileWatcher | None = None
+
+    def reload(self, quietIfRepeated: bool = False) -> ReloadOutcome:
+        outcome = super().reload(quietIfRepeated)
+        if self.reloads == self.n and self.watcher is not None:
+            self.watcher.stop()
+        return outcome
+
+
+class TestStoppedByReload:
+    """
+    A watcher stopped from inside a reload it asked for schedules nothing
+    more.
+    """
+
+    @pytest.mark.parametrize(
+        ("n", "reloadInterval"),
+        [(1, 0), (2, 0), (2, POLL / 4)],
+        ids=["first reload", "poll", "interval"],
+    )
+    def test_nothingScheduled(
+        self, tmp_path: Path, n: int, reloadInterval: float
+    ) -> None:
+        """
+        Whether the first reload, one after a poll or one from the reload
+        interval stops it, the watcher is stopped, no timer is left, and
+        it never reloads again.
+        """
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        clock = Clock()
+        reloadable = _StoppingReloadable(path, clock, n)
+        watcher = FileWatcher(
+            reloadable, POLL, clock, useInotify=False, reloadInterval=reloadInterval
+        )
+        reloadable.watcher = watcher
+        watcher.start()
+        if n == 2 and not reloadInterval:
+            path.write_bytes(b"changed")
+        clock.advance(POLL)
+        assert not watcher.running
+        assert clock.getDelayedCalls() == []
+        clock.pump([POLL] * 5)
+        assert reloadable.reloads == n
+
+
+class _UnlistableReloadable(RecordingReloadable):
+    """
+    A reloadable whose C{watchedPaths} fails while C{broken} is set.
+    """
+
+    broken = False
+
+    def watchedPaths(self) -> list[str]:
+        if self.broken:
+            raise OSError("paths unavailable")
+        return super().watchedPaths()
+
+
+class TestCannotLook:
+    """
+    A reloadable that cannot say which files it has does not stop the
+    watcher.
+    """
+
+    def test_loggedAndPollingGoesOn(
+        self, tmp_path: Path, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        The failure is logged with its traceback, nothing is reloaded, and
+        the next poll after it recovers picks a change up.
+        """
+        path = tmp_path / "cert.pem"
+        path.write_bytes(b"x")
+        clock = Clock()
+        reloadable = _UnlistableReloadable(path, clock=clock)
+        watcher = watching(reloadable, clock)
+        reloadable.broken = True
+        path.write_bytes(b"changed")
+        clock.advance(POLL)
+        failures = [e for e in logEvents if "log_failure" in e]
+        formats = [e["log_format"] for e in failures]
+        assert formats == ["Could not look at the TLS files"]
+        assert isinstance(failures[0]["log_failure"].value, OSError)
+        assert reloadable.reloads == 1 and watcher.running
+        reloadable.broken = False
+        clock.advance(POLL)
+        assert reloadable.reloads == 2
+        watcher.stop()

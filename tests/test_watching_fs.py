@@ -803,6 +803,73 @@ class TestInotify:
         assert harness.now < POLL
         harness.stopAll()
 
+    def test_sharedDirectoryWatchedForBoth(
+        self, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        A directory one watcher needs only for a name, watched again when a
+        second needs its files' content, still tells the first about that
+        name: each hears its own change by inotify, before any poll.
+        """
+        harness = Harness("inotify", ca)
+        shared = tmp_path / "shared"
+        (shared / "sub").mkdir(parents=True)
+        inner, outer = shared / "sub" / "b.pem", shared / "a.pem"
+        inner.write_bytes(b"b")
+        outer.write_bytes(b"a")
+        first = RecordingReloadable(inner)
+        second = RecordingReloadable(outer)
+        harness.watchers.append(watchFiles(first, POLL, harness.reactor))
+        harness.watchers.append(watchFiles(second, POLL, harness.reactor))
+        harness.pickUp()
+        before = first.reloads, second.reloads
+
+        incoming = tmp_path / "incoming"
+        incoming.mkdir()
+        (incoming / "b.pem").write_bytes(b"new b")
+        (shared / "sub").rename(tmp_path / "old")
+        incoming.rename(shared / "sub")
+        harness.pickUp()
+        assert (first.reloads, second.reloads) == (before[0] + 1, before[1])
+
+        outer.write_bytes(b"new a")
+        harness.pickUp()
+        assert (first.reloads, second.reloads) == (before[0] + 1, before[1] + 1)
+        assert harness.now < POLL
+        harness.stopAll()
+
+    def test_directoryOfTwoReplaced(self, ca: trustme.CA, tmp_path: Path) -> None:
+        """
+        A directory holding two watchers' files, moved aside and replaced by
+        a new one, is watched again for both: each hears the next change to
+        its file by inotify, before any poll.
+        """
+        harness = Harness("inotify", ca)
+        live = tmp_path / "live"
+        live.mkdir()
+        paths = [live / "a.pem", live / "b.pem"]
+        for path in paths:
+            path.write_bytes(b"old")
+        reloadables = [RecordingReloadable(path) for path in paths]
+        for reloadable in reloadables:
+            harness.watchers.append(watchFiles(reloadable, POLL, harness.reactor))
+
+        incoming = tmp_path / "incoming"
+        incoming.mkdir()
+        for path in paths:
+            (incoming / path.name).write_bytes(b"new")
+        live.rename(tmp_path / "previous")
+        incoming.rename(live)
+        harness.pickUp()
+        before = [reloadable.reloads for reloadable in reloadables]
+
+        for path in paths:
+            path.write_bytes(b"newer")
+        harness.pickUp()
+        assert [r.reloads for r in reloadables] == [n + 1 for n in before]
+        assert harness.now < POLL
+        harness.stopAll()
+
     def test_burstBecomesOneReload(self, ca: trustme.CA, tmp_path: Path) -> None:
         """
         Change events arriving less than the debounce delay apart lead to

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,49 @@ def writeWeakRSALeaf(
         )
     )
     return certPath, keyPath, certificate.serial_number
+
+
+def writeRSAPSSLeaf(
+    ca: trustme.CA, directory: Path, name: str = "server"
+) -> tuple[Path, Path, int]:
+    """
+    Issue from C{ca}, with the C{openssl} command, a leaf for localhost whose
+    key is an RSA-PSS key (id-RSASSA-PSS in the certificate and the key
+    file), and write C{name}.crt and C{name}.key.  Every check passes, and
+    cryptography reads the key as RSA, but OpenSSL will not put the pair in
+    a context ("no certificate assigned").
+
+    @return: The certificate path, key path and the leaf's serial number.
+    """
+    certPath = directory / f"{name}.crt"
+    keyPath = directory / f"{name}.key"
+    caCert, caKey = directory / f"{name}-ca.crt", directory / f"{name}-ca.key"
+    ca.cert_pem.write_to_path(str(caCert))
+    ca.private_key_pem.write_to_path(str(caKey))
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "RSA-PSS", "-out", str(keyPath)],
+        check=True,
+        capture_output=True,
+    )
+    request = subprocess.run(
+        [
+            *("openssl", "req", "-new", "-key", str(keyPath), "-subj", "/CN=pss"),
+            *("-addext", "subjectAltName=DNS:localhost"),
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(
+        [
+            *("openssl", "x509", "-req", "-CA", str(caCert), "-CAkey", str(caKey)),
+            *("-copy_extensions", "copy", "-days", "1", "-out", str(certPath)),
+        ],
+        input=request,
+        check=True,
+        capture_output=True,
+    )
+    caKey.unlink()
+    return certPath, keyPath, serialOf(certPath)
 
 
 def servedSerial(server: IOpenSSLServerConnectionCreator, client: object) -> int:
