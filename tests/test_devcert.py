@@ -163,6 +163,21 @@ class TestNotADirectory:
         assert f"{development}: is not a directory" in message
         assert development.read_bytes() == b"notes\n"
 
+    @pytest.mark.parametrize("name", ["key.pem", "cert.pem"])
+    def test_fileIsADirectory(self, tmp_path: Path, name: str) -> None:
+        """
+        A directory where the key or certificate should be is refused with a
+        message naming it, and left as it was.
+        """
+        development = tmp_path / "tlshello-dev"
+        (development / name).mkdir(mode=0o700, parents=True)
+        development.chmod(0o700)
+
+        message = _refusal(tmp_path)
+
+        assert f"{development / name}: is not a regular file: remove it" in message
+        assert (development / name).is_dir()
+
 
 def _openDirectory(development: Path) -> tuple[Path, str]:
     development.chmod(0o777)

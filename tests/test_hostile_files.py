@@ -200,6 +200,25 @@ def _pkcs12Key(iterations: int) -> bytes:
     )
 
 
+def _unknownKDFKey() -> bytes:
+    """
+    PBES2 with a key-derivation function neither PBKDF2 nor scrypt (an
+    HMAC identifier in its place), which the limits leave to cryptography.
+    """
+    return _encryptedKeyHeader(
+        _der(
+            _derOID(_PBES2),
+            _der(
+                _der(
+                    _derOID(_HMAC_SHA256),
+                    _der(_der(b"saltsalt", tag=0x04), _derInteger(2048)),
+                ),
+                _der(_derOID(_AES256_CBC), _der(bytes(16), tag=0x04)),
+            ),
+        )
+    )
+
+
 class _Files:
     """
     A good certificate and key, served or used, and a way to put hostile
@@ -363,6 +382,40 @@ _CASES: dict[str, tuple[Callable[[], tuple[bytes, bytes]], str, str]] = {
         ),
         "key",
         "encrypted private key could not be parsed",
+    ),
+    "encrypted-key-one-byte": (
+        lambda: (_ecCertificateAndKey()[0], _pem(b"\x30", "ENCRYPTED PRIVATE KEY")),
+        "key",
+        "encrypted private key could not be parsed",
+    ),
+    "encrypted-key-indefinite-length": (
+        lambda: (
+            _ecCertificateAndKey()[0],
+            _pem(b"\x30\x80" + secrets.token_bytes(64), "ENCRYPTED PRIVATE KEY"),
+        ),
+        "key",
+        "encrypted private key could not be parsed",
+    ),
+    "encrypted-key-length-past-end": (
+        lambda: (
+            _ecCertificateAndKey()[0],
+            _pem(b"\x30\x7f" + secrets.token_bytes(64), "ENCRYPTED PRIVATE KEY"),
+        ),
+        "key",
+        "encrypted private key could not be parsed",
+    ),
+    "pbes2-unknown-kdf": (
+        lambda: (_ecCertificateAndKey()[0], _unknownKDFKey()),
+        "key",
+        "private key could not be parsed (corrupt or truncated?)",
+    ),
+    "unknown-encryption-scheme": (
+        lambda: (
+            _ecCertificateAndKey()[0],
+            _encryptedKeyHeader(_der(_derOID(_AES256_CBC), _der(bytes(16), tag=0x04))),
+        ),
+        "key",
+        "private key is encrypted and no passphrase was given",
     ),
     "begin-lines-without-end": (
         lambda: (b"-----BEGIN A-----\n" * 50_000, b""),

@@ -199,6 +199,12 @@ def _encryptKey(keyPath: Path, passphrase: bytes) -> None:
     )
 
 
+# The P-256 curve's name, as C{openssl ecparam} writes it before a key.
+_EC_PARAMETERS = (
+    b"-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
+)
+
+
 def _corrupt(
     kind: str, certPath: Path, keyPath: Path, ca: trustme.CA
 ) -> tuple[Path, str, dict[str, object]]:
@@ -231,6 +237,18 @@ def _corrupt(
         lines[3] = b"A" * (len(lines[3]) - 1) + b"\n"
         certPath.write_bytes(b"".join(lines))
         return certPath, "not a valid certificate", {}
+    if kind == "text after a BEGIN line":
+        certPath.write_bytes(certPem.replace(b"-----\n", b"----- junk\n", 1))
+        return certPath, "truncated", {}
+    if kind == "BEGIN line inside a block":
+        # In a block the certificate file may hold and nothing parses here.
+        certPath.write_bytes(
+            certPem + b"-----BEGIN EC PARAMETERS-----\n" + _EC_PARAMETERS
+        )
+        return certPath, "truncated", {}
+    if kind == "only EC parameters in the certificate file":
+        certPath.write_bytes(_EC_PARAMETERS)
+        return certPath, "no certificate found", {}
     if kind == "key where the certificate should be":
         certPath.write_bytes(keyPem)
         return certPath, "private key but no certificate", {}
@@ -367,6 +385,9 @@ _BAD_INPUTS = [
     "empty certificate",
     "truncated certificate",
     "corrupt certificate body",
+    "text after a BEGIN line",
+    "BEGIN line inside a block",
+    "only EC parameters in the certificate file",
     "key where the certificate should be",
     "certificate where the key should be",
     "truncated key",
@@ -491,7 +512,8 @@ class TestSubjectAltNames:
     def test_everyKindOfName(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
         DNS names, IP addresses, URIs (as SPIFFE IDs are) and e-mail
-        addresses are reported with their kind.
+        addresses are reported with their kind; other kinds of name (a
+        registered ID) are left out.
         """
         key = ec.generate_private_key(ec.SECP256R1())
         issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
@@ -512,6 +534,7 @@ class TestSubjectAltNames:
                         x509.IPAddress(ipaddress.ip_address("::1")),
                         x509.UniformResourceIdentifier("spiffe://example.org/web"),
                         x509.RFC822Name("ops@example.org"),
+                        x509.RegisteredID(x509.ObjectIdentifier("1.3.6.1.4.1.99999")),
                     ]
                 ),
                 critical=True,

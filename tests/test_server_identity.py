@@ -165,6 +165,12 @@ REFUSED = [
         id="good name beside a malformed one",
     ),
     pytest.param(
+        [x509.RFC822Name("ops@bank.example")],
+        "bank.example",
+        "its names are none (no DNS name or IP address)",
+        id="e-mail address only",
+    ),
+    pytest.param(
         dns("other.example"), "bank.example", "its names are other.example", id="wrong"
     ),
     pytest.param(
@@ -235,14 +241,19 @@ class TestRefused:
 
     def test_controlCharactersEscaped(self, ca: trustme.CA, caFile: Path) -> None:
         """
-        What the server's certificate says reaches the error escaped, so a
-        hostile subject cannot forge log lines or drive a terminal.
+        What the server's certificate says reaches the error, and its repr
+        (what error reporters show), escaped, so a hostile subject cannot
+        forge log lines or drive a terminal.
         """
         server = serverFor(ca, dns("x.example"), commonName="evil\n\x1b[31mred")
         result = handshake(server, viaFactory("bank.example", caFile))
         text = result.failureText()
         assert "\n" not in text and "\x1b" not in text
         assert "evil\\n\\x1b[31mred" in text
+        assert result.clientApp.lostReason is not None
+        shown = repr(result.clientApp.lostReason.value)
+        assert shown == f"ServerIdentityError({text!r})"
+        assert "\n" not in shown and "\x1b" not in shown
 
     def test_manyNamesShortened(self, ca: trustme.CA, caFile: Path) -> None:
         """

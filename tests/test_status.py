@@ -21,7 +21,7 @@ from txtlsreload import (
     adminResource,
 )
 
-from .tlshelpers import writeLeaf
+from .tlshelpers import RecordingReloadable, writeLeaf
 
 
 def _render(resource: StatusResource) -> tuple[DummyRequest, str]:
@@ -159,6 +159,23 @@ class TestClientCredentials:
         assert [(t["role"], t["path"]) for t in entry["trusted"]] == [
             ("trust", str(caFile))
         ]
+
+
+class TestOtherReloadables:
+    """
+    Reloadables of kinds the status page does not know.
+    """
+
+    def test_leftOut(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A reloadable that is not one of the library's own gets no entry;
+        the others beside it still do.
+        """
+        cert, key, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(cert), str(key))
+        other = RecordingReloadable(tmp_path / "other.pem")
+        entries = _status(StatusResource([other, factory], Clock()))
+        assert [entry["path"] for entry in entries] == [str(cert)]
 
 
 class TestAdminResource:

@@ -33,7 +33,7 @@ from twisted.internet.interfaces import (
     IOpenSSLServerConnectionCreator,
 )
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent
+from twisted.logger import LogEvent, formatEvent
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -216,6 +216,17 @@ class TestSelection:
         assert _served(store, ca, "a.example") == _serial(a)
         assert _served(store, ca, "b.example") == _serial(b)
         assert sorted(store.names) == ["a.example", "b.example"]
+
+    def test_onlyHostNamesServed(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A certificate's DNS names and IP addresses are served; an e-mail
+        address in its subjectAltName is not a name to serve.
+        """
+        leaf = _issue(ca, "a.example", "127.0.0.1", "ops@example.org")
+        _writeLoose(tmp_path, "a", leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert sorted(store.names) == ["127.0.0.1", "a.example"]
+        assert _served(store, ca, "a.example") == _serial(leaf)
 
     def test_allLayoutsAtOnce(self, tmp_path: Path, ca: trustme.CA) -> None:
         """
@@ -828,6 +839,70 @@ class TestSettingsAndReports:
         assert "refused" in str(refused)
         assert store.lastResult is refused
         assert handshake(store, client).succeeded
+
+    def test_brokenDefaultKeepsServing(
+        self, tmp_path: Path, ca: trustme.CA, logEvents: list[LogEvent]
+    ) -> None:
+        """
+        A default certificate file turned bad is refused, naming it, and
+        logged once; clients without SNI still get the previous default and
+        the other names are still served.
+        """
+        a = _issue(ca, "a.example")
+        _writeLoose(tmp_path / "d", "a", a)
+        default = tmp_path / "default.pem"
+        first = _issue(ca, "default.example")
+        default.write_bytes(_pem(first))
+        store = ReloadingCertificateStore(
+            str(tmp_path / "d"), str(default), reactor=_clock()
+        )
+        default.write_bytes(b"-----BEGIN CERTIFICATE-----\ntruncated\n")
+        result = store.reload()
+        assert not result.succeeded
+        assert result.error is not None and result.error.path == str(default)
+        assert _served(store, ca, None) == _serial(first)
+        assert _served(store, ca, "a.example") == _serial(a)
+        refusals = [e for e in logEvents if e["log_level"].name == "error"]
+        assert len(refusals) == 1 and str(default) in formatEvent(refusals[0])
+
+    def test_directoryGoneKeepsServing(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A directory that can no longer be listed is a refusal naming it;
+        every name keeps its certificate.
+        """
+        a = _issue(ca, "a.example")
+        _writeLoose(tmp_path / "d", "a", a)
+        store = ReloadingCertificateStore(str(tmp_path / "d"), reactor=_clock())
+        (tmp_path / "d").rename(tmp_path / "elsewhere")
+        result = store.reload()
+        assert not result.succeeded and not result.changed
+        assert result.error is not None
+        assert result.error.path == str(tmp_path / "d")
+        assert result.error.reason.startswith("cannot list the directory: ")
+        assert _served(store, ca, "a.example") == _serial(a)
+
+    def test_watchedPaths(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        Without client CAs, the watched paths are the directory, the files
+        found in it and the default certificate's, each once.
+        """
+        _writeLoose(tmp_path / "d", "a", _issue(ca, "a.example"))
+        default = tmp_path / "default.pem"
+        default.write_bytes(_pem(_issue(ca, "default.example")))
+        store = ReloadingCertificateStore(
+            str(tmp_path / "d"), str(default), reactor=_clock()
+        )
+        directory = tmp_path / "d"
+        expected = [directory, directory / "a.pem", directory / "a.key.pem", default]
+        assert sorted(store.watchedPaths()) == sorted(str(path) for path in expected)
+
+    def test_noRoomForContextsRefused(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A context cache with room for nothing is refused at construction.
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        with pytest.raises(ValueError, match="room for 1 or more, not 0"):
+            ReloadingCertificateStore(str(tmp_path), cacheSize=0, reactor=_clock())
 
     @pytest.mark.parametrize(
         "options",

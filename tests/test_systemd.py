@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pytest
 import trustme
+from twisted.internet.task import Clock
 from twisted.logger import LogEvent, formatEvent
 
 from txtlsreload import (
+    FileWatcher,
     ReloadingContextFactory,
     SystemdNotifier,
     notifySystemd,
@@ -195,6 +197,31 @@ class TestInProcess:
             factory.reload()
             assert systemd.receive() == {"STATUS": f"{cert}: {_served(factory)}"}
         finally:
+            notifier.stopFollowing()
+
+    def test_watcherReloadIsNoRound(
+        self, tmp_path: Path, ca: trustme.CA, systemd: _Systemd
+    ) -> None:
+        """
+        A reload a file watcher triggers updates C{STATUS=} once, with no
+        C{RELOADING=1}, even if told to follow reloads twice.
+        """
+        cert, key, _ = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(cert), str(key))
+        notifier = notifySystemd({"NOTIFY_SOCKET": systemd.address}, [factory])
+        assert notifier is not None
+        notifier.followReloads()
+        clock = Clock()
+        watcher = FileWatcher(factory, 10, clock, useInotify=False)
+        watcher.start()
+        try:
+            systemd.receive()
+            writeLeaf(ca, tmp_path)
+            clock.advance(10)
+            assert systemd.receive() == {"STATUS": f"{cert}: {_served(factory)}"}
+            assert systemd.nothingWaiting()
+        finally:
+            watcher.stop()
             notifier.stopFollowing()
 
     def test_unreachable(self, tmp_path: Path, logEvents: list[LogEvent]) -> None:

@@ -25,9 +25,7 @@ from ._inventory import Certificate, Entry, Reloadables, inventory
 __all__ = ["StatusResource", "adminResource", "statusDocument"]
 
 
-def _isoformat(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
+def _isoformat(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
 
 
