@@ -19,7 +19,7 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -1009,6 +1009,89 @@ class TestFilesOnDisk:
         keyFile.resolve().write_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n")
         result = store.reload()
         assert result.error is not None and not result.succeeded
+        assert _served(store, ca, "a.example") == _serial(leaf)
+
+    def test_amongHundredsOfOtherFiles(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A directory of hundreds of other entries (read a few hundred at a
+        time) serves the one pair in it and ignores the rest.
+        """
+        leaf = _issue(ca, "a.example")
+        _writeLoose(tmp_path, "a", leaf)
+        for number in range(450):
+            (tmp_path / f"access-{number}.log").write_bytes(b"")
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert list(store.names) == ["a.example"]
+        assert _served(store, ca, "a.example") == _serial(leaf)
+
+    @pytest.mark.parametrize("layout", ["certbot", "kubernetes"])
+    def test_keyOfAnotherCertificateRefused(
+        self, tmp_path: Path, ca: trustme.CA, layout: str
+    ) -> None:
+        """
+        In a pair layout, a valid key that is not the certificate's is
+        refused on reload, naming the key file as the pair names it; the
+        name keeps its certificate.
+        """
+        leaf = _issue(ca, "a.example")
+        _LAYOUTS[layout](tmp_path, "a", leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        keyFile = (
+            tmp_path / "live" / "a" / "privkey.pem"
+            if layout == "certbot"
+            else tmp_path / "a" / "tls.key"
+        )
+        keyFile.resolve().write_bytes(_issue(ca, "b.example").private_key_pem.bytes())
+        result = store.reload()
+        assert not result.succeeded
+        assert result.error is not None and result.error.path == str(keyFile)
+        assert _served(store, ca, "a.example") == _serial(leaf)
+
+    def test_selfSignedServed(self, tmp_path: Path) -> None:
+        """
+        A self-signed certificate is served alone, without a chain, to a
+        client that trusts it.
+        """
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self")])
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_NOW - _DAY)
+            .not_valid_after(_NOW + _DAY)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("self.example")]), False
+            )
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256())
+        )
+        path = tmp_path / "self.pem"
+        path.write_bytes(
+            key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+            + certificate.public_bytes(Encoding.PEM)
+        )
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        client = clientOptions(path, hostname="self.example")
+        result = handshake(store, client)
+        assert result.succeeded, result.failureText()
+        assert result.serverCertificate == certificate
+
+    def test_ecParametersBesideKey(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A key file that starts with the curve's parameters, as
+        C{openssl ecparam -genkey} writes it, serves its certificate.
+        """
+        leaf = _issue(ca, "a.example")
+        _writeLoose(tmp_path, "a", leaf)
+        keyFile = tmp_path / "a.key.pem"
+        keyFile.write_bytes(
+            b"-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n"
+            b"-----END EC PARAMETERS-----\n" + keyFile.read_bytes()
+        )
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
         assert _served(store, ca, "a.example") == _serial(leaf)
 
     def test_symlinkLoopEnteredOnce(self, tmp_path: Path, ca: trustme.CA) -> None:

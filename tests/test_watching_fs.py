@@ -368,6 +368,30 @@ class TestPaths:
         harness.pickUp()
         assert reloadable.reloads > before
 
+    def test_symlinkLoop(
+        self, harness: Harness, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        A symlink loop put where the certificate was is refused and the
+        old certificate kept, without the watcher following the loop for
+        ever; a real file put back in its place is then served.
+        """
+        certPath, keyPath, oldSerial = writeLeaf(ca, tmp_path)
+        factory = ReloadingContextFactory(str(certPath), str(keyPath))
+        watcher = harness.watch(factory)
+        (tmp_path / "loop").symlink_to(certPath.name)
+        (tmp_path / "incoming").symlink_to("loop")
+        os.replace(tmp_path / "incoming", certPath)
+        harness.pickUp()
+        assert watcher.failing
+        assert servedSerial(factory, ca) == oldSerial
+
+        cert, key, serial = issue(ca, tmp_path / "staging")
+        replaceAtomically(keyPath, key)
+        replaceAtomically(certPath, cert)
+        harness.pickUp()
+        assert servedSerial(factory, ca) == serial
+
 
 class TestKubernetesSecretVolume:
     """
