@@ -276,6 +276,7 @@ class ScanResult:
     @ivar refused: The files that could not be used this time.
     @ivar parsed: How many files (or pairs) were parsed, not just looked at.
     @ivar paths: Every file and directory looked at.
+    @ivar directories: Every directory entered, the root first.
     """
 
     added: set[Candidate] = field(default_factory=set)
@@ -283,6 +284,7 @@ class ScanResult:
     refused: list[CredentialError] = field(default_factory=list)
     parsed: int = 0
     paths: list[str] = field(default_factory=list)
+    directories: list[str] = field(default_factory=list)
 
 
 class DirectoryReader:
@@ -323,7 +325,7 @@ class DirectoryReader:
         can let the reactor run in between; returns the result.
         """
         pairs, loose, directories = yield from scanSteps(self.root, self._listings)
-        result = ScanResult(paths=list(directories))
+        result = ScanResult(paths=list(directories), directories=directories)
         pairStates: dict[tuple[str, str], _Parsed] = {}
         for number, pair in enumerate(pairs, start=1):
             previous = self._pairs.get(pair)

@@ -214,6 +214,7 @@ class ReloadingCertificateStore:
         self._steps: Steps[StoreReloadResult] = Steps(reactor)
         self._names = ServedNames(reactor, unknownNames == "refuse", self._publish)
         self._paths: list[str] = []
+        self._directories: list[str] = []
         self._default: ReloadingContextFactory | None = None
         self._defaultCandidate: Candidate | None = None
         if certificateFile is not None:
@@ -327,6 +328,14 @@ class ReloadingCertificateStore:
         if self._clientCAs.path is not None:
             paths.append(self._clientCAs.path)
         return list(dict.fromkeys(paths))
+
+    def watchedDirectories(self) -> list[str]:
+        """
+        Every directory entered, the root first, for file watchers that
+        watch directories (L{txtlsreload.FileWatcher} does, for a store):
+        any name in them matters, since a new file can hold a new name.
+        """
+        return list(self._directories)
 
     def serverConnectionForTLS(
         self, tlsProtocol: TLSMemoryBIOProtocol
@@ -489,6 +498,7 @@ class ReloadingCertificateStore:
         refused = refused + scanned.refused
         if scanned.paths:
             self._paths = scanned.paths
+            self._directories = scanned.directories
         change = self._names.update(
             scanned.added, scanned.removed, self._currentDefault()
         )
