@@ -17,7 +17,15 @@ from twisted.logger import LogEvent, formatEvent
 
 from txtlsreload import FileWatcher, ReloadingCertificateStore
 
-from .test_store import _LAYOUTS, _clock, _issue, _serial, _served, _writeLoose
+from .test_store import (
+    _LAYOUTS,
+    _clock,
+    _issue,
+    _pem,
+    _serial,
+    _served,
+    _writeLoose,
+)
 from .test_watching_fs import MODES, POLL, Harness, runningHarness
 
 
@@ -179,6 +187,33 @@ class TestStoreWatched:
         watching.reactor.advance(watcher.retryDelays[-1])
         assert not watcher.failing
         assert _served(store, ca, "a.example") == _serial(fixed)
+
+    def test_defaultOutsideDirectoryServed(
+        self, watching: Harness, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        A default certificate kept outside the store's directory is watched
+        too: each of its renewals is served to clients without SNI once the
+        watcher notices it.
+        """
+        _writeLoose(tmp_path / "sites", "a.example", _issue(ca, "a.example"))
+        (tmp_path / "default").mkdir()
+        default = tmp_path / "default" / "default.pem"
+        default.write_bytes(_pem(_issue(ca, "default.example")))
+        clock = _clock()
+        watching.reactor.advance(clock.seconds() - watching.reactor.seconds())
+        store = ReloadingCertificateStore(
+            str(tmp_path / "sites"),
+            str(default),
+            reactor=watching.reactor,
+            processWide=False,
+        )
+        _watch(watching, store)
+        for _ in range(2):
+            renewed = _issue(ca, "default.example")
+            default.write_bytes(_pem(renewed))
+            watching.pickUp()
+            assert _served(store, ca, None) == _serial(renewed)
 
 
 class TestStorePolls:
