@@ -241,6 +241,18 @@ class TestSelection:
             assert _served(store, ca, f"{layout}.example") == _serial(leaf)
         assert len(store.names) == 3
 
+    def test_unknownSingleLabelNameGetsDefault(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        A name of one label (no dot, so no wildcard can match it) that is
+        not served gets the default certificate.
+        """
+        leaf = _issue(ca, "a.example")
+        _writeLoose(tmp_path, "a", leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert store.certificateFor("intranet").serialNumber == _serial(leaf)  # type: ignore[union-attr]
+
     @pytest.mark.parametrize(
         "asked", ["A.Example", "a.example.", "a.EXAMPLE."], ids=["case", "dot", "both"]
     )
@@ -409,6 +421,50 @@ class TestValidity:
         assert store.certificateFor("a.example").serialNumber == _serial(current)  # type: ignore[union-attr]
         clock.advance(_DAY.total_seconds() + 1)
         assert store.certificateFor("a.example").serialNumber == _serial(future)  # type: ignore[union-attr]
+
+    def test_futureRemovedBeforeValidNeverServed(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        A held-back certificate deleted before its notBefore is never
+        served, though it would have won: once both moments have passed,
+        the other held-back certificate is served.
+        """
+        clock = _clock()
+        current = _issue(ca, "a.example", notAfter=_NOW + 30 * _DAY)
+        sooner = _issue(
+            ca, "a.example", notBefore=_NOW + _DAY, notAfter=_NOW + 90 * _DAY
+        )
+        deleted = _issue(
+            ca, "a.example", notBefore=_NOW + 2 * _DAY, notAfter=_NOW + 99 * _DAY
+        )
+        _writeLoose(tmp_path, "current", current)
+        _writeLoose(tmp_path, "sooner", sooner)
+        path = _writeLoose(tmp_path, "deleted", deleted)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=clock)
+        path.unlink()
+        (tmp_path / "deleted.key.pem").unlink()
+        store.reload()
+        clock.advance((3 * _DAY).total_seconds())
+        assert store.certificateFor("a.example").serialNumber == _serial(sooner)  # type: ignore[union-attr]
+
+    def test_otherCertificateKeepsServingWhenOneRemoved(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        Of two certificates for a name, removing the one served leaves the
+        other serving it.
+        """
+        later = _issue(ca, "a.example", notAfter=_NOW + 60 * _DAY)
+        earlier = _issue(ca, "a.example", notAfter=_NOW + 30 * _DAY)
+        path = _writeLoose(tmp_path, "late", later)
+        _writeLoose(tmp_path, "early", earlier)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        path.unlink()
+        (tmp_path / "late.key.pem").unlink()
+        result = store.reload()
+        assert result.replaced == ("a.example",)
+        assert _served(store, ca, "a.example") == _serial(earlier)
 
     def test_expiredOnlyWhenNothingValid(
         self, tmp_path: Path, ca: trustme.CA, logEvents: list[LogEvent]
