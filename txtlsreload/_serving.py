@@ -39,14 +39,17 @@ from ._loading import (
     optionalAbsolutePath,
     readFile,
 )
+from ._selection import Selection
 from ._sessions import SessionMismatch, SessionPolicy
 
 __all__ = [
     "VERIFY_MODES",
     "ClientAuth",
     "ClientCABundle",
+    "ContextBuilder",
     "ContextCache",
     "Dispatcher",
+    "OneContext",
     "Serving",
     "buildContext",
 ]
@@ -143,6 +146,44 @@ def _useWithOwnChain(context: SSL.Context, credentials: Credentials) -> None:
         os.close(fd)
     context.use_privatekey(credentials.privateKey)
     context.check_privatekey()
+
+
+@dataclass(frozen=True, eq=False)
+class ContextBuilder:
+    """
+    The one way a selection becomes a context, for a single-certificate
+    factory and for every name of a store: L{buildContext} with the client
+    CAs and settings in force, keyed for sessions when they are on.
+
+    A new builder (and with it new contexts) is made whenever the client
+    CAs, C{clientAuth} or the session generation change, since a context
+    that was used cannot be changed.
+
+    @ivar sessionEntry: What a selection's sessions are keyed by: sessions
+        resume only among handshakes whose selections give the same entry.
+    """
+
+    clientCAs: Sequence[X509]
+    clientAuth: ClientAuth | None
+    sessions: SessionPolicy | None
+    sessionEntry: Callable[[Selection], str]
+
+    @property
+    def verifyMode(self) -> int:
+        """
+        The client-certificate verify mode every connection gets.
+        """
+        return VERIFY_MODES[self.clientAuth]
+
+    def __call__(self, selection: object) -> SSL.Context:
+        """
+        Build the context for C{selection}.
+        """
+        assert isinstance(selection, Selection)
+        context = buildContext(selection.credentials, self.clientCAs, self.clientAuth)
+        if self.sessions is not None:
+            self.sessions.prepare(context, self.sessionEntry(selection))
+        return context
 
 
 class ContextCache:
@@ -270,11 +311,23 @@ class Dispatcher:
 class OneContext:
     """
     A L{Serving} with one prebuilt context for every handshake, whatever
-    name it asks for.
+    name it asks for: a single-certificate factory's, so that its
+    handshakes read one attribute where a store's look a name up.
+
+    @ivar selection: What the context was built from.
     """
 
     context: SSL.Context
     verifyMode: int
+    selection: Selection
+
+    @classmethod
+    def build(cls, selection: Selection, builder: ContextBuilder) -> OneContext:
+        """
+        Build the context for C{selection} now, so that what OpenSSL
+        refuses is a refused reload rather than a failed handshake.
+        """
+        return cls(builder(selection), builder.verifyMode, selection)
 
     def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
         return self.context

@@ -40,20 +40,20 @@ from ._activity import Trigger, attributedTo, currentTrigger, holdRound
 from ._callbacks import ReloadHistory
 from ._directory import DirectoryReader, ScanResult
 from ._errors import CredentialError
-from ._factory import ReloadingContextFactory, effectiveClientAuth
-from ._loading import CertificateInfo
+from ._explicit import ExplicitCertificate, LoadedCertificate
+from ._loading import CertificateInfo, CredentialFiles
 from ._names import ServedNames, StoreReloadResult
+from ._options import ServerOptions
 from ._registry import IReloadable, register
-from ._selection import Candidate, NameTable, Selection
+from ._selection import NameTable, Selection
 from ._serving import (
-    VERIFY_MODES,
     ClientAuth,
     ClientCABundle,
+    ContextBuilder,
     ContextCache,
     Dispatcher,
-    buildContext,
 )
-from ._sessions import DEFAULT_SESSION_TIMEOUT, SessionPolicy
+from ._sessions import DEFAULT_SESSION_TIMEOUT
 from ._steps import Steps
 
 __all__ = ["ReloadingCertificateStore", "StoreReloadResult", "UnknownNames"]
@@ -83,6 +83,15 @@ class _StoreServing:
         if selection is None:
             return None
         return self.contexts.get(selection)
+
+
+def _installedByReload(
+    loaded: LoadedCertificate, previous: LoadedCertificate | None
+) -> None:
+    """
+    A new default certificate is put in use by the store's reload, which
+    chooses the names again with its candidate: nothing to do before.
+    """
 
 
 def _sessionEntry(selection: Selection) -> str:
@@ -181,27 +190,39 @@ class ReloadingCertificateStore:
 
             reactor = globalReactor
         assert reactor is not None
-        self._clientAuth = effectiveClientAuth(clientCAFile, clientAuth)
+        options = ServerOptions.check(
+            clientCAFile,
+            clientAuth,
+            passphrase,
+            passphraseFile,
+            sessions,
+            sessionTimeout,
+        )
+        self._clientAuth = options.clientAuth
         self._clientCAs = ClientCABundle(clientCAFile)
         self._cacheSize = cacheSize
-        self._sessions = SessionPolicy(sessionTimeout) if sessions else None
+        self._sessions = options.sessions
         self._reader = DirectoryReader(directory)
         self._steps: Steps[StoreReloadResult] = Steps(reactor)
         self._names = ServedNames(reactor, unknownNames == "refuse", self._publish)
         self._paths: list[str] = []
-        self._default: ReloadingContextFactory | None = None
-        self._defaultCandidate: Candidate | None = None
+        self._default: ExplicitCertificate | None = None
         if certificateFile is not None:
-            # The default certificate is the one-name case, reloaded and
-            # checked exactly as a single-certificate server's.
-            self._default = ReloadingContextFactory(
-                certificateFile,
-                privateKeyFile,
-                extraChainFile=extraChainFile,
-                passphrase=passphrase,
-                passphraseFile=passphraseFile,
-                now=self._names.now,
-                processWide=False,
+            # The default certificate is the one-name case, read, checked and
+            # refused exactly as a single-certificate factory's; its
+            # candidate is installed by choosing the names again.
+            self._default = ExplicitCertificate(
+                CredentialFiles.absolute(
+                    certificateFile,
+                    privateKeyFile,
+                    extraChainFile,
+                    passphraseFile=passphraseFile,
+                ),
+                None,
+                options.passphrase,
+                self._names.now,
+                _installedByReload,
+                owner=None,
             )
         elif privateKeyFile or extraChainFile or passphrase or passphraseFile:
             raise ValueError(
@@ -298,7 +319,7 @@ class ReloadingCertificateStore:
         """
         paths = list(self._paths)
         if self._default is not None:
-            paths.extend(self._default.watchedPaths())
+            paths.extend(self._default.current.files.paths())
         if self._clientCAs.path is not None:
             paths.append(self._clientCAs.path)
         return list(dict.fromkeys(paths))
@@ -426,19 +447,14 @@ class ReloadingCertificateStore:
         return self._history.add(onSuccess, onFailure)
 
     def _newServing(self, table: NameTable) -> _StoreServing:
-        clientCAs = self._clientCAs.certificates
-        clientAuth = self._clientAuth
-        sessions = self._sessions
-
-        def build(selection: object) -> SSL.Context:
-            assert isinstance(selection, Selection)
-            context = buildContext(selection.credentials, clientCAs, clientAuth)
-            if sessions is not None:
-                sessions.prepare(context, _sessionEntry(selection))
-            return context
-
+        builder = ContextBuilder(
+            self._clientCAs.certificates,
+            self._clientAuth,
+            self._sessions,
+            _sessionEntry,
+        )
         return _StoreServing(
-            table, VERIFY_MODES[clientAuth], ContextCache(build, self._cacheSize)
+            table, builder.verifyMode, ContextCache(builder, self._cacheSize)
         )
 
     def _publish(self, table: NameTable) -> None:
@@ -465,7 +481,9 @@ class ReloadingCertificateStore:
         if scanned.paths:
             self._paths = scanned.paths
         change = self._names.update(
-            scanned.added, scanned.removed, self._currentDefault()
+            scanned.added,
+            scanned.removed,
+            None if self._default is None else self._default.current.candidate,
         )
         default = self._table.default
         return StoreReloadResult(
@@ -484,20 +502,6 @@ class ReloadingCertificateStore:
             parsed=scanned.parsed,
         )
 
-    def _currentDefault(self) -> Candidate | None:
-        """
-        The explicitly given default certificate as a candidate, the same
-        object for as long as its credentials are.
-        """
-        if self._default is None:
-            return None
-        credentials = self._default._installed.credentials
-        candidate = self._defaultCandidate
-        if candidate is None or candidate.credentials is not credentials:
-            candidate = Candidate.of(credentials, self._default.files.certificateFile)
-            self._defaultCandidate = candidate
-        return candidate
-
     def _report(self, result: StoreReloadResult, quietIfRepeated: bool) -> None:
         history = getattr(self, "_history", None)
         previous = (
@@ -505,8 +509,10 @@ class ReloadingCertificateStore:
             if history is None
             else {(e.path, e.reason) for e in history.last.refused}
         )
-        # The default certificate's factory logs its own refusals.
-        own = set() if self._default is None else set(self._default.watchedPaths())
+        # The default certificate's source logs its own refusals.
+        own = (
+            set() if self._default is None else set(self._default.current.files.paths())
+        )
         for error in result.refused:
             if error.path in own or (
                 quietIfRepeated and (error.path, error.reason) in previous
