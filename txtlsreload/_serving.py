@@ -12,9 +12,14 @@ one attribute assignment.
 
 The single-certificate L{ReloadingContextFactory
 <txtlsreload.ReloadingContextFactory>} and the many-name
-L{ReloadingCertificateStore <txtlsreload.ReloadingCertificateStore>} differ
-only in the L{Serving} they install: one prebuilt context for every name, or
-a name table whose contexts are built on first use and kept in a bounded
+L{ReloadingCertificateStore <txtlsreload.ReloadingCertificateStore>} build
+their contexts the same way: a candidate certificate goes into a
+L{Selection <txtlsreload._selection.Selection>} (one candidate per key
+type), which the L{ContextBuilder} in force (client CAs, C{clientAuth},
+sessions) turns into a context.  They differ only in the L{Serving} they
+install: the factory builds its one context at reload and installs a
+L{OneContext}, so that a handshake reads one attribute; a store installs a
+name table whose contexts are built on first use and kept in a bounded
 L{ContextCache}.
 """
 
