@@ -118,9 +118,9 @@ class ReloadingContextFactory:
             again on every reload.
         @param now: The wall clock, for tests.
         @param processWide: Register for process-wide reload triggers such as
-            L{txtlsreload.reloadOnSIGHUP}; a
-            L{txtlsreload.ReloadingCertificateStore} that reloads this
-            factory as its default certificate passes C{False}.
+            L{txtlsreload.reloadOnSIGHUP}; pass C{False} for a factory
+            that something else reloads (a test, or a program with its own
+            triggers).
         @param sessions: Let clients resume their TLS sessions (TLS 1.2
             session IDs, TLS 1.3 stateful tickets), across certificate
             rotations; a change of client-CA bundle or C{clientAuth} and

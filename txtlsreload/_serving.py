@@ -19,8 +19,8 @@ type), which the L{ContextBuilder} in force (client CAs, C{clientAuth},
 sessions) turns into a context.  They differ only in the L{Serving} they
 install: the factory builds its one context at reload and installs a
 L{OneContext}, so that a handshake reads one attribute; a store installs a
-name table whose contexts are built on first use and kept in a bounded
-L{ContextCache}.
+L{TableServing}: a name table whose contexts are built on first use and
+kept in a bounded L{ContextCache}.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from ._loading import (
     optionalAbsolutePath,
     readFile,
 )
-from ._selection import Selection
+from ._selection import NameTable, Selection
 from ._sessions import SessionMismatch, SessionPolicy
 
 __all__ = [
@@ -56,7 +56,9 @@ __all__ = [
     "Dispatcher",
     "OneContext",
     "Serving",
+    "TableServing",
     "buildContext",
+    "sessionEntry",
 ]
 
 #: Whether a server requires client certificates (C{"required"}) or asks for
@@ -336,6 +338,35 @@ class OneContext:
 
     def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
         return self.context
+
+
+@dataclass(frozen=True, eq=False)
+class TableServing:
+    """
+    A L{Serving} for many names: a store's name table, and the contexts
+    built for it on first use.
+    """
+
+    table: NameTable
+    verifyMode: int
+    contexts: ContextCache
+
+    def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
+        selection = self.table.lookup(serverName)
+        if selection is None:
+            return None
+        return self.contexts.get(selection)
+
+
+def sessionEntry(selection: Selection) -> str:
+    """
+    What a name's sessions are keyed by: the file and names of each
+    certificate it gets.  A renewal rewrites the same file for the same
+    names, so sessions survive it; names served by other certificates never
+    share sessions.  (The names tell apart several certificates in one
+    file.)
+    """
+    return "\n".join(f"{c.source}\0{','.join(c.names)}" for c in selection.candidates)
 
 
 class ClientCABundle:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from typing import Literal
 
 from OpenSSL import SSL
@@ -45,13 +44,15 @@ from ._loading import CertificateInfo, CredentialFiles
 from ._names import ServedNames, StoreReloadResult
 from ._options import ServerOptions
 from ._registry import IReloadable, register
-from ._selection import NameTable, Selection
+from ._selection import NameTable
 from ._serving import (
     ClientAuth,
     ClientCABundle,
     ContextBuilder,
     ContextCache,
     Dispatcher,
+    TableServing,
+    sessionEntry,
 )
 from ._sessions import DEFAULT_SESSION_TIMEOUT
 from ._steps import Steps
@@ -68,23 +69,6 @@ UnknownNames = Literal["default", "refuse"]
 DEFAULT_CACHE_SIZE = 10_000
 
 
-@dataclass(frozen=True, eq=False)
-class _StoreServing:
-    """
-    What handshakes use: the name table, and the contexts built for it.
-    """
-
-    table: NameTable
-    verifyMode: int
-    contexts: ContextCache
-
-    def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
-        selection = self.table.lookup(serverName)
-        if selection is None:
-            return None
-        return self.contexts.get(selection)
-
-
 def _installedByReload(
     loaded: LoadedCertificate, previous: LoadedCertificate | None
 ) -> None:
@@ -92,17 +76,6 @@ def _installedByReload(
     A new default certificate is put in use by the store's reload, which
     chooses the names again with its candidate: nothing to do before.
     """
-
-
-def _sessionEntry(selection: Selection) -> str:
-    """
-    What a name's sessions are keyed by: the file and names of each
-    certificate it gets.  A renewal rewrites the same file for the same
-    names, so sessions survive it; names served by other certificates never
-    share sessions.  (The names tell apart several certificates in one
-    file.)
-    """
-    return "\n".join(f"{c.source}\0{','.join(c.names)}" for c in selection.candidates)
 
 
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
@@ -430,7 +403,7 @@ class ReloadingCertificateStore:
         self._sessions.flush()
         # Cached contexts key sessions by the old generation.
         current = self._dispatcher.serving
-        assert isinstance(current, _StoreServing)
+        assert isinstance(current, TableServing)
         self._dispatcher.serving = self._newServing(current.table)
         self._log.info("TLS sessions flushed for {directory}", directory=self.directory)
 
@@ -446,14 +419,14 @@ class ReloadingCertificateStore:
         """
         return self._history.add(onSuccess, onFailure)
 
-    def _newServing(self, table: NameTable) -> _StoreServing:
+    def _newServing(self, table: NameTable) -> TableServing:
         builder = ContextBuilder(
             self._clientCAs.certificates,
             self._clientAuth,
             self._sessions,
-            _sessionEntry,
+            sessionEntry,
         )
-        return _StoreServing(
+        return TableServing(
             table, builder.verifyMode, ContextCache(builder, self._cacheSize)
         )
 
@@ -465,8 +438,8 @@ class ReloadingCertificateStore:
         serving = getattr(self, "_dispatcher", None)
         if serving is not None:
             current = serving.serving
-            assert isinstance(current, _StoreServing)
-            serving.serving = _StoreServing(table, current.verifyMode, current.contexts)
+            assert isinstance(current, TableServing)
+            serving.serving = TableServing(table, current.verifyMode, current.contexts)
 
     def _install(
         self,
