@@ -26,14 +26,17 @@ def _clock() -> Clock:
     return clock
 
 
-def _lines(events: list[LogEvent], level: str, path: Path) -> list[str]:
+def _lines(events: list[LogEvent], starting: str, path: Path) -> list[str]:
     """
-    The text of the events at C{level} that name C{path}.
+    The text of the events that start with C{starting} and name C{path}.
+
+    (Only the lines a reload writes itself: process-wide observers, such as
+    expiry warnings another test left running, may log about it too.)
     """
     return [
-        formatEvent(e)
-        for e in events
-        if e["log_level"].name == level and str(path) in formatEvent(e)
+        text
+        for text in map(formatEvent, events)
+        if text.startswith(starting) and str(path) in text
     ]
 
 
@@ -96,9 +99,9 @@ class TestDefaultAsFactory:
         breakage(ca, cert, key)
 
         refused = factory.reload()
-        factoryLines = _lines(logEvents, "error", cert)
+        factoryLines = _lines(logEvents, "TLS reload refused", cert)
         storeResult = store.reload()
-        storeLines = _lines(logEvents, "error", cert)[len(factoryLines) :]
+        storeLines = _lines(logEvents, "TLS reload refused", cert)[len(factoryLines) :]
 
         assert refused.error is not None and storeResult.error is not None
         assert (storeResult.error.path, storeResult.error.reason) == (
@@ -130,12 +133,11 @@ class TestDefaultAsFactory:
         _junkCertificate(ca, cert, key)
         assert store.reload().error is not None
         assert store.reload().error is not None
-        assert len(_lines(logEvents, "error", cert)) == 1
+        assert len(_lines(logEvents, "TLS reload refused", cert)) == 1
 
         cert.write_bytes(good)
         result = store.reload()
 
         assert result.succeeded and result.error is None
-        again = _lines(logEvents, "info", cert)
-        assert any("usable again" in line for line in again), again
+        assert len(_lines(logEvents, "TLS files usable again", cert)) == 1
         assert servedSerial(store, clientOptions(ca, hostname=None)) == serial
