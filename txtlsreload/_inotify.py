@@ -18,7 +18,13 @@ from typing import Any, Protocol
 from twisted.internet.interfaces import IReactorFDSet
 from twisted.python.filepath import FilePath
 
-__all__ = ["DirectoryEvents", "InotifyUnavailable", "existingHubFor", "hubFor"]
+__all__ = [
+    "DirectoryEvents",
+    "InotifyUnavailable",
+    "Names",
+    "existingHubFor",
+    "hubFor",
+]
 
 # The inotify events that can mean "what this path reads is different now".
 # In the directory holding a file, its content changing matters too; IN_MODIFY
@@ -48,6 +54,11 @@ _NAMES_MASK = (
     | _IN_ONLYDIR
 )
 _CONTENT_MASK = _NAMES_MASK | _IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE
+
+
+#: The names a subscriber asks about in one directory; L{None} for every
+#: name (a directory of certificates, where any new file matters).
+Names = frozenset[str] | None
 
 
 class _Subscriber(Protocol):
@@ -87,29 +98,34 @@ class _Watch:
         whether their content matters.
     @ivar byName: The subscribers of each name, as bytes, so that an event
         about an unrelated name costs one lookup.
+    @ivar everyName: The subscribers of every name in the directory (a
+        directory of certificates, where any new file matters).
     """
 
     identity: tuple[int, int]
     mask: int
-    subscribers: dict[_Subscriber, tuple[frozenset[str], bool]] = field(
-        default_factory=dict
-    )
+    subscribers: dict[_Subscriber, tuple[Names, bool]] = field(default_factory=dict)
     byName: dict[bytes, set[_Subscriber]] = field(default_factory=dict)
+    everyName: set[_Subscriber] = field(default_factory=set)
 
-    def subscribe(
-        self, subscriber: _Subscriber, names: frozenset[str], content: bool
-    ) -> None:
+    def subscribe(self, subscriber: _Subscriber, names: Names, content: bool) -> None:
         previous = self.subscribers.get(subscriber)
         if previous == (names, content):
             return
         self.unsubscribe(subscriber)
         self.subscribers[subscriber] = (names, content)
+        if names is None:
+            self.everyName.add(subscriber)
+            return
         for name in names:
             self.byName.setdefault(os.fsencode(name), set()).add(subscriber)
 
     def unsubscribe(self, subscriber: _Subscriber) -> None:
         previous = self.subscribers.pop(subscriber, None)
         if previous is None:
+            return
+        if previous[0] is None:
+            self.everyName.discard(subscriber)
             return
         for name in previous[0]:
             key = os.fsencode(name)
@@ -147,13 +163,14 @@ class DirectoryEvents:
         self,
         directory: str,
         subscriber: _Subscriber,
-        names: frozenset[str],
+        names: Names,
         content: bool,
     ) -> bool:
         """
-        Make sure C{directory} is watched for events about C{names}, and
-        about their content too if C{content}, on behalf of C{subscriber}
-        (replacing what it asked for before).
+        Make sure C{directory} is watched for events about C{names} (or
+        about any name, if L{None}), and about their content too if
+        C{content}, on behalf of C{subscriber} (replacing what it asked for
+        before).
 
         A watch follows the directory's inode, so if the path now names
         another directory (deleted and re-created, or renamed over), the old
@@ -184,7 +201,7 @@ class DirectoryEvents:
 
         from twisted.internet.inotify import INotifyError
 
-        others: dict[_Subscriber, tuple[frozenset[str], bool]] = {}
+        others: dict[_Subscriber, tuple[Names, bool]] = {}
         if watch is not None:
             others = {s: v for s, v in watch.subscribers.items() if s is not subscriber}
             if any(otherContent for _, otherContent in others.values()):
@@ -299,6 +316,8 @@ class DirectoryEvents:
                 interested: Any = watch.subscribers
             else:
                 interested = watch.byName.get(os.path.basename(eventPath), ())
+                if watch.everyName:
+                    interested = watch.everyName.union(interested)
                 name = os.fsdecode(os.path.basename(eventPath)) if interested else None
             for subscriber in list(interested):
                 subscriber._directoryEvent(directory, name)

@@ -4,7 +4,7 @@ Running a reload either to the end at once, or spread over reactor steps.
 
 Why: a store of 10,000 certificates looks at 10,000 files on every reload
 (one C{stat} each, a read and a parse only for those that changed).  That is
-50-100 ms of work, too long to hold the reactor: every connection would wait.
+25-40 ms of work, too long to hold the reactor: every connection would wait.
 Written as a generator that yields every few hundred files, the same reload
 can run to the end at once (L{Steps.runNow}, for C{reload()}, which must
 return its result) or a few milliseconds per reactor iteration through a

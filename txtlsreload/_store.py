@@ -3,7 +3,8 @@
 Many certificates on one port, chosen by the client's server name (SNI),
 reloaded from a directory.
 
-What a handshake costs: one or two dict lookups and, on the first handshake
+What a handshake costs: one dict lookup (several on a name's first handshake
+after a reload, or for names that are not in the table) and, on the first handshake
 for a name since its context was dropped from the cache, building that
 context from objects parsed at the last reload (no file I/O, no parsing).
 What a reload costs: a C{stat} per file, a read and hash per file whose
@@ -179,6 +180,7 @@ class ReloadingCertificateStore:
         self._steps: Steps[StoreReloadResult] = Steps(reactor)
         self._names = ServedNames(reactor, unknownNames == "refuse", self._publish)
         self._paths: list[str] = []
+        self._directories: list[str] = []
         self._default: ExplicitCertificate | None = None
         if certificateFile is not None:
             # The default certificate is the one-name case, read, checked and
@@ -296,6 +298,14 @@ class ReloadingCertificateStore:
         if self._clientCAs.path is not None:
             paths.append(self._clientCAs.path)
         return list(dict.fromkeys(paths))
+
+    def watchedDirectories(self) -> list[str]:
+        """
+        Every directory entered, the root first, for file watchers that
+        watch directories (L{txtlsreload.FileWatcher} does, for a store):
+        any name in them matters, since a new file can hold a new name.
+        """
+        return list(self._directories)
 
     def serverConnectionForTLS(
         self, tlsProtocol: TLSMemoryBIOProtocol
@@ -453,6 +463,7 @@ class ReloadingCertificateStore:
         refused = refused + scanned.refused
         if scanned.paths:
             self._paths = scanned.paths
+            self._directories = scanned.directories
         change = self._names.update(
             scanned.added,
             scanned.removed,

@@ -24,6 +24,14 @@ spurious notice costs a read and a hash, never a new TLS context.
 
 A refused reload (the certificate written, its key not yet) is retried with
 a short backoff until the files agree; any new change tries again at once.
+
+A certificate store (L{txtlsreload.ReloadingCertificateStore}) holds up to
+tens of thousands of files, where resolving and C{stat}-ing each on every
+look would hold the reactor for a third of a second.  It is watched as a
+tree instead: each directory it entered for every name in it (a new file
+matters as much as a changed one), and each poll is the store's own reload
+in steps, which compares every file's C{stat} a few milliseconds at a time
+and parses only what changed.
 """
 
 from __future__ import annotations
@@ -31,14 +39,15 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from ._activity import Trigger, triggeredBy
 from ._errors import escapeControls
-from ._inotify import InotifyUnavailable, existingHubFor, hubFor
+from ._inotify import InotifyUnavailable, Names, existingHubFor, hubFor
 from ._registry import IReloadable
 
 __all__ = ["FileWatcher", "watchFiles", "watcherForEndpoint"]
@@ -60,6 +69,16 @@ Kubernetes symlink swap) becomes one reload.
 _MAX_SYMLINKS = 40
 
 _Identity = tuple[object, ...]
+
+
+class _Tree(Protocol):
+    """
+    A reloadable that looks at its own files, in steps: a certificate store.
+    """
+
+    def watchedDirectories(self) -> list[str]: ...
+
+    def reloadInSteps(self, quietIfRepeated: bool = False) -> Deferred[Any]: ...
 
 
 def _identify(path: str) -> _Identity:
@@ -220,6 +239,20 @@ class FileWatcher:
 
             reactor = IReactorTime(globalReactor)
         self._reloadable = reloadable
+        self._tree: _Tree | None = (
+            reloadable
+            if hasattr(reloadable, "watchedDirectories")
+            and hasattr(reloadable, "reloadInSteps")
+            else None
+        )
+        # For a tree: the directories watched for every name, the files
+        # outside them watched one by one, and whether they must be
+        # watched again (a directory replaced, events lost).
+        self._treeDirectories: tuple[str, ...] | None = None
+        self._treeNames: dict[str, Names] = {}
+        self._treeFiles: list[str] = []
+        self._treeStale = True
+        self._treeReloading = False
         self._reactor = reactor
         self.pollInterval = pollInterval
         self.reloadInterval = reloadInterval
@@ -260,6 +293,8 @@ class FileWatcher:
         self.running = True
         self.inotifyActive = self._useInotify
         self._identities = {}
+        self._treeDirectories = None
+        self._treeStale = True
         self._unwatchable = set()
         self._failures = 0
         self.failing = False
@@ -271,21 +306,30 @@ class FileWatcher:
             self._intervalCall = self._reactor.callLater(
                 self.reloadInterval, self._intervalReload
             )
-        self._log.info(
-            "Watching {count} TLS file(s) for changes: {how}",
-            count=len(self._identities),
-            how=(
-                f"inotify, and a poll every {self.pollInterval:g}s"
-                if self.inotifyActive
-                else f"a poll every {self.pollInterval:g}s"
-            )
-            + (
-                f", and a reload every {self.reloadInterval:g}s"
-                if self.reloadInterval > 0
-                else ""
-            ),
-            paths=list(self._identities),
+        how = (
+            f"inotify, and a poll every {self.pollInterval:g}s"
+            if self.inotifyActive
+            else f"a poll every {self.pollInterval:g}s"
+        ) + (
+            f", and a reload every {self.reloadInterval:g}s"
+            if self.reloadInterval > 0
+            else ""
         )
+        if self._tree is None:
+            self._log.info(
+                "Watching {count} TLS file(s) for changes: {how}",
+                count=len(self._identities),
+                how=how,
+                paths=list(self._identities),
+            )
+        else:
+            directories = self._tree.watchedDirectories()
+            self._log.info(
+                "Watching the TLS files of {count} director(ies) for changes: {how}",
+                count=len(directories),
+                how=how,
+                directories=directories[:1],
+            )
 
     def stop(self) -> None:
         """
@@ -336,9 +380,13 @@ class FileWatcher:
         """
         An inotify event about one of our entries: debounce it.
         """
+        if name is None or os.path.join(directory, name) in self._treeNames:
+            # A watched directory itself went or came: watch the tree again.
+            self._treeStale = True
         self._changeNoticed()
 
     def _eventsLost(self) -> None:
+        self._treeStale = True
         self._changeNoticed()
 
     def _changeNoticed(self) -> None:
@@ -366,6 +414,9 @@ class FileWatcher:
             starts the backoff over.
         @param trigger: What the reload is counted as, in metrics.
         """
+        if self._tree is not None:
+            self._lookAtTree(changed, trigger)
+            return
         try:
             paths = self._reloadable.watchedPaths()
             if self.inotifyActive:
@@ -387,25 +438,63 @@ class FileWatcher:
         with triggeredBy(trigger):
             self._reload(changed)
 
+    def _lookAtTree(self, changed: bool, trigger: Trigger) -> None:
+        """
+        Look at a store: watch its directories if they changed, then let
+        its stepped reload compare every file (one at a time: a look asked
+        for while one runs is dropped, as that one sees the change too,
+        unless it was a change notice).
+        """
+        if self._treeReloading and not changed:
+            return
+        try:
+            if self.inotifyActive:
+                self._syncTreeWatches()
+        except Exception:
+            self._log.failure("Could not look at the TLS files")
+            return
+        with triggeredBy(trigger):
+            self._reload(changed)
+
     def _reload(self, changed: bool) -> None:
         if self._retryCall is not None and self._retryCall.active():
             self._retryCall.cancel()
         self._retryCall = None
         self.reloads += 1
+        # Retries of a refusal that nothing new on disk explains are asked
+        # to log quietly; a change, SIGHUP or a call is not.
+        quiet = self.failing and not changed
+        if self._tree is not None:
+            self._treeReloading = True
+            stepped = self._tree.reloadInSteps(quietIfRepeated=quiet)
+            stepped.addCallback(lambda result: bool(result.succeeded))
+            stepped.addErrback(self._reloadFailed)
+            stepped.addCallback(self._reloaded, changed)
+            return
         try:
-            # Retries of a refusal that nothing new on disk explains are
-            # asked to log quietly; a change, SIGHUP or a call is not.
-            result = self._reloadable.reload(
-                quietIfRepeated=self.failing and not changed
-            )
+            result = self._reloadable.reload(quietIfRepeated=quiet)
             succeeded = bool(result.succeeded)
         except Exception:
-            self._log.failure(
-                "Reloading {reloadable!r} failed", reloadable=self._reloadable
-            )
-            succeeded = False
+            succeeded = self._reloadFailed(None)
+        self._reloaded(succeeded, changed)
+
+    def _reloadFailed(self, failure: object) -> bool:
+        self._log.failure(
+            "Reloading {reloadable!r} failed",
+            failure=failure,  # type: ignore[arg-type]
+            reloadable=self._reloadable,
+        )
+        return False
+
+    def _reloaded(self, succeeded: bool, changed: bool) -> None:
+        """
+        Follow a reload up: back off and retry while it is refused.
+        """
+        self._treeReloading = False
         if not self.running:
             return
+        if self._tree is not None and self.inotifyActive:
+            self._followNewDirectories()
         if succeeded:
             if self.failing:
                 self._log.info(
@@ -430,15 +519,29 @@ class FileWatcher:
         self._failures += 1
         self._retryCall = self._reactor.callLater(delay, self._retry)
 
-    def _syncWatches(self, paths: list[str]) -> None:
+    def _syncWatches(
+        self,
+        paths: list[str],
+        tree: dict[str, Names] | None = None,
+        onlyFiles: bool = False,
+    ) -> None:
         """
         Watch every directory on the way to C{paths}, and no other.
+
+        @param tree: Directories to watch too, for the names given (L{None}:
+            every name, and their content).
+        @param onlyFiles: The C{tree} directories are watched already:
+            watch only the ways to C{paths} again.
         """
-        names: dict[str, set[str]] = {}
-        content: set[str] = set()
+        names: dict[str, Names] = dict(tree or {})
+        content: set[str] = {d for d, wanted in names.items() if wanted is None}
+        fileDirectories: set[str] = set()
         for path in paths:
             for directory, name, isContent in _watchPoints(path):
-                names.setdefault(directory, set()).add(name)
+                wanted = names.setdefault(directory, frozenset())
+                if wanted is not None:
+                    names[directory] = wanted | {name}
+                fileDirectories.add(directory)
                 if isContent:
                     content.add(directory)
         try:
@@ -446,10 +549,11 @@ class FileWatcher:
             unwatchable = {
                 directory
                 for directory, wanted in names.items()
-                if not hub.ensure(
-                    directory, self, frozenset(wanted), directory in content
-                )
+                if (not onlyFiles or directory in fileDirectories)
+                and not hub.ensure(directory, self, wanted, directory in content)
             }
+            if onlyFiles:
+                unwatchable |= self._unwatchable - fileDirectories
         except InotifyUnavailable as e:
             self._log.info(
                 "inotify unavailable ({reason}): relying on a poll every {interval:g}s",
@@ -472,6 +576,54 @@ class FileWatcher:
         self._unwatchable = unwatchable
         self._releaseWatches(set(names))
         self._watchedDirectories = set(names)
+
+    def _followNewDirectories(self) -> None:
+        """
+        Watch the directories a store's reload entered for the first time;
+        then look once more, for what changed in them before their watch.
+        """
+        assert self._tree is not None
+        before = self._treeDirectories
+        try:
+            self._syncTreeWatches()
+        except Exception:
+            self._log.failure("Could not look at the TLS files")
+            return
+        if self._treeDirectories != before and self.inotifyActive:
+            self._changeNoticed()
+
+    def _syncTreeWatches(self) -> None:
+        """
+        Watch every directory of a store for every name in it, the
+        directories above its root for the names on the way, and any file
+        it reads from elsewhere (a default certificate, a client-CA bundle)
+        as L{_syncWatches} does.
+
+        The directories are watched again only when the store entered
+        others, or one of them was replaced: at 10,000 directories
+        (certbot's or Kubernetes' layout) that costs about 30 ms, too much
+        for every poll.
+        """
+        assert self._tree is not None
+        directories = tuple(self._tree.watchedDirectories())
+        if directories != self._treeDirectories or self._treeStale:
+            names: dict[str, Names] = dict.fromkeys(directories)
+            if directories:
+                for directory, name, _ in _watchPoints(directories[0])[:-1]:
+                    wanted = names.setdefault(directory, frozenset())
+                    if wanted is not None:
+                        names[directory] = wanted | {name}
+            inTree = set(directories)
+            self._treeFiles = [
+                path
+                for path in self._reloadable.watchedPaths()
+                if path not in inTree and os.path.dirname(path) not in inTree
+            ]
+            self._treeNames, self._treeDirectories = names, directories
+            self._treeStale = False
+            self._syncWatches(self._treeFiles, names)
+        elif self._treeFiles:
+            self._syncWatches(self._treeFiles, self._treeNames, onlyFiles=True)
 
     def _releaseWatches(self, keep: set[str]) -> None:
         watched = self._watchedDirectories
