@@ -162,7 +162,9 @@ class ClientRead:
     """
     One reading of the client's files.
 
-    Its C{repr} says nothing of the bytes, which include the client key.
+    It has no C{repr} of its own, so that error reporters that record a
+    traceback's local variables (Sentry, C{pytest -l}) record none of the
+    bytes.
 
     @ivar digest: Identifies every path and byte read.
     @ivar caData: The CA bundle's bytes, if one is named.
@@ -172,9 +174,6 @@ class ClientRead:
     digest: bytes
     caData: bytes | None
     client: FileContents | None
-
-    def __repr__(self) -> str:
-        return f"<ClientRead {self.client!r}>"
 
 
 class ClientFiles:
