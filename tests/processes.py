@@ -157,13 +157,19 @@ class ServerProcess:
         logPath: Path,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        stdin: int | None = None,
     ) -> None:
+        """
+        @param stdin: As for L{subprocess.Popen}: C{subprocess.PIPE} to
+            write to the process.
+        """
         self.logPath = logPath
         self._logFile = logPath.open("wb")
         self.process = subprocess.Popen(
             [str(a) for a in argv],
             cwd=cwd,
             env=env,
+            stdin=stdin,
             stdout=self._logFile,
             stderr=subprocess.STDOUT,
         )
@@ -192,6 +198,26 @@ class ServerProcess:
                 raise AssertionError(f"server exited early:\n{self.log}")
             log = self.log
             return log if len(re.findall(pattern, log)) >= count else None
+
+        return waitFor(found, timeout)
+
+    def waitFor(self, pattern: str, count: int = 1, timeout: float = 15.0) -> str:
+        """
+        Wait for the C{count}th match of C{pattern} (a regular expression)
+        in the log, and return its first group, or the whole match if it
+        has none.
+
+        @raise AssertionError: If the process exits first, or on timeout.
+        """
+
+        def found() -> str | None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"process exited early:\n{self.log}")
+            matches = list(re.finditer(pattern, self.log))
+            if len(matches) < count:
+                return None
+            match = matches[count - 1]
+            return match.group(1) if match.groups() else match.group(0)
 
         return waitFor(found, timeout)
 
@@ -279,9 +305,10 @@ def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         argv: list[str | Path],
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        stdin: int | None = None,
     ) -> ServerProcess:
         logPath = tmp_path / f"server-{len(started)}.log"
-        server = ServerProcess(argv, logPath, cwd, env)
+        server = ServerProcess(argv, logPath, cwd, env, stdin)
         started.append(server)
         return server
 

@@ -16,13 +16,13 @@ import ssl
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trustme
 
-from .processes import servedSerial, waitFor
+from .processes import ServerProcess, servedSerial, waitFor
 from .tlshelpers import replaceAtomically, writeLeaf
 
 ROOT = Path(__file__).parent.parent
@@ -35,74 +35,6 @@ def _environment(**extra: str) -> dict[str, str]:
     paths = [str(ROOT), str(EXAMPLES), *filter(None, [environment.get("PYTHONPATH")])]
     environment["PYTHONPATH"] = os.pathsep.join(paths)
     return environment
-
-
-class _Process:
-    """
-    A process whose output goes to a file the test reads as it runs.
-    """
-
-    def __init__(
-        self, argv: list[str], cwd: Path, env: dict[str, str], stdin: int | None = None
-    ) -> None:
-        self.logPath = cwd / f"process-{len(list(cwd.glob('process-*.log')))}.log"
-        self._log = self.logPath.open("wb")
-        self.process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=stdin,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def log(self) -> str:
-        return self.logPath.read_text("utf-8", "replace")
-
-    def waitFor(self, pattern: str, count: int = 1) -> str:
-        """
-        Wait for the C{count}th match of C{pattern}; return its first group
-        (or the whole match).
-        """
-
-        def found() -> str | None:
-            if self.process.poll() is not None:
-                raise AssertionError(f"exited early:\n{self.log}")
-            matches = list(re.finditer(pattern, self.log))
-            if len(matches) < count:
-                return None
-            match = matches[count - 1]
-            return match.group(1) if match.groups() else match.group(0)
-
-        return waitFor(found)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-
-@pytest.fixture
-def processes() -> Iterator[Callable[..., _Process]]:
-    """
-    Start processes; every one is stopped at the end of the test.
-    """
-    started: list[_Process] = []
-
-    def start(*args: object, **kwargs: object) -> _Process:
-        process = _Process(*args, **kwargs)  # type: ignore[arg-type]
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def _get(url: str, caPem: bytes | None = None) -> str:
@@ -132,7 +64,7 @@ class TestSystemdUnits:
         unit: str,
         tmp_path: Path,
         ca: trustme.CA,
-        processes: Callable[..., _Process],
+        servers: Callable[..., ServerProcess],
     ) -> None:
         """
         ExecStart serves the files and says READY=1; a reload the way the
@@ -171,7 +103,7 @@ class TestSystemdUnits:
 
         try:
             [start] = _unitLines(path, "ExecStart")
-            server = processes(
+            server = servers(
                 command(start),
                 tmp_path,
                 _environment(NOTIFY_SOCKET=str(tmp_path / "notify")),
@@ -220,7 +152,7 @@ class TestKubernetes:
     """
 
     def test_secretVolume(
-        self, tmp_path: Path, ca: trustme.CA, processes: Callable[..., _Process]
+        self, tmp_path: Path, ca: trustme.CA, servers: Callable[..., ServerProcess]
     ) -> None:
         """
         A renewal published by swapping the C{..data} symlink is served
@@ -249,7 +181,7 @@ class TestKubernetes:
         description = description.replace("/etc/tls", str(volume)).replace(
             "tlsreload:8443:", "tlsreload:0:interface=127.0.0.1:"
         )
-        server = processes(
+        server = servers(
             [
                 *TWISTD,
                 "--nodaemon",
@@ -281,7 +213,7 @@ class TestHostPrograms:
     """
 
     def test_daphne(
-        self, tmp_path: Path, ca: trustme.CA, processes: Callable[..., _Process]
+        self, tmp_path: Path, ca: trustme.CA, servers: Callable[..., ServerProcess]
     ) -> None:
         """
         Daphne at its default verbosity serves the example over
@@ -290,7 +222,7 @@ class TestHostPrograms:
         and in C{/status}.
         """
         cert, key, firstSerial = writeLeaf(ca, tmp_path)
-        server = processes(
+        server = servers(
             [
                 sys.executable,
                 "-m",
@@ -324,7 +256,7 @@ class TestHostPrograms:
         assert servedSerial(port, caPem) == nextSerial
 
     def test_klein(
-        self, tmp_path: Path, ca: trustme.CA, processes: Callable[..., _Process]
+        self, tmp_path: Path, ca: trustme.CA, servers: Callable[..., ServerProcess]
     ) -> None:
         """
         The Klein example (the recipes page's, which the operating page
@@ -332,7 +264,7 @@ class TestHostPrograms:
         replaced certificate on SIGHUP.
         """
         cert, key, firstSerial = writeLeaf(ca, tmp_path)
-        server = processes(
+        server = servers(
             [sys.executable, str(EXAMPLES / "klein_site.py"), str(cert), str(key), "0"],
             tmp_path,
             _environment(),
@@ -350,7 +282,7 @@ class TestHostPrograms:
         waitFor(lambda: servedSerial(port, caPem) == nextSerial or None)
 
     def test_treq(
-        self, tmp_path: Path, ca: trustme.CA, processes: Callable[..., _Process]
+        self, tmp_path: Path, ca: trustme.CA, servers: Callable[..., ServerProcess]
     ) -> None:
         """
         The treq example trusts its CA file; after the server moves to a
@@ -358,7 +290,7 @@ class TestHostPrograms:
         new CA and SIGHUP reloads it, then succeed.
         """
         cert, key, _ = writeLeaf(ca, tmp_path)
-        server = processes(
+        server = servers(
             [
                 *TWISTD,
                 "-n",
@@ -373,7 +305,7 @@ class TestHostPrograms:
         port = int(server.waitFor(r"Listening on [^ ]*:(\d+): https://"))
         caFile = tmp_path / "trusted.pem"
         ca.cert_pem.write_to_path(str(caFile))
-        client = processes(
+        client = servers(
             [sys.executable, str(EXAMPLES / "treq_client.py"), str(caFile)],
             tmp_path,
             _environment(),

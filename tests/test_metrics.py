@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ from txtlsreload import (
     reloadOnSIGHUP,
 )
 
-from .processes import servedSerial, waitFor
+from .processes import ServerProcess, servedSerial, waitFor
 from .reactors import CallsFromThreads
 from .tlshelpers import replaceAtomically, serialOf, writeLeaf
 
@@ -357,87 +356,47 @@ def _environment() -> dict[str, str]:
     return environment
 
 
+def _tlshello(cert: Path, key: Path, *options: str) -> list[str]:
+    """
+    The command line of C{twistd -n tlshello} serving C{cert} and C{key}.
+    """
+    twistd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    files = ["--cert", str(cert), "--key", str(key)]
+    return [*twistd, "-n", "--pidfile=", "tlshello", *files, *options]
+
+
 class _Hello:
     """
     A C{twistd -n tlshello} process with an admin listener on port 0.
     """
 
-    def __init__(self, tmp_path: Path, cert: Path, key: Path) -> None:
-        self.logPath = tmp_path / "tlshello.log"
-        self._log = self.logPath.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from twisted.scripts.twistd import run; run()",
-                "-n",
-                "--pidfile=",
-                "tlshello",
-                "--cert",
-                str(cert),
-                "--key",
-                str(key),
-                "--port",
-                "0",
-                "--admin",
-                "tcp:0:interface=127.0.0.1",
-            ],
-            cwd=tmp_path,
-            env=_environment(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.tlsPort = int(self.waitForLog(r"Listening on [^ ]*:(\d+): https://"))
+    def __init__(self, process: ServerProcess) -> None:
+        self.process = process
+        self.tlsPort = int(process.waitFor(r"Listening on [^ ]*:(\d+): https://"))
         self.adminPort = int(
-            self.waitForLog(r"Admin listener \(operators only\) on 127\.0\.0\.1:(\d+)")
+            process.waitFor(r"Admin listener \(operators only\) on 127\.0\.0\.1:(\d+)")
         )
-
-    @property
-    def log(self) -> str:
-        return self.logPath.read_text("utf-8", "replace")
-
-    def waitForLog(self, pattern: str, count: int = 1) -> str:
-        """
-        Wait for the C{count}th match of C{pattern}; return its first group.
-        """
-
-        def found() -> str | None:
-            if self.process.poll() is not None:
-                raise AssertionError(f"tlshello exited early:\n{self.log}")
-            matches = list(re.finditer(pattern, self.log))
-            if len(matches) < count:
-                return None
-            return matches[count - 1].group(1) if matches[count - 1].groups() else ""
-
-        return waitFor(found)
 
     def get(self, path: str) -> str:
         url = f"http://127.0.0.1:{self.adminPort}{path}"
         with urllib.request.urlopen(url, timeout=10) as response:
             return response.read().decode("utf-8")  # type: ignore[no-any-return]
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
 
 @pytest.fixture
-def hello(tmp_path: Path, ca: trustme.CA) -> Iterator[tuple[_Hello, Path, Path]]:
+def hello(
+    tmp_path: Path, ca: trustme.CA, servers: Callable[..., ServerProcess]
+) -> tuple[_Hello, Path, Path]:
     """
     A running C{twistd tlshello --admin}, and its certificate and key files.
     """
     cert, key, _ = writeLeaf(ca, tmp_path)
-    server = _Hello(tmp_path, cert, key)
-    try:
-        yield server, cert, key
-    finally:
-        server.stop()
+    process = servers(
+        _tlshello(cert, key, "--port", "0", "--admin", "tcp:0:interface=127.0.0.1"),
+        cwd=tmp_path,
+        env=_environment(),
+    )
+    return _Hello(process), cert, key
 
 
 class TestAdminEndToEnd:
@@ -480,7 +439,7 @@ class TestAdminEndToEnd:
         keyText = nextKey.read_text()
         key.write_text("-----BEGIN PRIVATE KEY-----\ntruncated")
         os.kill(server.process.pid, signal.SIGHUP)
-        server.waitForLog("TLS reload refused")
+        server.process.waitFor("TLS reload refused")
         refused = _parse(server.get("/metrics"))
         assert _reloads(refused, "refused", "sighup") == 1
         assert refused[FAILING, factoryLabels] == 1
@@ -517,20 +476,7 @@ class TestAdminOption:
         """
         cert, key, _ = writeLeaf(ca, tmp_path)
         done = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from twisted.scripts.twistd import run; run()",
-                "-n",
-                "--pidfile=",
-                "tlshello",
-                "--cert",
-                str(cert),
-                "--key",
-                str(key),
-                "--admin",
-                "nonsense:9100",
-            ],
+            _tlshello(cert, key, "--admin", "nonsense:9100"),
             cwd=tmp_path,
             env=_environment(),
             capture_output=True,

@@ -199,6 +199,7 @@ class OpenSSLClient:
         self.files = files
         self.flag = {"TLS1.2": "-tls1_2", "TLS1.3": "-tls1_3"}[version]
         self.sessionFile = directory / f"s_client{version}.session"
+        self.options: list[str] = []
 
     def connect(self, port: int, serverName: str) -> Outcome:
         command = [
@@ -221,6 +222,7 @@ class OpenSSLClient:
         ]
         if self.sessionFile.exists():
             command += ["-sess_in", str(self.sessionFile)]
+        command += self.options
         done = subprocess.run(command, input=b"ping\n", capture_output=True, timeout=30)
         out = done.stdout.decode()
         assert "\nping\n" in out, out + done.stderr.decode()
@@ -341,3 +343,57 @@ class TestRealClients:
         assert [client.connect(server.port, "a.example").reused for _ in range(3)] == [
             False
         ] * 3
+
+
+# A client whose first (and only) key share is for a group the server ranks
+# below another the client also supports: the server asks for that one with a
+# HelloRetryRequest, and the client sends a second ClientHello.
+_RETRY_GROUPS = ["-groups", "secp384r1:X25519"]
+
+
+def _serverHellos(files: Files, port: int) -> int:
+    """
+    How many ServerHello messages (a HelloRetryRequest is one) a TLS 1.3
+    handshake with the retry-provoking groups gets.
+    """
+    command = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_3"]
+    command += ["-servername", "a.example", "-CAfile", str(files.serverCA)]
+    command += ["-cert", str(files.clientCertificate), "-key", str(files.clientKey)]
+    done = subprocess.run(
+        [*command, "-trace", *_RETRY_GROUPS],
+        input=b"",
+        capture_output=True,
+        timeout=30,
+    )
+    return done.stdout.decode(errors="replace").count("ServerHello, Length=")
+
+
+@needsOpenSSL
+class TestHelloRetryRequest:
+    """
+    Sessions survive a TLS 1.3 HelloRetryRequest, whose second ClientHello
+    the server reads without peeking at it again.
+    """
+
+    def test_resumedAcrossRetry(
+        self, files: Files, startServer: Callable[[str], Server], tmp_path: Path
+    ) -> None:
+        """
+        With a HelloRetryRequest in every handshake: a session is resumed
+        for its name, including after a rotation, and never under another
+        name.
+        """
+        server = startServer(":sessions=yes")
+        assert _serverHellos(files, server.port) == 2
+        client = OpenSSLClient(files, "TLS1.3", tmp_path)
+        client.options = _RETRY_GROUPS
+        first = client.connect(server.port, "a.example")
+        assert first.reused is False
+        assert client.connect(server.port, "a.example").reused is True
+        files.rotate("a.example")
+        server.sighup()
+        resumed = client.connect(server.port, "a.example")
+        assert (resumed.reused, resumed.serial) == (True, first.serial)
+        other = client.connect(server.port, "b.example")
+        assert other.reused is False
+        assert other.serial != first.serial

@@ -18,7 +18,7 @@ from twisted.logger import LogEvent, formatEvent
 from txtlsreload import FileWatcher, ReloadingCertificateStore
 
 from .test_store import _LAYOUTS, _clock, _issue, _serial, _served, _writeLoose
-from .test_watching_fs import INOTIFY, POLL, Harness, inotifyDescriptors
+from .test_watching_fs import MODES, POLL, Harness, runningHarness
 
 
 def said(events: list[LogEvent]) -> list[str]:
@@ -33,28 +33,14 @@ def said(events: list[LogEvent]) -> list[str]:
     ]
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(
-            "inotify",
-            marks=pytest.mark.skipif(not INOTIFY, reason="inotify is unavailable"),
-        ),
-        "polling",
-    ]
-)
+@pytest.fixture(params=MODES)
 def watching(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[Harness]:
     """
-    A harness for each way of noticing changes; checks at the end that
-    stopping left no reader or descriptor behind (a store keeps a timer of
+    A harness for each way of noticing changes (a store keeps a timer of
     its own, for its next notAfter).
     """
-    descriptors = inotifyDescriptors() if INOTIFY else 0
-    harness = Harness(request.param, ca)
-    yield harness
-    harness.stopAll()
-    assert harness.reactor.getReaders() == []
-    if INOTIFY:
-        assert inotifyDescriptors() == descriptors
+    with runningHarness(request.param, ca, timersOfItsOwn=True) as harness:
+        yield harness
 
 
 def _store(directory: Path, harness: Harness) -> ReloadingCertificateStore:

@@ -15,6 +15,7 @@ import select
 import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,28 +181,43 @@ class Harness:
             watcher.stop()
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(
-            "inotify",
-            marks=pytest.mark.skipif(not INOTIFY, reason="inotify is unavailable"),
-        ),
-        "polling",
-    ]
-)
-def harness(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[Harness]:
+#: Each way of noticing changes, for parametrized harness fixtures.
+MODES = [
+    pytest.param(
+        "inotify",
+        marks=pytest.mark.skipif(not INOTIFY, reason="inotify is unavailable"),
+    ),
+    "polling",
+]
+
+
+@contextmanager
+def runningHarness(
+    mode: str, ca: trustme.CA, timersOfItsOwn: bool = False
+) -> Iterator[Harness]:
     """
-    A harness for each way of noticing changes; checks at the end that
-    stopping left no timer, reader or descriptor behind.
+    A harness; checks at the end that stopping its watchers left no timer
+    (unless what they watch has C{timersOfItsOwn}), reader or descriptor
+    behind.
     """
     descriptors = inotifyDescriptors() if INOTIFY else 0
-    harness = Harness(request.param, ca)
+    harness = Harness(mode, ca)
     yield harness
     harness.stopAll()
-    assert harness.reactor.getDelayedCalls() == []
+    if not timersOfItsOwn:
+        assert harness.reactor.getDelayedCalls() == []
     assert harness.reactor.getReaders() == []
     if INOTIFY:
         assert inotifyDescriptors() == descriptors
+
+
+@pytest.fixture(params=MODES)
+def harness(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[Harness]:
+    """
+    A harness for each way of noticing changes.
+    """
+    with runningHarness(request.param, ca) as harness:
+        yield harness
 
 
 @dataclass
