@@ -10,9 +10,9 @@ It is the source beside L{DirectoryReader
 L{Candidate}s.  This one reads a certificate, key, chain, client CAs and
 passphrase file named by the program, reloads them through the shared
 L{Reloader} (so they are checked, refused and reported exactly alike
-wherever they are used) and hands each new candidate to whoever installs
-it: the factory builds and swaps its one context, the store chooses its
-names again.
+wherever they are used) and hands each new certificate, as a one-candidate
+L{Selection}, to whoever installs it: the factory builds and swaps its one
+context, the store chooses its names again with it as the default.
 """
 
 from __future__ import annotations
@@ -85,14 +85,14 @@ class LoadedCertificate:
     The files in use, what they held when read, and the settings they were
     read with.
 
-    @ivar candidate: The credentials as a store candidate; its selection is
-        what contexts are built from.
+    @ivar selection: The credentials as the one candidate of a selection,
+        what contexts are built from; the same object for as long as the
+        files' bytes are, so that contexts built from it are kept.
     """
 
     files: CredentialFiles
     clientAuth: ClientAuth | None
     credentials: Credentials
-    candidate: Candidate
     selection: Selection
 
 
@@ -213,7 +213,7 @@ class ExplicitCertificate:
         )
         candidate = Candidate.of(credentials, files.certificateFile)
         return LoadedCertificate(
-            files, read.clientAuth, credentials, candidate, Selection((candidate,))
+            files, read.clientAuth, credentials, Selection((candidate,))
         )
 
     def blame(self, error: Exception) -> CredentialError:

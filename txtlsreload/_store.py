@@ -75,7 +75,7 @@ def _installedByReload(
 ) -> None:
     """
     A new default certificate is put in use by the store's reload, which
-    chooses the names again with its candidate: nothing to do before.
+    chooses the names again with its selection: nothing to do before.
     """
 
 
@@ -467,7 +467,7 @@ class ReloadingCertificateStore:
         change = self._names.update(
             scanned.added,
             scanned.removed,
-            None if self._default is None else self._default.current.candidate,
+            None if self._default is None else self._default.current.selection,
         )
         default = self._table.default
         return StoreReloadResult(
