@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_factory,tests.test_store -*-
+# -*- test-case-name: tests.test_factory,tests.test_store,tests.test_one_name -*-
 """
 A server certificate from files named explicitly: the one a
 L{ReloadingContextFactory <txtlsreload.ReloadingContextFactory>} serves, and
