@@ -11,13 +11,19 @@ to whatever context is current at that moment.  A reload builds a complete
 new context off to the side and, only if every check passed, replaces the
 current one with a single attribute assignment.  Connections that already
 finished their handshake keep the context they got.
+
+This class is a front: the files are read, checked, refused and reported by
+L{ExplicitCertificate} (which a store uses for its default certificate too),
+and each certificate it loads goes the store's way to the handshakes: its
+selection is built into a context by a L{ContextBuilder} and swapped into
+the L{Dispatcher}.  Only the lookup differs: one prebuilt context for every
+name (L{OneContext}), so that a handshake reads one attribute.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from OpenSSL import SSL
@@ -29,110 +35,29 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
-from ._callbacks import ReloadHistory
-from ._errors import CredentialError, escapeControls
+from ._explicit import (
+    ExplicitCertificate,
+    LoadedCertificate,
+    ReloadResult,
+)
 from ._loading import (
     CertificateInfo,
     CredentialFiles,
-    Credentials,
-    acceptValidity,
-    checkPassphrase,
     optionalAbsolutePath,
-    parseCredentialFiles,
-    readCredentialFiles,
     utcNow,
 )
-from ._refusals import RefusedContents
+from ._options import ServerOptions, effectiveClientAuth
 from ._registry import IReloadable, register
-from ._serving import VERIFY_MODES, ClientAuth, Dispatcher, buildContext
-from ._sessions import DEFAULT_SESSION_TIMEOUT, SessionPolicy
+from ._serving import ClientAuth, ContextBuilder, Dispatcher, OneContext
+from ._sessions import DEFAULT_SESSION_TIMEOUT
 
 __all__ = ["ClientAuth", "ReloadResult", "ReloadingContextFactory"]
 
 
-@dataclass(frozen=True)
-class ReloadResult:
-    """
-    The outcome of one reload.
-
-    @ivar succeeded: C{True} if the files were good (changed or not).
-    @ivar changed: C{True} if new credentials were installed.
-    @ivar certificate: The certificate being served after this reload: the new
-        one on success, the unchanged old one otherwise.
-    @ivar error: Why the reload was refused, if it was.
-    @ivar initial: C{True} for the load at construction, which is not a
-        reload: C{str()} then says "loaded", not "reloaded".
-    """
-
-    succeeded: bool
-    changed: bool
-    certificate: CertificateInfo
-    error: CredentialError | None = None
-    initial: bool = False
-
-    def __str__(self) -> str:
-        served = (
-            f"serial {self.certificate.serialHex}, "
-            f"notAfter {self.certificate.notAfter.isoformat()}"
-        )
-        if self.error is not None:
-            return f"reload failed: {self.error}; still serving {served}"
-        if self.initial:
-            return f"loaded: serving {self.certificate.subject} ({served})"
-        if self.changed:
-            return f"reloaded: now serving {self.certificate.subject} ({served})"
-        return f"unchanged: still serving {served}"
-
-
-@dataclass(frozen=True, eq=False)
-class _Installed:
-    """
-    Everything a handshake needs, swapped as one object.
-    """
-
-    context: SSL.Context
-    verifyMode: int
-    credentials: Credentials
-    files: CredentialFiles
-    clientAuth: ClientAuth | None
-
-    def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
-        """
-        One certificate: every name gets it, with or without SNI.
-        """
-        # L{None} would mean "refuse the name", which this factory never
-        # does: a state without a context is broken, and must be logged.
-        if self.context is None:
-            raise RuntimeError("no TLS context installed")
-        return self.context
-
-
-def effectiveClientAuth(
-    clientCAFile: str | None, clientAuth: ClientAuth | None
-) -> ClientAuth | None:
-    """
-    Check client-authentication settings and fill in the default.
-
-    @raise ValueError: If they contradict each other.
-    """
-    if clientAuth is not None and clientAuth not in ("required", "optional"):
-        raise ValueError(
-            f"clientAuth must be 'required' or 'optional', not {clientAuth!r}"
-        )
-    if clientAuth is not None and clientCAFile is None:
-        raise ValueError("clientAuth needs clientCAFile: the CAs to trust")
-    if clientCAFile is not None and clientAuth is None:
-        return "required"
-    return clientAuth
-
-
-def _contextRefused(path: str, error: Exception) -> CredentialError:
-    """
-    Blame C{path} for a context that could not be built from checked files.
-    """
-    return CredentialError(
-        path, f"could not build a TLS context: {type(error).__name__}: {error}"
-    )
+def _oneSessionEntry(selection: object) -> str:
+    # One certificate for every name: one session key for all, whatever
+    # names a renewal adds or drops.
+    return ""
 
 
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
@@ -193,9 +118,9 @@ class ReloadingContextFactory:
             again on every reload.
         @param now: The wall clock, for tests.
         @param processWide: Register for process-wide reload triggers such as
-            L{txtlsreload.reloadOnSIGHUP}; a
-            L{txtlsreload.ReloadingCertificateStore} that reloads this
-            factory as its default certificate passes C{False}.
+            L{txtlsreload.reloadOnSIGHUP}; pass C{False} for a factory
+            that something else reloads (a test, or a program with its own
+            triggers).
         @param sessions: Let clients resume their TLS sessions (TLS 1.2
             session IDs, TLS 1.3 stateful tickets), across certificate
             rotations; a change of client-CA bundle or C{clientAuth} and
@@ -209,9 +134,14 @@ class ReloadingContextFactory:
         @raise RuntimeError: With C{sessions}, if pyOpenSSL runs on an
             OpenSSL older than 3.0.14.
         """
-        clientAuth = effectiveClientAuth(clientCAFile, clientAuth)
-        if passphrase is not None and passphraseFile is not None:
-            raise ValueError("give passphrase or passphraseFile, not both")
+        options = ServerOptions.check(
+            clientCAFile,
+            clientAuth,
+            passphrase,
+            passphraseFile,
+            sessions,
+            sessionTimeout,
+        )
         files = CredentialFiles.absolute(
             certificateFile,
             privateKeyFile,
@@ -219,38 +149,10 @@ class ReloadingContextFactory:
             clientCAFile,
             passphraseFile,
         )
-        self._passphrase = checkPassphrase(passphrase)
-        self._now = now
-        self._sessions = SessionPolicy(sessionTimeout) if sessions else None
-        self._refused = RefusedContents()
-
-        try:
-            read = readCredentialFiles(files, self._passphrase)
-            credentials = self._check(
-                parseCredentialFiles(read, self._passphrase),
-                None,
-                files.certificateFile,
-            )
-        except CredentialError as e:
-            # The loading frames hold the files' bytes in their locals, and
-            # error reporters (Sentry, pytest -l) record every frame's locals:
-            # the traceback starts here, where nothing local is secret.
-            raise e.with_traceback(None) from None
-        try:
-            installed = self._install(credentials, files, clientAuth)
-        except Exception as e:
-            raise _contextRefused(files.certificateFile, e) from None
-        self._dispatcher = Dispatcher(installed, self._sessions)
-        self._history = ReloadHistory(
-            ReloadResult(
-                succeeded=True,
-                changed=True,
-                certificate=credentials.info,
-                initial=True,
-            ),
-            owner=self,
+        self._sessions = options.sessions
+        self._source = ExplicitCertificate(
+            files, options.clientAuth, options.passphrase, now, self._serve, owner=self
         )
-        self._logInstalled(credentials)
         if processWide:
             register(self)
 
@@ -258,39 +160,32 @@ class ReloadingContextFactory:
         # A constructor that refused its files leaves a half-made object that
         # error reporters (Sentry, pytest -l) still repr from the frame's
         # locals; an AttributeError there would hide the real error.
-        installed: _Installed | None = getattr(self, "_installed", None)
-        if installed is None:
+        source: ExplicitCertificate | None = getattr(self, "_source", None)
+        if source is None:
             return "<ReloadingContextFactory (not loaded)>"
+        loaded = source.current
         return (
-            f"<ReloadingContextFactory {installed.files.certificateFile!r} "
-            f"serial={installed.credentials.info.serialHex}>"
+            f"<ReloadingContextFactory {loaded.files.certificateFile!r} "
+            f"serial={loaded.credentials.info.serialHex}>"
         )
 
     @property
-    def _installed(self) -> _Installed:
-        # The dispatcher holds what handshakes use; this is the one place
-        # that knows it is an _Installed.
-        installed = self._dispatcher.serving
-        assert isinstance(installed, _Installed)
-        return installed
-
-    @_installed.setter
-    def _installed(self, installed: _Installed) -> None:
-        self._dispatcher.serving = installed
+    def _loaded(self) -> LoadedCertificate:
+        return self._source.current
 
     @property
     def lastResult(self) -> ReloadResult:
         """
         The result of the most recent load or reload, for status pages.
         """
-        return self._history.last
+        return self._source.reloader.history.last
 
     @property
     def files(self) -> CredentialFiles:
         """
         The files being served.
         """
-        return self._installed.files
+        return self._loaded.files
 
     @property
     def clientAuth(self) -> ClientAuth | None:
@@ -298,21 +193,21 @@ class ReloadingContextFactory:
         Whether client certificates are C{"required"}, C{"optional"} or not
         asked for (L{None}); change it with L{changeClientAuthentication}.
         """
-        return self._installed.clientAuth
+        return self._loaded.clientAuth
 
     @property
     def clientCAFile(self) -> str | None:
         """
         The CA bundle client certificates are checked against, if any.
         """
-        return self._installed.files.clientCAFile
+        return self._loaded.files.clientCAFile
 
     @property
     def certificate(self) -> CertificateInfo:
         """
         The certificate new handshakes are getting now.
         """
-        return self._installed.credentials.info
+        return self._loaded.credentials.info
 
     @property
     def clientCAs(self) -> tuple[CertificateInfo, ...]:
@@ -322,7 +217,7 @@ class ReloadingContextFactory:
         """
         return tuple(
             CertificateInfo.fromCertificate(ca)
-            for ca in self._installed.credentials.clientCAs
+            for ca in self._loaded.credentials.clientCAs
         )
 
     def watchedPaths(self) -> list[str]:
@@ -367,8 +262,7 @@ class ReloadingContextFactory:
             previous one again (for watchers retrying a half-done rotation).
         @return: What happened.
         """
-        installed = self._installed
-        return self._reloadWith(installed.files, installed.clientAuth, quietIfRepeated)
+        return self._source.reload(quietIfRepeated)
 
     def changeClientAuthentication(
         self, clientCAFile: str | None, clientAuth: ClientAuth | None = None
@@ -389,67 +283,8 @@ class ReloadingContextFactory:
         @return: What happened.
         """
         clientAuth = effectiveClientAuth(clientCAFile, clientAuth)
-        files = replace(
-            self._installed.files, clientCAFile=optionalAbsolutePath(clientCAFile)
-        )
-        return self._reloadWith(files, clientAuth, quietIfRepeated=False)
-
-    def _reloadWith(
-        self,
-        files: CredentialFiles,
-        clientAuth: ClientAuth | None,
-        quietIfRepeated: bool,
-    ) -> ReloadResult:
-        started = time.monotonic()
-        installed = self._installed
-        current = installed.credentials
-        try:
-            read = readCredentialFiles(files, self._passphrase)
-            if read.digest == current.digest and clientAuth == installed.clientAuth:
-                # Nothing is logged (watchers call this every few seconds,
-                # and twistd prints debug events too), unless it ends a run
-                # of refusals: whoever saw those must learn it is over.
-                result = ReloadResult(
-                    succeeded=True, changed=False, certificate=current.info
-                )
-                if self._history.failing:
-                    self._log.info(
-                        "TLS files usable again: {path} is what is being served"
-                        " (serial {serial})",
-                        path=escapeControls(files.certificateFile),
-                        serial=current.info.serialHex,
-                    )
-            else:
-                credentials = self._refused.attempt(
-                    read.digest,
-                    lambda: self._check(
-                        parseCredentialFiles(read, self._passphrase),
-                        current.info,
-                        files.certificateFile,
-                    ),
-                )
-                if self._sessions is not None and (
-                    clientAuth != installed.clientAuth
-                    or credentials.clientCAs != current.clientCAs
-                ):
-                    # A resumed session skips client-certificate checks:
-                    # none made under the old trust may resume under the new.
-                    self._sessions.flush()
-                self._installed = self._install(credentials, files, clientAuth)
-                self._logInstalled(credentials)
-                result = ReloadResult(
-                    succeeded=True, changed=True, certificate=credentials.info
-                )
-        except CredentialError as e:
-            result = self._failed(e, current, quietIfRepeated)
-        except Exception as e:
-            # Building the context found a problem the checks did not; report
-            # it like any other refusal rather than let it escape.
-            result = self._failed(
-                _contextRefused(files.certificateFile, e), current, quietIfRepeated
-            )
-        self._history.record(result, started)
-        return result
+        files = replace(self.files, clientCAFile=optionalAbsolutePath(clientCAFile))
+        return self._source.reload(False, files, clientAuth)
 
     def flushSessions(self) -> None:
         """
@@ -463,15 +298,12 @@ class ReloadingContextFactory:
         if sessions is None:
             return
         sessions.flush()
-        installed = self._installed
         # The current context keys sessions by the old generation, and a
         # used context cannot be changed: build it again.
-        self._installed = replace(
-            installed,
-            context=self._buildContext(installed.credentials, installed.clientAuth),
-        )
+        loaded = self._loaded
+        self._dispatcher.serving = self._servingFor(loaded)
         self._log.info(
-            "TLS sessions flushed for {path}", path=installed.files.certificateFile
+            "TLS sessions flushed for {path}", path=loaded.files.certificateFile
         )
 
     def addReloadCallbacks(
@@ -489,78 +321,36 @@ class ReloadingContextFactory:
         @param onFailure: Called with the result whenever a reload was refused.
         @return: A function that removes both callbacks again.
         """
-        return self._history.add(onSuccess, onFailure)
+        return self._source.reloader.history.add(onSuccess, onFailure)
 
-    def _check(
-        self, credentials: Credentials, served: CertificateInfo | None, path: str
-    ) -> Credentials:
+    def _servingFor(self, loaded: LoadedCertificate) -> OneContext:
+        builder = ContextBuilder(
+            loaded.credentials.openSSLClientCAs,
+            loaded.clientAuth,
+            self._sessions,
+            _oneSessionEntry,
+        )
+        return OneContext.build(loaded.selection, builder)
+
+    def _serve(
+        self, loaded: LoadedCertificate, previous: LoadedCertificate | None
+    ) -> None:
         """
-        Refuse a certificate that is not valid now, unless what is being
-        served (L{None} at start-up) is no better.
+        Build the context for a newly loaded certificate and swap it in.
         """
-        problem = acceptValidity(path, credentials.info, served, self._now())
-        if problem is not None:
-            self._log.warn(
-                "Installing {path} although {problem}: the certificate"
-                " being served is no longer valid either",
-                path=escapeControls(path),
-                problem=problem,
+        if (
+            previous is not None
+            and self._sessions is not None
+            and (
+                loaded.clientAuth != previous.clientAuth
+                or loaded.credentials.clientCAs != previous.credentials.clientCAs
             )
-        return credentials
-
-    def _install(
-        self,
-        credentials: Credentials,
-        files: CredentialFiles,
-        clientAuth: ClientAuth | None,
-    ) -> _Installed:
-        return _Installed(
-            context=self._buildContext(credentials, clientAuth),
-            verifyMode=VERIFY_MODES[clientAuth],
-            credentials=credentials,
-            files=files,
-            clientAuth=clientAuth,
-        )
-
-    def _buildContext(
-        self, credentials: Credentials, clientAuth: ClientAuth | None
-    ) -> SSL.Context:
-        context = buildContext((credentials,), credentials.openSSLClientCAs, clientAuth)
-        if self._sessions is not None:
-            # One certificate for every name: one session key for all.
-            self._sessions.prepare(context, "")
-        return context
-
-    def _failed(
-        self, error: CredentialError, current: Credentials, quietIfRepeated: bool
-    ) -> ReloadResult:
-        # A watcher retrying a half-done rotation refuses the same files
-        # again and again; it asks for the repeats to be quiet.
-        if not (quietIfRepeated and self._history.repeats(error)):
-            self._log.error(
-                "TLS reload refused: {path}: {error}; still serving serial {serial}"
-                " (notAfter {notAfter})",
-                path=escapeControls(error.path),
-                error=escapeControls(error.reason),
-                serial=current.info.serialHex,
-                notAfter=current.info.notAfter.isoformat(),
-            )
-        return ReloadResult(
-            succeeded=False, changed=False, certificate=current.info, error=error
-        )
-
-    def _logInstalled(self, credentials: Credentials) -> None:
-        info = credentials.info
-        self._log.info(
-            "TLS certificate loaded from {path}: {subject}, serial {serial},"
-            " notAfter {notAfter}, {chainLength} chain certificate(s),"
-            " {clientCACount} client CA(s)",
-            path=escapeControls(self.files.certificateFile),
-            subject=info.subject,
-            serial=info.serialHex,
-            notAfter=info.notAfter.isoformat(),
-            fingerprint=info.fingerprintSHA256,
-            subjectAltNames=list(info.subjectAltNames),
-            chainLength=len(credentials.chain),
-            clientCACount=len(credentials.clientCAs),
-        )
+        ):
+            # A resumed session skips client-certificate checks: none made
+            # under the old trust may resume under the new.
+            self._sessions.flush()
+        serving = self._servingFor(loaded)
+        if previous is None:
+            self._dispatcher = Dispatcher(serving, self._sessions)
+        else:
+            self._dispatcher.serving = serving

@@ -101,7 +101,7 @@ class ServedNames:
         self._refuseUnknown = refuseUnknown
         self._publish = publish
         self._selector = Selector()
-        self._default: Candidate | None = None
+        self._default: Selection | None = None
         self._firstName: str | None = None
         self._timer: IDelayedCall | None = None
         self.table = NameTable({}, None, refuseUnknown)
@@ -116,7 +116,7 @@ class ServedNames:
         self,
         added: Iterable[Candidate],
         removed: Iterable[Candidate],
-        default: Candidate | None,
+        default: Selection | None,
     ) -> TableChange:
         """
         Add and remove candidates, choose again for the names they touch,
@@ -124,13 +124,14 @@ class ServedNames:
 
         @param default: The explicitly given default certificate, which also
             serves its own names; L{None} for the name that sorts first.
+            Served as it is: the same object keeps its built context.
         """
         added, removed = set(added), set(removed)
         if default is not self._default:
             if default is not None:
-                added.add(default)
+                added.update(default.candidates)
             if self._default is not None:
-                removed.add(self._default)
+                removed.update(self._default.candidates)
             self._default = default
         now = self.now()
         change = self._selector.update(added, removed, now)
@@ -145,10 +146,7 @@ class ServedNames:
     def _defaultSelection(self, change: TableChange) -> Selection | None:
         exact = self._selector.exact
         if self._default is not None:
-            previous = self.table.default
-            if previous is not None and previous.candidates == (self._default,):
-                return previous
-            return Selection((self._default,))
+            return self._default
         # Only the added names are compared with the previous first one,
         # unless that one is gone.
         first = self._firstName

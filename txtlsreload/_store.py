@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 from typing import Literal
 
 from OpenSSL import SSL
@@ -41,20 +40,22 @@ from ._activity import Trigger, attributedTo, currentTrigger, holdRound
 from ._callbacks import ReloadHistory
 from ._directory import DirectoryReader, ScanResult
 from ._errors import CredentialError
-from ._factory import ReloadingContextFactory, effectiveClientAuth
-from ._loading import CertificateInfo
+from ._explicit import ExplicitCertificate, LoadedCertificate
+from ._loading import CertificateInfo, CredentialFiles
 from ._names import ServedNames, StoreReloadResult
+from ._options import ServerOptions
 from ._registry import IReloadable, register
-from ._selection import Candidate, NameTable, Selection
+from ._selection import NameTable
 from ._serving import (
-    VERIFY_MODES,
     ClientAuth,
     ClientCABundle,
+    ContextBuilder,
     ContextCache,
     Dispatcher,
-    buildContext,
+    TableServing,
+    sessionEntry,
 )
-from ._sessions import DEFAULT_SESSION_TIMEOUT, SessionPolicy
+from ._sessions import DEFAULT_SESSION_TIMEOUT
 from ._steps import Steps
 
 __all__ = ["ReloadingCertificateStore", "StoreReloadResult", "UnknownNames"]
@@ -69,56 +70,13 @@ UnknownNames = Literal["default", "refuse"]
 DEFAULT_CACHE_SIZE = 10_000
 
 
-@dataclass(frozen=True, eq=False)
-class _StoreServing:
+def _installedByReload(
+    loaded: LoadedCertificate, previous: LoadedCertificate | None
+) -> None:
     """
-    What handshakes use: the name table, and the contexts built for it.
-
-    @ivar known: Contexts by the exact bytes a client sent for a name of
-        the table, filled on each name's first handshake after this was
-        published, when the cache has room for every name.  The servername
-        callback runs right after the handshake's crypto has filled the CPU
-        caches, where the lookup's few dozen bytecodes (normalizing the
-        name, moving it to the end of the cache's order) cost about 3
-        microseconds, 1-2% of a handshake; one dict lookup costs a tenth of
-        that.  Only names of the table are kept, never what clients make
-        up, so it is no larger than the table; a name's context stays in
-        the cache for as long as it is here, since every name fits.
+    A new default certificate is put in use by the store's reload, which
+    chooses the names again with its selection: nothing to do before.
     """
-
-    table: NameTable
-    verifyMode: int
-    contexts: ContextCache
-    known: dict[bytes, SSL.Context] = field(default_factory=dict)
-
-    def contextFor(self, serverName: bytes | None) -> SSL.Context | None:
-        if serverName is not None:
-            context = self.known.get(serverName)
-            if context is not None:
-                return context
-        selection = self.table.lookup(serverName)
-        if selection is None:
-            return None
-        context = self.contexts.get(selection)
-        if (
-            context is not None
-            and serverName is not None
-            and self.table.exact.get(serverName.decode("latin-1")) is selection
-            and len(self.table.exact) <= self.contexts.size
-        ):
-            self.known[serverName] = context
-        return context
-
-
-def _sessionEntry(selection: Selection) -> str:
-    """
-    What a name's sessions are keyed by: the file and names of each
-    certificate it gets.  A renewal rewrites the same file for the same
-    names, so sessions survive it; names served by other certificates never
-    share sessions.  (The names tell apart several certificates in one
-    file.)
-    """
-    return "\n".join(f"{c.source}\0{','.join(c.names)}" for c in selection.candidates)
 
 
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
@@ -206,28 +164,40 @@ class ReloadingCertificateStore:
 
             reactor = globalReactor
         assert reactor is not None
-        self._clientAuth = effectiveClientAuth(clientCAFile, clientAuth)
+        options = ServerOptions.check(
+            clientCAFile,
+            clientAuth,
+            passphrase,
+            passphraseFile,
+            sessions,
+            sessionTimeout,
+        )
+        self._clientAuth = options.clientAuth
         self._clientCAs = ClientCABundle(clientCAFile)
         self._cacheSize = cacheSize
-        self._sessions = SessionPolicy(sessionTimeout) if sessions else None
+        self._sessions = options.sessions
         self._reader = DirectoryReader(directory)
         self._steps: Steps[StoreReloadResult] = Steps(reactor)
         self._names = ServedNames(reactor, unknownNames == "refuse", self._publish)
         self._paths: list[str] = []
         self._directories: list[str] = []
-        self._default: ReloadingContextFactory | None = None
-        self._defaultCandidate: Candidate | None = None
+        self._default: ExplicitCertificate | None = None
         if certificateFile is not None:
-            # The default certificate is the one-name case, reloaded and
-            # checked exactly as a single-certificate server's.
-            self._default = ReloadingContextFactory(
-                certificateFile,
-                privateKeyFile,
-                extraChainFile=extraChainFile,
-                passphrase=passphrase,
-                passphraseFile=passphraseFile,
-                now=self._names.now,
-                processWide=False,
+            # The default certificate is the one-name case, read, checked and
+            # refused exactly as a single-certificate factory's; its
+            # candidate is installed by choosing the names again.
+            self._default = ExplicitCertificate(
+                CredentialFiles.absolute(
+                    certificateFile,
+                    privateKeyFile,
+                    extraChainFile,
+                    passphraseFile=passphraseFile,
+                ),
+                None,
+                options.passphrase,
+                self._names.now,
+                _installedByReload,
+                owner=None,
             )
         elif privateKeyFile or extraChainFile or passphrase or passphraseFile:
             raise ValueError(
@@ -324,7 +294,7 @@ class ReloadingCertificateStore:
         """
         paths = list(self._paths)
         if self._default is not None:
-            paths.extend(self._default.watchedPaths())
+            paths.extend(self._default.current.files.paths())
         if self._clientCAs.path is not None:
             paths.append(self._clientCAs.path)
         return list(dict.fromkeys(paths))
@@ -443,7 +413,7 @@ class ReloadingCertificateStore:
         self._sessions.flush()
         # Cached contexts key sessions by the old generation.
         current = self._dispatcher.serving
-        assert isinstance(current, _StoreServing)
+        assert isinstance(current, TableServing)
         self._dispatcher.serving = self._newServing(current.table)
         self._log.info("TLS sessions flushed for {directory}", directory=self.directory)
 
@@ -459,20 +429,15 @@ class ReloadingCertificateStore:
         """
         return self._history.add(onSuccess, onFailure)
 
-    def _newServing(self, table: NameTable) -> _StoreServing:
-        clientCAs = self._clientCAs.certificates
-        clientAuth = self._clientAuth
-        sessions = self._sessions
-
-        def build(selection: object) -> SSL.Context:
-            assert isinstance(selection, Selection)
-            context = buildContext(selection.credentials, clientCAs, clientAuth)
-            if sessions is not None:
-                sessions.prepare(context, _sessionEntry(selection))
-            return context
-
-        return _StoreServing(
-            table, VERIFY_MODES[clientAuth], ContextCache(build, self._cacheSize)
+    def _newServing(self, table: NameTable) -> TableServing:
+        builder = ContextBuilder(
+            self._clientCAs.certificates,
+            self._clientAuth,
+            self._sessions,
+            sessionEntry,
+        )
+        return TableServing(
+            table, builder.verifyMode, ContextCache(builder, self._cacheSize)
         )
 
     def _publish(self, table: NameTable) -> None:
@@ -483,8 +448,8 @@ class ReloadingCertificateStore:
         serving = getattr(self, "_dispatcher", None)
         if serving is not None:
             current = serving.serving
-            assert isinstance(current, _StoreServing)
-            serving.serving = _StoreServing(table, current.verifyMode, current.contexts)
+            assert isinstance(current, TableServing)
+            serving.serving = TableServing(table, current.verifyMode, current.contexts)
 
     def _install(
         self,
@@ -500,7 +465,9 @@ class ReloadingCertificateStore:
             self._paths = scanned.paths
             self._directories = scanned.directories
         change = self._names.update(
-            scanned.added, scanned.removed, self._currentDefault()
+            scanned.added,
+            scanned.removed,
+            None if self._default is None else self._default.current.selection,
         )
         default = self._table.default
         return StoreReloadResult(
@@ -519,20 +486,6 @@ class ReloadingCertificateStore:
             parsed=scanned.parsed,
         )
 
-    def _currentDefault(self) -> Candidate | None:
-        """
-        The explicitly given default certificate as a candidate, the same
-        object for as long as its credentials are.
-        """
-        if self._default is None:
-            return None
-        credentials = self._default._installed.credentials
-        candidate = self._defaultCandidate
-        if candidate is None or candidate.credentials is not credentials:
-            candidate = Candidate.of(credentials, self._default.files.certificateFile)
-            self._defaultCandidate = candidate
-        return candidate
-
     def _report(self, result: StoreReloadResult, quietIfRepeated: bool) -> None:
         history = getattr(self, "_history", None)
         previous = (
@@ -540,8 +493,10 @@ class ReloadingCertificateStore:
             if history is None
             else {(e.path, e.reason) for e in history.last.refused}
         )
-        # The default certificate's factory logs its own refusals.
-        own = set() if self._default is None else set(self._default.watchedPaths())
+        # The default certificate's source logs its own refusals.
+        own = (
+            set() if self._default is None else set(self._default.current.files.paths())
+        )
         for error in result.refused:
             if error.path in own or (
                 quietIfRepeated and (error.path, error.reason) in previous
