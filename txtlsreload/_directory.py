@@ -41,8 +41,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import PublicKeyAlgorithmOID
 
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls
 from ._loading import (
     CertificateInfo,
     CredentialFiles,
@@ -58,7 +59,7 @@ from ._loading import (
 from ._selection import Candidate
 from ._steps import drain
 
-__all__ = ["DirectoryReader", "ScanResult"]
+__all__ = ["DirectoryReader", "ScanResult", "refuseUnservable"]
 
 _PAIRS = (("tls.crt", "tls.key"), ("fullchain.pem", "privkey.pem"))
 _CERTIFICATE_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE")
@@ -248,6 +249,9 @@ class _Certificate:
     subject: bytes
     issuer: bytes
     info: CertificateInfo
+    #: Not a CA, and has DNS names or IP addresses: a site's certificate,
+    #: which needs its key (a CA's does not).
+    servesNames: bool
 
     @classmethod
     def of(cls, pem: bytes) -> _Certificate:
@@ -255,12 +259,21 @@ class _Certificate:
         # kept object would otherwise carry its parsed names and key (about
         # 2 KiB) for as long as it is served.
         scratch = x509.load_pem_x509_certificate(pem)
+        info = CertificateInfo._fromScratchCopy(scratch)
+        try:
+            isCA = scratch.extensions.get_extension_for_class(
+                x509.BasicConstraints
+            ).value.ca
+        except x509.ExtensionNotFound:
+            isCA = False
         return cls(
             x509.load_pem_x509_certificate(pem),
             _spki(scratch.public_key()),
             scratch.subject.public_bytes(),
             scratch.issuer.public_bytes(),
-            CertificateInfo._fromScratchCopy(scratch),
+            info,
+            not isCA
+            and any(san.startswith(("DNS:", "IP:")) for san in info.subjectAltNames),
         )
 
 
@@ -309,6 +322,9 @@ class DirectoryReader:
         self._certificates: dict[bytes, dict[int, tuple[str, _Certificate]]] = {}
         self._bySubject: dict[bytes, dict[int, _Certificate]] = {}
         self._bySPKI: dict[bytes, list[Candidate]] = {}
+        # Whether a first look was done: only changes to what was served
+        # can be refused for leaving a certificate without its key.
+        self._settled = False
 
     def read(self) -> ScanResult:
         """
@@ -398,6 +414,7 @@ class DirectoryReader:
             self._match(changed, result)
         self.candidates.difference_update(result.removed)
         self.candidates.update(result.added)
+        self._settled = True
         return result
 
     def _readPair(
@@ -415,6 +432,7 @@ class DirectoryReader:
             result.parsed += 1
             credentials = parseCredentialFiles(read)
             _checkStrength(pair[1], credentials.privateKey)
+            refuseUnservable(pair[0], credentials.leaf)
         except CredentialError as e:
             result.refused.append(e.with_traceback(None))
             return previous
@@ -462,28 +480,9 @@ class DirectoryReader:
             for c in old.certificates
         )
         for path, (old, new) in changed.items():
-            for state, adding in ((old, False), (new, True)):
-                if state is None:
-                    continue
-                for spki, key in state.keys:
-                    _index(self._keys, spki, id(key), (path, key), adding)
-                    touched.add(spki)
-                for certificate in state.certificates:
-                    _index(
-                        self._certificates,
-                        certificate.spki,
-                        id(certificate),
-                        (path, certificate),
-                        adding,
-                    )
-                    _index(
-                        self._bySubject,
-                        certificate.subject,
-                        id(certificate),
-                        certificate,
-                        adding,
-                    )
-                    touched.add(certificate.spki)
+            self._apply(path, old, new, touched)
+        if self._settled:
+            self._refuseHalfDone(changed, result, touched)
         chainChanged = chainChanged or any(
             c.spki not in self._keys
             for _, new in changed.values()
@@ -499,6 +498,99 @@ class DirectoryReader:
                 self._bySPKI[spki] = after
             result.removed.update(c for c in before if c not in after)
             result.added.update(c for c in after if c not in before)
+
+    def _apply(
+        self,
+        path: str,
+        old: _Parsed | None,
+        new: _Parsed | None,
+        touched: set[bytes],
+    ) -> None:
+        """
+        Replace what C{path} held, C{old}, by C{new} in the indexes.
+        """
+        for state, adding in ((old, False), (new, True)):
+            if state is None:
+                continue
+            for spki, key in state.keys:
+                _index(self._keys, spki, id(key), (path, key), adding)
+                touched.add(spki)
+            for certificate in state.certificates:
+                _index(
+                    self._certificates,
+                    certificate.spki,
+                    id(certificate),
+                    (path, certificate),
+                    adding,
+                )
+                _index(
+                    self._bySubject,
+                    certificate.subject,
+                    id(certificate),
+                    certificate,
+                    adding,
+                )
+                touched.add(certificate.spki)
+
+    def _refuseHalfDone(
+        self,
+        changed: dict[str, tuple[_Parsed | None, _Parsed | None]],
+        result: ScanResult,
+        touched: set[bytes],
+    ) -> None:
+        """
+        Refuse the changes that would leave a site's certificate without its
+        key: a new certificate written before its key, a new key written
+        before its certificate (the old certificate loses its key), or a key
+        deleted while its certificate stays.  Serving such a change would
+        drop the certificate's names, and their clients would get another
+        site's certificate; refused, the files keep what they held when they
+        were last good, and the next reload (a watcher retries) takes the
+        rotation once both halves are there.
+
+        Refusing one file can leave another without its other half (a
+        certificate and a key that do not match, both new): it repeats
+        until nothing more is refused.
+        """
+        while True:
+            culprits: dict[str, str] = {}
+            for path, (old, new) in changed.items():
+                if new is old:
+                    continue
+                if new is not None and any(
+                    c.servesNames and c.spki not in self._keys for c in new.certificates
+                ):
+                    culprits[path] = (
+                        "no private key in the directory matches this"
+                        " certificate (is its key still to be written?)"
+                    )
+                    continue
+                if old is None:
+                    continue
+                for spki, _ in old.keys:
+                    orphaned = [
+                        certPath
+                        for certPath, c in self._certificates.get(spki, {}).values()
+                        if c.servesNames
+                    ]
+                    if spki not in self._keys and orphaned:
+                        culprits[path] = (
+                            "it held the private key of the certificate in"
+                            f" {escapeControls(orphaned[0])}, which is still"
+                            " there (is the certificate still to be written?)"
+                        )
+                        break
+            if not culprits:
+                return
+            for path, reason in culprits.items():
+                old, new = changed[path]
+                self._apply(path, new, old, touched)
+                changed[path] = (old, old)
+                if old is None:
+                    self._loose.pop(path, None)
+                else:
+                    self._loose[path] = old
+                result.refused.append(CredentialError(path, reason))
 
     def _candidatesFor(
         self, spki: bytes, before: list[Candidate], result: ScanResult
@@ -519,6 +611,7 @@ class DirectoryReader:
                 candidates.append(candidate)
                 continue
             try:
+                refuseUnservable(certPath, leaf.parsed)
                 _checkKey(keyPath, key, leaf)
             except CredentialError as e:
                 result.refused.append(e.with_traceback(None))
@@ -581,6 +674,23 @@ def _checkStrength(path: str, key: object) -> None:
             path,
             f"RSA key of {key.key_size} bits: OpenSSL refuses keys under 2048"
             " bits at its default security level",
+        )
+
+
+def refuseUnservable(path: str, leaf: x509.Certificate) -> None:
+    """
+    Refuse a certificate that passes every other check but that OpenSSL
+    will not put in a context: one for an RSA-PSS key (id-RSASSA-PSS),
+    which cryptography reads as RSA.  A store's contexts are built on a
+    name's first handshake, too late to refuse the file.
+
+    @raise CredentialError: Naming C{path}.
+    """
+    if leaf.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSASSA_PSS:
+        raise CredentialError(
+            path,
+            "an RSA-PSS key (id-RSASSA-PSS): OpenSSL does not serve TLS with"
+            " one; issue the certificate for a plain RSA or an ECDSA key",
         )
 
 

@@ -153,6 +153,8 @@ class Reloader(Generic[S, D, R]):
             raise e.with_traceback(None) from None
         try:
             install(state, None)
+        except CredentialError as e:
+            raise e.with_traceback(None) from None
         except Exception as e:
             raise side.blame(e) from None
         self.current = state

@@ -38,7 +38,7 @@ from zope.interface import implementer
 
 from ._activity import Trigger, attributedTo, currentTrigger, holdRound
 from ._callbacks import ReloadHistory
-from ._directory import DirectoryReader, ScanResult
+from ._directory import DirectoryReader, ScanResult, refuseUnservable
 from ._errors import CredentialError
 from ._explicit import ExplicitCertificate, LoadedCertificate
 from ._loading import CertificateInfo, CredentialFiles
@@ -75,8 +75,12 @@ def _installedByReload(
 ) -> None:
     """
     A new default certificate is put in use by the store's reload, which
-    chooses the names again with its selection: nothing to do before.
+    chooses the names again with its selection; before that, refuse it if
+    OpenSSL would not serve it (its context is built on the first handshake
+    that needs it, too late to refuse the files), as the directory's
+    certificates are.
     """
+    refuseUnservable(loaded.files.certificateFile, loaded.credentials.leaf)
 
 
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory, IReloadable)
