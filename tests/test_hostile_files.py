@@ -28,6 +28,7 @@ from twisted.logger import LogEvent, LogLevel
 
 from txtlsreload import (
     CredentialError,
+    ReloadingCertificateStore,
     ReloadingClientCredentials,
     ReloadingContextFactory,
 )
@@ -75,9 +76,11 @@ def _certificateDER(
     signer: ec.EllipticCurvePrivateKey,
     name: str = "localhost",
     issuerAltName: bool = False,
+    basicConstraints: bool = False,
 ) -> bytes:
     """
-    A certificate for C{publicKey} (of any size) signed by C{signer}, as DER.
+    A certificate for C{publicKey} (of any size) signed by C{signer}, as DER;
+    with C{basicConstraints}, a CA's.
     """
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     builder = (
@@ -95,6 +98,10 @@ def _certificateDER(
     if issuerAltName:
         builder = builder.add_extension(
             x509.IssuerAlternativeName([x509.DNSName("localhost")]), critical=False
+        )
+    if basicConstraints:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=True, path_length=None), critical=True
         )
     return builder.sign(signer, hashes.SHA256()).public_bytes(
         serialization.Encoding.DER
@@ -238,12 +245,13 @@ def _ecCertificateAndKey(
     curve: ec.EllipticCurve | None = None,
     issuerAltName: bool = False,
     name: str = "localhost",
+    basicConstraints: bool = False,
 ) -> tuple[bytes, bytes]:
     """
     A self-signed certificate (its DER passed through C{mutate}) and its key.
     """
     key = ec.generate_private_key(curve or ec.SECP256R1())
-    der = _certificateDER(key.public_key(), key, name, issuerAltName)
+    der = _certificateDER(key.public_key(), key, name, issuerAltName, basicConstraints)
     return _pem(mutate(der)), _keyPEM(key)
 
 
@@ -315,7 +323,7 @@ _CASES: dict[str, tuple[Callable[[], tuple[bytes, bytes]], str, str]] = {
     "duplicate-subjectAltName": (
         lambda: _ecCertificateAndKey(_duplicateSAN, issuerAltName=True),
         "cert",
-        "malformed subject or subjectAltName",
+        "has a malformed subject, issuer or extension",
     ),
     "subjectAltName-not-ascii": (
         lambda: _ecCertificateAndKey(
@@ -326,7 +334,15 @@ _CASES: dict[str, tuple[Callable[[], tuple[bytes, bytes]], str, str]] = {
             )
         ),
         "cert",
-        "malformed subject or subjectAltName",
+        "has a malformed subject, issuer or extension",
+    ),
+    "basicConstraints-flag-not-der": (
+        lambda: _ecCertificateAndKey(
+            _replaceOnce(bytes.fromhex("30030101ff"), bytes.fromhex("3003010101")),
+            basicConstraints=True,
+        ),
+        "cert",
+        "PEM block 1 has a malformed subject, issuer or extension",
     ),
     "utf8string-openssl-refuses": (
         lambda: _ecCertificateAndKey(_replaceOnce(b"localhost", b"localhos\xff")),
@@ -460,6 +476,24 @@ class TestRealWorldCases:
         assert reason in raised.value.reason
 
     @pytest.mark.parametrize("case", list(_CASES))
+    def test_storeConstruction(self, tmp_path: Path, case: str) -> None:
+        """
+        A certificate store refuses to start on the file in its directory
+        (the certificate read first), with a CredentialError naming the file
+        and saying why, as a single certificate's server does.
+        """
+        cert, key, blamed, reason = _write(tmp_path, case)
+        directory = tmp_path / "sites"
+        directory.mkdir()
+        names = {str(cert): "a-site.pem", str(key): "b-site.key.pem"}
+        shutil.copyfile(cert, directory / names[str(cert)])
+        shutil.copyfile(key, directory / names[str(key)])
+        with pytest.raises(CredentialError) as raised:
+            ReloadingCertificateStore(str(directory), processWide=False)
+        assert raised.value.path == str(directory / names[blamed])
+        assert reason in raised.value.reason
+
+    @pytest.mark.parametrize("case", list(_CASES))
     def test_clientConstruction(self, tmp_path: Path, case: str) -> None:
         """
         Client credentials refuse the same file as a client certificate,
@@ -499,7 +533,12 @@ class TestRealWorldCases:
 
     @pytest.mark.parametrize(
         "case",
-        ["x509-version-18", "utf8string-openssl-refuses", "begin-lines-without-end"],
+        [
+            "x509-version-18",
+            "utf8string-openssl-refuses",
+            "basicConstraints-flag-not-der",
+            "begin-lines-without-end",
+        ],
     )
     def test_clientCABundleReloadKeepsTrust(
         self, tmp_path: Path, ca: trustme.CA, case: str

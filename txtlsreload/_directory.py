@@ -44,10 +44,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from ._errors import CredentialError, escapeControls
+from ._limits import keySizeProblem
 from ._loading import (
     CertificateInfo,
     CredentialFiles,
     Credentials,
+    _certificateIn,
     _pemBlocks,
     _privateKeyIn,
     _proveKeyWorks,
@@ -254,7 +256,13 @@ class _Certificate:
     servesNames: bool
 
     @classmethod
-    def of(cls, pem: bytes) -> _Certificate:
+    def of(cls, path: str, number: int, pem: bytes) -> _Certificate:
+        """
+        Read PEM block C{number} of C{path}.
+
+        @raise CredentialError: If it is a site's certificate whose key is
+            too small or too large to serve.
+        """
         # Attributes are read from a second copy, dropped afterwards: the
         # kept object would otherwise carry its parsed names and key (about
         # 2 KiB) for as long as it is served.
@@ -266,14 +274,21 @@ class _Certificate:
             ).value.ca
         except x509.ExtensionNotFound:
             isCA = False
+        servesNames = not isCA and any(
+            san.startswith(("DNS:", "IP:")) for san in info.subjectAltNames
+        )
+        publicKey = scratch.public_key()
+        if servesNames:
+            problem = keySizeProblem(publicKey, servable=True)
+            if problem is not None:
+                raise CredentialError(path, f"PEM block {number}: {problem}")
         return cls(
             x509.load_pem_x509_certificate(pem),
-            _spki(scratch.public_key()),
+            _spki(publicKey),
             scratch.subject.public_bytes(),
             scratch.issuer.public_bytes(),
             info,
-            not isCA
-            and any(san.startswith(("DNS:", "IP:")) for san in info.subjectAltNames),
+            servesNames,
         )
 
 
@@ -717,12 +732,11 @@ def _parseLoose(
     keys = []
     for number, (label, block) in enumerate(_pemBlocks(path, data), start=1):
         if label in _CERTIFICATE_LABELS:
-            try:
-                certificates.append(_Certificate.of(block))
-            except ValueError:
-                raise CredentialError(
-                    path, f"PEM block {number} is not a valid certificate"
-                ) from None
+            # The checks every certificate gets (version, key type and size,
+            # malformed fields, readable by OpenSSL, which builds the
+            # contexts later): refused here with the same words.
+            _certificateIn(path, number, block)
+            certificates.append(_Certificate.of(path, number, block))
         elif b"PRIVATE KEY" in label:
             key = _privateKeyIn(path, block, None)
             keys.append((_spki(key.public_key()), key))

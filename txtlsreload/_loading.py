@@ -362,13 +362,9 @@ def _parseCredentialFiles(read: FileContents, passphrase: bytes | None) -> Crede
     problem = keySizeProblem(leaf.public_key(), servable=True)
     if problem is not None:
         raise CredentialError(files.certificateFile, f"certificate 1: {problem}")
-    try:
-        info = CertificateInfo.fromCertificate(leaf)
-    except (ValueError, x509.DuplicateExtension, UnsupportedAlgorithm):
-        raise CredentialError(
-            files.certificateFile,
-            "certificate 1 has a malformed subject or subjectAltName",
-        ) from None
+    # Names and extensions were read when the certificate was (a malformed
+    # one is refused there).
+    info = CertificateInfo.fromCertificate(leaf)
     if files.extraChainFile is not None:
         chain.extend(
             certificatesIn(
@@ -630,6 +626,20 @@ def _certificateIn(
     except ValueError:
         raise CredentialError(
             path, f"PEM block {number} is not a valid certificate"
+        ) from None
+    try:
+        # cryptography parses names and extensions only when they are read:
+        # read them on a copy (the kept object stays lean), so that a field
+        # it refuses (a BasicConstraints flag encoded as 0x01, a repeated
+        # extension) is refused now, naming the file, not raised later by a
+        # status page or a metric.
+        scratch = x509.load_pem_x509_certificate(block)
+        scratch.subject.rfc4514_string()
+        scratch.issuer.rfc4514_string()
+        scratch.extensions  # noqa: B018
+    except (ValueError, x509.DuplicateExtension):
+        raise CredentialError(
+            path, f"PEM block {number} has a malformed subject, issuer or extension"
         ) from None
     problem = keySizeProblem(publicKey, servable=False)
     if problem is not None:
