@@ -12,16 +12,12 @@ from pathlib import Path
 
 import pytest
 import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, LogLevel, formatEvent
 
 from txtlsreload import ReloadingContextFactory, warnBeforeExpiry
 
-from .tlshelpers import writeLeaf
+from .tlshelpers import pemOf, selfSigned, writeLeaf
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -35,28 +31,11 @@ def _writeCertificate(
     Write a self-signed certificate valid from C{notBefore} to C{notAfter}
     (trustme fixes notBefore in 2000) and its key.
     """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(notBefore)
-        .not_valid_after(notAfter)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-        .sign(key, hashes.SHA256())
-    )
+    certificate, key = selfSigned(notBefore=notBefore, notAfter=notAfter)
     certPath, keyPath = directory / "server.crt", directory / "server.key"
-    certPath.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    keyPath.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    certPEM, keyPEM = pemOf(certificate, key)
+    certPath.write_bytes(certPEM)
+    keyPath.write_bytes(keyPEM)
     return certPath, keyPath
 
 

@@ -9,7 +9,6 @@ half-made object can still be shown.
 from __future__ import annotations
 
 import base64
-import datetime
 import os
 import secrets
 import subprocess
@@ -21,9 +20,7 @@ from types import TracebackType
 
 import pytest
 import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, formatEvent
@@ -45,6 +42,8 @@ from .tlshelpers import (
     clientOptions,
     everythingReported,
     handshake,
+    pemOf,
+    selfSigned,
     writeLeaf,
 )
 
@@ -368,27 +367,7 @@ def _selfSigned(commonName: str, dnsName: str) -> tuple[bytes, bytes]:
     A self-signed certificate (PEM) with this subject CN and DNS name, and
     its key (PEM).
     """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, commonName)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(dnsName)]), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM), key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    return pemOf(*selfSigned(commonName, dnsName))
 
 
 def _formatted(events: Sequence[LogEvent]) -> list[str]:

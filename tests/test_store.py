@@ -19,7 +19,7 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -48,7 +48,7 @@ from txtlsreload import (
 )
 
 from .reactors import CallsFromThreads
-from .tlshelpers import clientOptions, handshake
+from .tlshelpers import clientOptions, handshake, pemOf, selfSigned
 
 # Real time (clients check validity against it), held still by a Clock.
 _NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -1069,12 +1069,14 @@ class TestFilesOnDisk:
         assert (result.changed, result.parsed, result.succeeded) == (False, 0, True)
 
     @pytest.mark.parametrize("layout", ["certbot", "kubernetes"])
-    def test_brokenPairKeepsLastGood(
-        self, tmp_path: Path, ca: trustme.CA, layout: str
+    @pytest.mark.parametrize("badKey", ["junk", "another certificate's"])
+    def test_badKeyInPairKeepsLastGood(
+        self, tmp_path: Path, ca: trustme.CA, layout: str, badKey: str
     ) -> None:
         """
-        A pair whose key file turns bad is refused, naming the file, and its
-        name keeps its certificate.
+        In a pair layout, a key file that turns to junk, or to a valid key
+        that is not the certificate's, is refused on reload, naming the key
+        file as the pair names it; the name keeps its certificate.
         """
         leaf = _issue(ca, "a.example")
         _LAYOUTS[layout](tmp_path, "a", leaf)
@@ -1084,9 +1086,14 @@ class TestFilesOnDisk:
             if layout == "certbot"
             else tmp_path / "a" / "tls.key"
         )
-        keyFile.resolve().write_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n")
+        keyFile.resolve().write_bytes(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n"
+            if badKey == "junk"
+            else _issue(ca, "b.example").private_key_pem.bytes()
+        )
         result = store.reload()
-        assert result.error is not None and not result.succeeded
+        assert not result.succeeded
+        assert result.error is not None and result.error.path == str(keyFile)
         assert _served(store, ca, "a.example") == _serial(leaf)
 
     def test_amongHundredsOfOtherFiles(self, tmp_path: Path, ca: trustme.CA) -> None:
@@ -1102,55 +1109,17 @@ class TestFilesOnDisk:
         assert list(store.names) == ["a.example"]
         assert _served(store, ca, "a.example") == _serial(leaf)
 
-    @pytest.mark.parametrize("layout", ["certbot", "kubernetes"])
-    def test_keyOfAnotherCertificateRefused(
-        self, tmp_path: Path, ca: trustme.CA, layout: str
-    ) -> None:
-        """
-        In a pair layout, a valid key that is not the certificate's is
-        refused on reload, naming the key file as the pair names it; the
-        name keeps its certificate.
-        """
-        leaf = _issue(ca, "a.example")
-        _LAYOUTS[layout](tmp_path, "a", leaf)
-        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
-        keyFile = (
-            tmp_path / "live" / "a" / "privkey.pem"
-            if layout == "certbot"
-            else tmp_path / "a" / "tls.key"
-        )
-        keyFile.resolve().write_bytes(_issue(ca, "b.example").private_key_pem.bytes())
-        result = store.reload()
-        assert not result.succeeded
-        assert result.error is not None and result.error.path == str(keyFile)
-        assert _served(store, ca, "a.example") == _serial(leaf)
-
     def test_selfSignedServed(self, tmp_path: Path) -> None:
         """
         A self-signed certificate is served alone, without a chain, to a
         client that trusts it.
         """
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self")])
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(_NOW - _DAY)
-            .not_valid_after(_NOW + _DAY)
-            .add_extension(
-                x509.SubjectAlternativeName([x509.DNSName("self.example")]), False
-            )
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256())
+        certificate, key = selfSigned(
+            "self", "self.example", _NOW - _DAY, _NOW + _DAY, isCA=True
         )
         path = tmp_path / "self.pem"
-        path.write_bytes(
-            key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-            + certificate.public_bytes(Encoding.PEM)
-        )
+        certPEM, keyPEM = pemOf(certificate, key)
+        path.write_bytes(keyPEM + certPEM)
         store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
         client = clientOptions(path, hostname="self.example")
         result = handshake(store, client)

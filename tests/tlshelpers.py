@@ -20,7 +20,7 @@ from pathlib import Path
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from OpenSSL.crypto import X509
@@ -39,6 +39,54 @@ from twisted.test.iosim import IOPump, connectedServerAndClient
 from zope.interface import implementer
 
 from txtlsreload import IReloadable, ReloadingContextFactory
+
+
+def selfSigned(
+    commonName: str = "localhost",
+    dnsName: str = "localhost",
+    notBefore: datetime.datetime | None = None,
+    notAfter: datetime.datetime | None = None,
+    isCA: bool = False,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """
+    A self-signed ECDSA certificate with this subject CN and DNS name, valid
+    from C{notBefore} (default: an hour ago) to C{notAfter} (default: in a
+    day), and its key; for what trustme cannot make (it fixes notBefore in
+    2000, and signs with a CA).
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, commonName)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(notBefore or now - datetime.timedelta(hours=1))
+        .not_valid_after(notAfter or now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(dnsName)]), critical=False
+        )
+    )
+    if isCA:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=True, path_length=None), critical=True
+        )
+    return builder.sign(key, hashes.SHA256()), key
+
+
+def pemOf(
+    certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> tuple[bytes, bytes]:
+    """
+    C{certificate} and C{key} as PEM (the key unencrypted PKCS#8).
+    """
+    return certificate.public_bytes(serialization.Encoding.PEM), key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
 
 
 def writeLeaf(
