@@ -713,6 +713,22 @@ class TestHelloEndToEnd:
     C{twistd tlshello} without certificate options, as a new user runs it.
     """
 
+    def test_portZeroHintNamesChosenPort(
+        self, tmp_path: Path, servers: Callable[..., ServerProcess]
+    ) -> None:
+        """
+        Told port 0, it names in its curl hint the port the kernel chose,
+        and the hint works.
+        """
+        command = [*_TWISTD, "-n", "--pidfile=", "tlshello", "--port", "0"]
+        server = servers(command, cwd=tmp_path, env=_environment())
+        listening = server.waitFor(r"Listening on 127\.0\.0\.1:(\d+): ")
+        hinted = server.waitFor(r"Try: curl --cacert \S+ https://localhost:(\d+)/")
+        assert hinted == listening != "0"
+        certFile = tmp_path / "tlshello-dev" / "cert.pem"
+        url = f"https://127.0.0.1:{hinted}/"
+        assert _curl(url, certFile) == "Hello, TLS.\n"
+
     def test_developmentCertificate(
         self, tmp_path: Path, servers: Callable[..., ServerProcess]
     ) -> None:

@@ -274,6 +274,9 @@ class _AnnouncingEndpoint:
         self._endpoint = endpoint
         self._description = description
         self._admin = admin
+        #: The port number it listens on, once it does (told port 0, the
+        #: kernel chose it).
+        self.boundPort: int | None = None
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
         listening = self._endpoint.listen(protocolFactory)
@@ -282,6 +285,7 @@ class _AnnouncingEndpoint:
 
     def _announce(self, port: IListeningPort) -> IListeningPort:
         host = port.getHost()
+        self.boundPort = getattr(host, "port", None)
         if self._admin:
             url = _url(host, tls=False)
             _log.info(
@@ -338,6 +342,7 @@ class _HelloService(service.MultiService):
         super().__init__()
         self._development = development
         self.rotatable: list[ReloadingServerEndpoint] = []
+        self._announcing: dict[IStreamServerEndpoint, _AnnouncingEndpoint] = {}
 
     def addListener(
         self,
@@ -353,9 +358,9 @@ class _HelloService(service.MultiService):
         """
         if isinstance(endpoint, ReloadingServerEndpoint):
             self.rotatable.append(endpoint)
-        listener = StreamServerEndpointService(
-            _AnnouncingEndpoint(endpoint, description, admin), factory
-        )
+        announcing = _AnnouncingEndpoint(endpoint, description, admin)
+        self._announcing[endpoint] = announcing
+        listener = StreamServerEndpointService(announcing, factory)
         # As strports.service does for twistd web: a port that cannot be
         # bound stops the start-up, instead of being logged and skipped.
         listener._raiseSynchronously = True
@@ -417,6 +422,15 @@ class _HelloService(service.MultiService):
             pid=os.getpid(),
         )
 
+    def _portOf(self, endpoint: ReloadingServerEndpoint) -> int:
+        """
+        The port C{endpoint} listens on: the one the kernel chose, if it
+        was told port 0.
+        """
+        announcing = self._announcing.get(endpoint)
+        bound = None if announcing is None else announcing.boundPort
+        return endpoint.port if bound is None else bound
+
     def _announceDevelopment(self, development: DevelopmentCertificate) -> None:
         """
         Say where the development certificate is and how to try it.
@@ -444,7 +458,7 @@ class _HelloService(service.MultiService):
             notAfter=development.notAfter.isoformat(),
             certificateFile=development.certificateFile,
             privateKeyFile=development.privateKeyFile,
-            port=DEFAULT_PORT if shortcut is None else shortcut.port,
+            port=DEFAULT_PORT if shortcut is None else self._portOf(shortcut),
             clientOptions=clientOptions,
             clientNote=clientNote,
         )
