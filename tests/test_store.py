@@ -1164,3 +1164,93 @@ class TestFilesOnDisk:
         with pytest.raises(CredentialError, match="not a valid certificate") as raised:
             ReloadingCertificateStore(str(tmp_path), reactor=_clock())
         assert raised.value.path == str(junk)
+
+
+def _reissued(ca: trustme.CA, leaf: trustme.LeafCert) -> bytes:
+    """
+    The certificate of C{leaf} issued again by C{ca}, for the same key (as
+    C{certbot --reuse-key} renews), with a new serial; PEM.
+    """
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    old = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes())
+    caCertificate = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    caKey = load_pem_private_key(ca.private_key_pem.bytes(), None)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(caCertificate.subject)
+        .public_key(old.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(old.not_valid_before_utc)
+        .not_valid_after(old.not_valid_after_utc + _DAY)
+    )
+    for extension in old.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(caKey, hashes.SHA256()).public_bytes(  # type: ignore[arg-type]
+        Encoding.PEM
+    )
+
+
+class TestDirectoryOverTime:
+    """
+    What a directory does between reloads: kept listings, keys shared by
+    renewals, sites added a half at a time.
+    """
+
+    def test_keptListingSeesNewFile(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A directory untouched for a while is not listed again on reload, and
+        a file added to it later is still found (adding it changes the
+        directory).
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        old = _NOW.timestamp() - 3600
+        os.utime(tmp_path, (old, old))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert store.reload().parsed == 0
+        assert store.reload().parsed == 0
+        added = _issue(ca, "b.example")
+        _writeLoose(tmp_path, "b", added)
+        result = store.reload()
+        assert result.added == ("b.example",)
+        assert _served(store, ca, "b.example") == _serial(added)
+
+    def test_renewalWithSameKeyInAnotherFile(
+        self, tmp_path: Path, ca: trustme.CA
+    ) -> None:
+        """
+        A renewal for the same key written to a new file is served (the
+        later notAfter wins), and keeps being served once the old
+        certificate's file is deleted.
+        """
+        leaf = _issue(ca, "a.example")
+        _writeLoose(tmp_path, "a", leaf)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        renewed = _reissued(ca, leaf)
+        (tmp_path / "a-renewed.pem").write_bytes(renewed)
+        assert store.reload().succeeded
+        serial = x509.load_pem_x509_certificate(renewed).serial_number
+        assert _served(store, ca, "a.example") == serial
+        (tmp_path / "a.pem").unlink()
+        assert store.reload().succeeded
+        assert _served(store, ca, "a.example") == serial
+
+    def test_newSiteCertificateBeforeKey(self, tmp_path: Path, ca: trustme.CA) -> None:
+        """
+        A new site's certificate written before its key is refused, and not
+        served; once the key is there, the site is.
+        """
+        _writeLoose(tmp_path, "a", _issue(ca, "a.example"))
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        site = _issue(ca, "b.example")
+        (tmp_path / "b.pem").write_bytes(site.cert_chain_pems[0].bytes())
+        result = store.reload()
+        assert not result.succeeded
+        assert result.error is not None
+        assert result.error.path == str(tmp_path / "b.pem")
+        assert "b.example" not in store.names
+        (tmp_path / "b.key.pem").write_bytes(site.private_key_pem.bytes())
+        result = store.reload()
+        assert result.succeeded and result.added == ("b.example",)
+        assert _served(store, ca, "b.example") == _serial(site)

@@ -51,7 +51,9 @@ def watching(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[Harness
         yield harness
 
 
-def _store(directory: Path, harness: Harness) -> ReloadingCertificateStore:
+def _store(
+    directory: Path, harness: Harness, **kwargs: str
+) -> ReloadingCertificateStore:
     """
     A store of C{directory} on the harness's reactor (its clock set to now,
     as certificates are checked against it), not registered for SIGHUP.
@@ -59,7 +61,7 @@ def _store(directory: Path, harness: Harness) -> ReloadingCertificateStore:
     clock = _clock()
     harness.reactor.advance(clock.seconds() - harness.reactor.seconds())
     return ReloadingCertificateStore(
-        str(directory), reactor=harness.reactor, processWide=False
+        str(directory), reactor=harness.reactor, processWide=False, **kwargs
     )
 
 
@@ -156,6 +158,34 @@ class TestStoreWatched:
         )
         watching.pickUp()
         assert _served(store, ca, "b.example") == _serial(renewed)
+
+    def test_defaultOutsideDirectoryWatched(
+        self, watching: Harness, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """
+        A default certificate kept outside the store's directory is watched
+        file by file: its renewal is served to clients without SNI, a
+        renewal under the directory after it too.
+        """
+        _writeLoose(tmp_path / "sites", "a.example", _issue(ca, "a.example"))
+        defaultPath = _writeLoose(tmp_path / "default", "d.example", _issue(ca, "d"))
+        keyPath = tmp_path / "default" / "d.example.key.pem"
+        store = _store(
+            tmp_path / "sites",
+            watching,
+            certificateFile=str(defaultPath),
+            privateKeyFile=str(keyPath),
+        )
+        _watch(watching, store)
+        renewed = _issue(ca, "d")
+        keyPath.write_bytes(renewed.private_key_pem.bytes())
+        defaultPath.write_bytes(renewed.cert_chain_pems[0].bytes())
+        watching.pickUp()
+        assert _served(store, ca, None) == _serial(renewed)
+        site = _issue(ca, "a.example")
+        _writeLoose(tmp_path / "sites", "a.example", site)
+        watching.pickUp()
+        assert _served(store, ca, "a.example") == _serial(site)
 
     def test_refusedFileRetriedUntilFixed(
         self,
