@@ -171,20 +171,29 @@ class TestHalfDoneRotation:
         assert "a.example.pem: no private key" in refused[0]
 
     def test_keylessCertificateAtStartIgnored(
-        self, tmp_path: Path, ca: trustme.CA
+        self, tmp_path: Path, ca: trustme.CA, logEvents: list[LogEvent]
     ) -> None:
         """
         At start-up a site's certificate without a key is left out, as
-        Twisted's C{tls:} does; the other names are served.
+        Twisted's C{tls:} does, with a warning naming its file; the other
+        names are served.
         """
         directory, serials = _sites(tmp_path, ca)
-        (directory / "stray.pem").write_bytes(
-            _issue(ca, "stray.example").cert_chain_pems[0].bytes()
-        )
+        stray = directory / "stray.pem"
+        stray.write_bytes(_issue(ca, "stray.example").cert_chain_pems[0].bytes())
         store = _store(directory)
         assert sorted(store.names) == ["a.example", "b.example"]
         assert store.lastResult.refused == ()
         assert _served(store, ca, "a.example") == serials["a.example"]
+        warnings = [
+            formatEvent(event)
+            for event in logEvents
+            if event["log_level"].name == "warn"
+        ]
+        assert warnings == [
+            f"TLS certificate in {stray} not served: no private key in"
+            f" {directory} matches it"
+        ]
 
     def test_intermediateWithoutKeyAccepted(
         self, tmp_path: Path, ca: trustme.CA

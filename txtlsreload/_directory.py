@@ -305,6 +305,9 @@ class ScanResult:
     @ivar parsed: How many files (or pairs) were parsed, not just looked at.
     @ivar paths: Every file and directory looked at.
     @ivar directories: Every directory entered, the root first.
+    @ivar keyless: At the first look, the files holding a site's
+        certificate with no private key in the directory: left out, as
+        Twisted's C{tls:} does (later, such a change is refused).
     """
 
     added: set[Candidate] = field(default_factory=set)
@@ -313,6 +316,7 @@ class ScanResult:
     parsed: int = 0
     paths: list[str] = field(default_factory=list)
     directories: list[str] = field(default_factory=list)
+    keyless: list[str] = field(default_factory=list)
 
 
 class DirectoryReader:
@@ -498,6 +502,15 @@ class DirectoryReader:
             self._apply(path, old, new, touched)
         if self._settled:
             self._refuseHalfDone(changed, result, touched)
+        else:
+            result.keyless = sorted(
+                path
+                for path, (_, new) in changed.items()
+                if new is not None
+                and any(
+                    c.servesNames and c.spki not in self._keys for c in new.certificates
+                )
+            )
         chainChanged = chainChanged or any(
             c.spki not in self._keys
             for _, new in changed.values()

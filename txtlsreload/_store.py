@@ -39,7 +39,7 @@ from zope.interface import implementer
 from ._activity import Trigger, attributedTo, currentTrigger, holdRound
 from ._callbacks import ReloadHistory
 from ._directory import DirectoryReader, ScanResult, refuseUnservable
-from ._errors import CredentialError
+from ._errors import CredentialError, escapeControls
 from ._explicit import ExplicitCertificate, LoadedCertificate
 from ._loading import CertificateInfo, CredentialFiles
 from ._names import ServedNames, StoreReloadResult
@@ -223,6 +223,13 @@ class ReloadingCertificateStore:
                 self._reader.root, "no certificate with a matching private key found"
             )
         self._history = ReloadHistory(result, owner=self)
+        for path in scanned.keyless:
+            self._log.warn(
+                "TLS certificate in {path} not served: no private key in"
+                " {directory} matches it",
+                path=escapeControls(path),
+                directory=self._reader.root,
+            )
         self._log.info(
             "TLS certificates loaded from {directory}: {names} name(s)",
             directory=self._reader.root,
