@@ -257,15 +257,21 @@ class TestCheck:
     """
 
     @pytest.mark.parametrize("broken", [False, True])
+    @pytest.mark.parametrize("how", ["truncated", "no key"])
     def test_check(
-        self, certificates: tuple[Path, dict[str, int]], broken: bool
+        self, certificates: tuple[Path, dict[str, int]], broken: bool, how: str
     ) -> None:
         """
-        A good directory passes; a bad file fails the check, naming it.
+        A good directory passes; a bad file fails the check, naming it: one
+        that cannot be read, or a site's certificate whose key is not there
+        (a reload refuses it while it is new).
         """
         directory, _ = certificates
-        if broken:
+        if broken and how == "truncated":
             (directory / "bad.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+        elif broken:
+            leaf = trustme.CA().issue_cert("stray.example")
+            (directory / "bad.pem").write_bytes(leaf.cert_chain_pems[0].bytes())
         result = subprocess.run(
             [
                 sys.executable,

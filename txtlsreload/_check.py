@@ -154,7 +154,15 @@ def _load(arguments: argparse.Namespace) -> tuple[str, CertificateInfo | None, s
     factory = server.contextFactory
     if isinstance(factory, ReloadingCertificateStore):
         # Every file under the directory was read and checked; the default
-        # certificate stands for them.
+        # certificate stands for them.  A site's certificate without its key
+        # is only left out at start-up, but a reload refuses it while it is
+        # new (a rotation half done): so does check.
+        if factory._keyless:
+            raise CredentialError(
+                factory._keyless[0],
+                "no private key in the directory matches this certificate"
+                " (is its key still to be written?)",
+            )
         asked = (
             f"client CAs from {factory.clientCAFile}"
             if factory.clientCAFile is not None

@@ -223,6 +223,8 @@ class ReloadingCertificateStore:
                 self._reader.root, "no certificate with a matching private key found"
             )
         self._history = ReloadHistory(result, owner=self)
+        # For check, which refuses them: a reload would, while they are new.
+        self._keyless = tuple(scanned.keyless)
         for path in scanned.keyless:
             self._log.warn(
                 "TLS certificate in {path} not served: no private key in"
