@@ -4,8 +4,8 @@ guard (issue 12's list and later ones), run the suite against each, and say
 whether it failed (caught) or passed (survived).  The source is restored
 after each run.
 
-    .venv/bin/python tests/mutations.py            # every mutation
-    .venv/bin/python tests/mutations.py M5 M6      # some of them
+    .venv/bin/python .ci/mutations.py            # every mutation
+    .venv/bin/python .ci/mutations.py M5 M6      # some of them
 
 Not part of the suite: each mutation runs the whole suite (about a minute).
 """

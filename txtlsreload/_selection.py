@@ -23,7 +23,6 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from ipaddress import ip_address
 
 from twisted.logger import Logger
 
@@ -36,14 +35,11 @@ _log = Logger()
 
 def normalName(name: str) -> str:
     """
-    A DNS name as the table keys it: lower case, no trailing dot; an IP
-    address in its canonical form.
+    A DNS name as the table keys it: lower case, no trailing dot.  (IP
+    addresses come from L{CertificateInfo.subjectAltNames} in their
+    canonical form already.)
     """
-    name = name.strip().rstrip(".").lower()
-    try:
-        return str(ip_address(name))
-    except ValueError:
-        return name
+    return name.strip().rstrip(".").lower()
 
 
 def _keyKind(credentials: Credentials) -> str:
@@ -75,8 +71,10 @@ class Candidate:
         names = []
         for san in credentials.info.subjectAltNames:
             kind, _, value = san.partition(":")
-            if kind in ("DNS", "IP"):
+            if kind == "DNS":
                 names.append(normalName(value))
+            elif kind == "IP":
+                names.append(value)
         return cls(
             credentials, source, tuple(dict.fromkeys(names)), _keyKind(credentials)
         )
