@@ -272,6 +272,23 @@ class TestSelection:
         assert store.certificateFor(asked).serialNumber == _serial(a)  # type: ignore[union-attr]
 
     @pytest.mark.parametrize(
+        "asked",
+        ["a..example", "x" * 70 + ".example", "", "bücher.example", " "],
+        ids=["empty label", "long label", "empty", "unicode", "space"],
+    )
+    def test_oddNamesGetTheDefault(
+        self, tmp_path: Path, ca: trustme.CA, asked: str
+    ) -> None:
+        """
+        C{certificateFor} a name no certificate has, even one that is not a
+        host name at all, says the default certificate rather than raise.
+        """
+        default = _issue(ca, "a.example")
+        _writeLoose(tmp_path, "a", default)
+        store = ReloadingCertificateStore(str(tmp_path), reactor=_clock())
+        assert store.certificateFor(asked).serialNumber == _serial(default)  # type: ignore[union-attr]
+
+    @pytest.mark.parametrize(
         ("asked", "wildcard"),
         [("x.w.example", True), ("w.example", False), ("y.x.w.example", False)],
     )

@@ -46,6 +46,7 @@ from ._names import ServedNames, StoreReloadResult
 from ._options import ServerOptions
 from ._registry import IReloadable, register
 from ._selection import NameTable
+from ._serveridentity import ServerIdentity
 from ._serving import (
     ClientAuth,
     ClientCABundle,
@@ -297,7 +298,13 @@ class ReloadingCertificateStore:
         The certificate a client asking for C{serverName} gets now (L{None}:
         its handshake fails).
         """
-        selection = self._table.lookup(serverName.encode("idna"))
+        try:
+            # Normalized as the client side does: IDNA, case, trailing dot.
+            name = ServerIdentity.parse(serverName).hostname
+        except ValueError:
+            # Not a host name (an empty label, say): no certificate has it.
+            name = serverName
+        selection = self._table.lookup(name.encode("utf-8", "surrogateescape"))
         return None if selection is None else selection.candidates[0].credentials.info
 
     def watchedPaths(self) -> list[str]:
