@@ -752,44 +752,20 @@ def plot(results: dict[str, Any], out: Path) -> Path:
 
     sizes = [s["names"] for s in results["sizes"]]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(
-        sizes,
-        [s["cpuMicroseconds"]["known"] for s in results["sizes"]],
-        "o-",
-        label="txtlsreload",
-    )
-    left.plot(
-        sizes,
-        [s["cpuMicroseconds"]["twistedKnown"] for s in results["sizes"]],
-        "s--",
-        label="Twisted tls:",
-    )
-    left.plot(
-        sizes,
-        [s["cpuMicroseconds"]["bareKnown"] for s in results["sizes"]],
-        "^-.",
-        label="bare pyOpenSSL SNI (floor)",
-    )
-    left.plot(
-        sizes,
-        [s["cpuMicroseconds"]["one"] for s in results["sizes"]],
-        ":",
-        label="one certificate",
-    )
+    # (axes, what, key, style, label)
+    series = [
+        (left, "cpuMicroseconds", "known", "o-", "txtlsreload"),
+        (left, "cpuMicroseconds", "twistedKnown", "s--", "Twisted tls:"),
+        (left, "cpuMicroseconds", "bareKnown", "^-.", "bare pyOpenSSL SNI (floor)"),
+        (left, "cpuMicroseconds", "one", ":", "one certificate"),
+        (right, "reload", "p50ms", "o-", "txtlsreload: reload → handshake p50"),
+        (right, "reload", "twistedRescanMs", "s--", "Twisted tls: full re-read"),
+    ]
+    for axes, what, key, style, label in series:
+        values = [s[what][key] for s in results["sizes"]]
+        axes.plot(sizes, values, style, label=label)
     left.set(xscale="log", xlabel="names", ylabel="server CPU per handshake (µs)")
     left.legend()
-    right.plot(
-        sizes,
-        [s["reload"]["p50ms"] for s in results["sizes"]],
-        "o-",
-        label="txtlsreload: reload → handshake p50",
-    )
-    right.plot(
-        sizes,
-        [s["reload"]["twistedRescanMs"] for s in results["sizes"]],
-        "s--",
-        label="Twisted tls: full re-read",
-    )
     right.set(xscale="log", yscale="log", xlabel="names", ylabel="ms")
     right.legend()
     figure.tight_layout()
