@@ -8,6 +8,7 @@ real inotify events and, separately, by polling alone.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,6 +156,34 @@ class TestStoreWatched:
         )
         (tmp_path / "more" / "b.example.key.pem").write_bytes(
             renewed.private_key_pem.bytes()
+        )
+        watching.pickUp()
+        assert _served(store, ca, "b.example") == _serial(renewed)
+
+    @pytest.mark.parametrize("how", ["renamed", "deleted"])
+    def test_replacedDirectoryWatchedAgain(
+        self, watching: Harness, ca: trustme.CA, tmp_path: Path, how: str
+    ) -> None:
+        """
+        A directory renamed away, or deleted, and made again under the same
+        name is watched again: a renewal written in place in the new one is
+        noticed (with inotify, by an event, since the poll never runs here).
+        """
+        _writeLoose(tmp_path / "more", "b.example", _issue(ca, "b.example"))
+        store = _store(tmp_path, watching)
+        _watch(watching, store)
+        if how == "renamed":
+            (tmp_path / "more").rename(tmp_path / ".old")
+        else:
+            shutil.rmtree(tmp_path / "more")
+        _writeLoose(tmp_path / "more", "b.example", _issue(ca, "b.example"))
+        watching.pickUp()
+        renewed = _issue(ca, "b.example")
+        (tmp_path / "more" / "b.example.key.pem").write_bytes(
+            renewed.private_key_pem.bytes()
+        )
+        (tmp_path / "more" / "b.example.pem").write_bytes(
+            renewed.cert_chain_pems[0].bytes()
         )
         watching.pickUp()
         assert _served(store, ca, "b.example") == _serial(renewed)
